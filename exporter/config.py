@@ -1,0 +1,152 @@
+"""Settings: one table of flag, environment variable, default and validation, read once at start.
+
+Flags win over environment variables, which win over defaults. A bad value raises `ConfigError`
+naming the setting, which the CLI prints as one line before exiting non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .pairs import PairError, PairNames
+
+
+class ConfigError(ValueError):
+    """One bad setting; the message names it."""
+
+
+def _int(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(str(raw).strip())
+        except ValueError:
+            raise ValueError(f"{raw!r} is not an integer") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"{value} is outside [{lo}, {hi}]")
+        return value
+    return parse
+
+
+def _float_positive(raw: str) -> float:
+    try:
+        value = float(str(raw).strip())
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{raw!r} must be a number > 0")
+    return value
+
+
+def _ratio(raw: str) -> float:
+    value = _float_positive(raw)
+    if value > 1:
+        raise ValueError(f"{raw!r} is outside (0, 1]")
+    return value
+
+
+def _pairs(raw: str) -> tuple[str, ...]:
+    items = [p.strip() for p in str(raw).split(",") if p.strip()]
+    if not items:
+        raise ValueError("no pair given")
+    labels = []
+    for item in items:
+        try:
+            label = PairNames.offline(item).label
+        except PairError as exc:
+            raise ValueError(str(exc)) from None
+        if label in labels:
+            raise ValueError(f"pair {item!r} is given twice")
+        labels.append(item)
+    return tuple(labels)
+
+
+def _log_level(raw: str) -> str:
+    level = str(raw).strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError(f"{raw!r} is not one of DEBUG, INFO, WARNING, ERROR")
+    return level
+
+
+def _text(raw: str) -> str:
+    return str(raw).strip()
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    flag: str
+    env: str
+    default: Any
+    parse: Callable[[str], Any]
+    help: str
+    commands: tuple[str, ...]
+
+
+ALL = ("demo", "serve", "scrape")
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", "--host", "EXPORTER_HOST", "127.0.0.1", _text, "address to bind; 0.0.0.0 exposes it", ALL),
+    Setting("port", "--port", "EXPORTER_PORT", 9477, _int(0, 65535), "port for /metrics, /api/status, /healthz", ALL),
+    Setting("pairs", "--pair", "EXPORTER_PAIRS", ("XDGUSD",), _pairs,
+            "pair(s), comma-separated (XDGUSD, DOGE/USD, XBTUSD...)", ALL),
+    Setting("limit", "--limit", "KRAKEN_OPEN_ORDERS_PER_PAIR_LIMIT", 225, _int(1, 1_000_000),
+            "Kraken open-order limit per pair (Starter 60, Intermediate 80, Pro 225)", ("demo", "serve")),
+    Setting("safety_ratio", "--safety-ratio", "OPEN_ORDER_SAFETY_RATIO", 0.75, _ratio,
+            "share of the limit treated as usable, in (0, 1]", ("demo", "serve")),
+    Setting("kraken_stale_after", "--kraken-stale-after", "EXPORTER_KRAKEN_STALE_AFTER", 120.0, _float_positive,
+            "seconds after which a Kraken open-order count no longer counts", ("demo", "serve")),
+    Setting("log_level", "--log-level", "EXPORTER_LOG_LEVEL", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR", ALL),
+    Setting("speedup", "--speedup", "EXPORTER_DEMO_SPEEDUP", 600.0, _float_positive,
+            "demo: simulated seconds per wall second (600: a day in 144 s)", ("demo",)),
+    Setting("seed", "--seed", "EXPORTER_DEMO_SEED", 7, _int(0, 2**31), "demo: random seed", ("demo",)),
+    Setting("duration", "--duration", "EXPORTER_DEMO_DURATION", 0.0, lambda r: 0.0 if float(r) == 0 else _float_positive(r),
+            "demo: stop after this many wall seconds (0: run until Ctrl-C)", ("demo",)),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    command: str = "demo"
+    host: str = "127.0.0.1"
+    port: int = 9477
+    pairs: tuple[str, ...] = ("XDGUSD",)
+    limit: int = 225
+    safety_ratio: float = 0.75
+    kraken_stale_after: float = 120.0
+    log_level: str = "INFO"
+    speedup: float = 600.0
+    seed: int = 7
+    duration: float = 0.0
+
+
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    """Add the flags of `command`; defaults stay None so the environment can fill in."""
+    for s in SETTINGS:
+        if command in s.commands:
+            parser.add_argument(s.flag, dest=s.name, default=None, help=f"{s.help} (env {s.env}, default {_show(s.default)})")
+
+
+def load_config(command: str, args: argparse.Namespace | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Resolve every setting of `command` from flags, then environment, then defaults."""
+    env = env or {}
+    values: dict[str, Any] = {"command": command}
+    known = {f.name for f in fields(Config)}
+    for s in SETTINGS:
+        if command not in s.commands or s.name not in known:
+            continue
+        flag_value = getattr(args, s.name, None) if args is not None else None
+        raw, origin = (flag_value, s.flag) if flag_value is not None else (env.get(s.env), s.env)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[s.name] = s.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{origin}: {exc}") from None
+    return Config(**values)
+
+
+def _show(value: Any) -> str:
+    return ",".join(value) if isinstance(value, tuple) else str(value)

@@ -1,0 +1,67 @@
+"""Pair names: users write `DOGE/USD`, `DOGEUSD`, `XDG/USD` or `XDGUSD`; Kraken's OpenOrders says `XDGUSD`.
+
+A `PairNames` holds every spelling of one pair, upper-cased and without `/`, and the label we export
+(Kraken's REST altname, so two bots configured with different spellings aggregate in PromQL).
+Offline, aliases come from the DOGE↔XDG and BTC↔XBT renames; the Kraken source replaces them with what
+the public `AssetPairs` endpoint says (key, altname, wsname).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+# Websocket/common names -> Kraken REST names.
+_ASSET_ALIASES = {"DOGE": "XDG", "BTC": "XBT"}
+_PAIR_RE = re.compile(r"^[A-Za-z0-9]{2,12}(/[A-Za-z0-9]{2,12})?$")
+
+
+class PairError(ValueError):
+    """A pair that cannot be a Kraken pair name."""
+
+
+def _squash(name: str) -> str:
+    return name.replace("/", "").upper()
+
+
+def _rest_spelling(name: str) -> str:
+    """`DOGE/USD` -> `XDGUSD`; a name without `/` only has a leading alias replaced (`DOGEUSD` -> `XDGUSD`)."""
+    upper = name.upper()
+    if "/" in upper:
+        base, quote = upper.split("/", 1)
+        return _ASSET_ALIASES.get(base, base) + _ASSET_ALIASES.get(quote, quote)
+    for common, rest in _ASSET_ALIASES.items():
+        if upper.startswith(common):
+            return rest + upper[len(common):]
+    return upper
+
+
+@dataclass(frozen=True)
+class PairNames:
+    label: str
+    spellings: frozenset[str]
+
+    @classmethod
+    def offline(cls, pair: str) -> PairNames:
+        """Names known without asking Kraken: the given spelling and its alias form."""
+        if not isinstance(pair, str) or not _PAIR_RE.match(pair.strip()):
+            raise PairError(f"malformed pair {pair!r}: expected e.g. XDGUSD or DOGE/USD")
+        pair = pair.strip()
+        label = _rest_spelling(pair)
+        return cls(label=label, spellings=frozenset({_squash(pair), label}))
+
+    @classmethod
+    def from_asset_pair(cls, configured: str, key: str, info: dict[str, Any]) -> PairNames:
+        """All spellings from one `AssetPairs` entry; the label is its altname."""
+        altname = str(info.get("altname") or key)
+        names = {_squash(configured), _squash(key), _squash(altname), _rest_spelling(configured)}
+        wsname = info.get("wsname")
+        if isinstance(wsname, str) and wsname:
+            names.add(_squash(wsname))
+            names.add(_rest_spelling(wsname))
+        return cls(label=altname.upper(), spellings=frozenset(names))
+
+    def matches(self, kraken_pair: object) -> bool:
+        """True when an OpenOrders `descr.pair` names this pair (case-insensitive, `/` ignored)."""
+        return isinstance(kraken_pair, str) and _squash(kraken_pair) in self.spellings

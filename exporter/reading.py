@@ -1,0 +1,32 @@
+"""`PairReading`: one pair's state at one instant — what /metrics and /api/status both render.
+
+Every data source (the embedded hooks, the Kraken poller feeding them, a scraped bot's /api/status)
+produces these, so the collector and the HTTP app never care where the numbers came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from .capacity import CapacityFillHealth
+
+
+@dataclass(frozen=True)
+class PairReading:
+    pair: str
+    health: CapacityFillHealth | None  # None: the source has no data (e.g. a scraped bot is down)
+    safety_ratio: float | None = None
+    slot_count: int | None = None
+    kraken_data_age_seconds: float | None = None
+    last_update: float | None = None
+    unknown_fields: tuple[str, ...] = ()  # fields this source cannot know (standalone mode)
+
+
+class PairSource(Protocol):
+    """Anything that can describe one pair now."""
+
+    @property
+    def pair(self) -> str: ...
+
+    def reading(self) -> PairReading: ...

@@ -1,0 +1,60 @@
+"""`CapacityExporter`: the pairs of one process and the Prometheus registry that exports them.
+
+A bot with one pair can use a bare `CapacityTelemetry`; this object adds Prometheus instruments, several
+pairs, mirrored sources (a scraped bot) and what the HTTP app serves.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from .clock import Clock, SystemClock
+from .metrics import CapacityCollector, EventMetrics
+from .reading import PairReading, PairSource
+from .telemetry import CapacityTelemetry
+
+
+class CapacityExporter:
+    def __init__(self, registry: CollectorRegistry | None = None, clock: Clock | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.clock = clock or SystemClock()
+        self.events = EventMetrics(self.registry)
+        self._sources: dict[str, PairSource] = {}
+        self._lock = threading.Lock()
+        self.registry.register(CapacityCollector(self.readings))
+
+    def add_pair(self, pair: str, limit: int = 225, safety_ratio: float = 0.75, **options: Any) -> CapacityTelemetry:
+        """Create the telemetry a bot feeds for `pair`, wired to this registry's counters."""
+        telemetry = CapacityTelemetry(pair, limit, safety_ratio, clock=self.clock, **options)
+        telemetry.events = self.events.for_pair(telemetry.pair)
+        self.add_source(telemetry)
+        return telemetry
+
+    def add_source(self, source: PairSource) -> None:
+        with self._lock:
+            if source.pair in self._sources:
+                raise ValueError(f"pair {source.pair} is configured twice")
+            self._sources[source.pair] = source
+
+    def remove_pair(self, pair: str) -> None:
+        """Forget a pair; its series disappear from /metrics."""
+        with self._lock:
+            self._sources.pop(pair, None)
+        self.events.remove_pair(pair)
+
+    @property
+    def pairs(self) -> list[str]:
+        with self._lock:
+            return list(self._sources)
+
+    def source(self, pair: str) -> PairSource | None:
+        with self._lock:
+            return self._sources.get(pair)
+
+    def readings(self) -> list[PairReading]:
+        with self._lock:
+            sources = list(self._sources.values())
+        return [s.reading() for s in sources]

@@ -1,0 +1,71 @@
+"""The `/api/status` side: the spec's `capacity_fill_health` object as JSON-safe dicts.
+
+`add_capacity_fill_health` is what an embedding bot calls inside its own status handler; it adds keys
+and leaves every existing key as it was.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .pairs import PairError, PairNames
+from .reading import PairReading
+from .service import CapacityExporter
+from .telemetry import CapacityTelemetry
+
+
+class UnknownPair(KeyError):
+    """`?pair=` named a pair this process does not export."""
+
+
+def health_dict(reading: PairReading) -> dict[str, Any] | None:
+    """One pair's block with JSON-safe values (never NaN: a non-finite float becomes null)."""
+    if reading.health is None:
+        return None
+    block = reading.health.to_dict()
+    for key, value in block.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            block[key] = None
+    if reading.unknown_fields:
+        block["unknown_fields"] = list(reading.unknown_fields)
+    return block
+
+
+def status_payload(exporter: CapacityExporter, pair: str | None = None) -> dict[str, Any]:
+    """What the exporter serves at /api/status: the chosen pair's block plus every pair's."""
+    readings = exporter.readings()
+    by_pair = {r.pair: r for r in readings}
+    chosen = pair if pair is not None else (readings[0].pair if readings else None)
+    if pair is not None and pair not in by_pair:
+        chosen = _canonical(pair)
+        if chosen not in by_pair:
+            raise UnknownPair(pair)
+    return {
+        "pair": chosen,
+        "pairs": list(by_pair),
+        "generated_at": exporter.clock.now(),
+        "capacity_fill_health": health_dict(by_pair[chosen]) if chosen else None,
+        "capacity_fill_health_by_pair": {p: health_dict(r) for p, r in by_pair.items()},
+    }
+
+
+def add_capacity_fill_health(
+    status: dict[str, Any], source: CapacityTelemetry | CapacityExporter, pair: str | None = None
+) -> dict[str, Any]:
+    """Add `capacity_fill_health` (and, for a `CapacityExporter`, `capacity_fill_health_by_pair`) to a
+    bot's status dict in place, and return it. No other key is read or changed."""
+    if isinstance(source, CapacityTelemetry):
+        status["capacity_fill_health"] = health_dict(source.reading())
+        return status
+    payload = status_payload(source, pair)
+    status["capacity_fill_health"] = payload["capacity_fill_health"]
+    status["capacity_fill_health_by_pair"] = payload["capacity_fill_health_by_pair"]
+    return status
+
+
+def _canonical(pair: str) -> str | None:
+    try:
+        return PairNames.offline(pair).label
+    except PairError:
+        return None

@@ -1,0 +1,82 @@
+import math
+import random
+import statistics
+
+import pytest
+
+from exporter.windows import (
+    DAY_SECONDS,
+    RollingEventWindow,
+    RollingValueWindow,
+    median,
+    percentile_nearest_rank,
+)
+
+
+def naive_p95(values):
+    data = sorted(values)
+    return data[math.ceil(0.95 * len(data)) - 1]
+
+
+def test_events_older_than_a_day_drop_out_of_the_count():
+    w = RollingEventWindow()
+    w.append(1000.0)
+    w.append(2000.0)
+    assert w.count(1000.0 + DAY_SECONDS - 1) == 2
+    assert w.count(1000.0 + DAY_SECONDS) == 1
+    assert w.count(2000.0 + DAY_SECONDS) == 0
+
+
+def test_appending_trims_the_window_too():
+    w = RollingValueWindow()
+    w.append(0.0, 5.0)
+    w.append(DAY_SECONDS + 1, 7.0)
+    assert len(w) == 1
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 19, 20, 21, 100, 101])
+def test_percentiles_match_a_naive_reference(n):
+    rng = random.Random(n)
+    values = [rng.uniform(0, 10_000) for _ in range(n)]
+    assert median(values) == statistics.median(values)
+    assert percentile_nearest_rank(values, 95) == naive_p95(values)
+
+
+def test_p95_is_nearest_rank_not_interpolated():
+    values = list(range(1, 21))  # ceil(0.95*20)=19 -> 19th smallest
+    assert percentile_nearest_rank(values, 95) == 19
+    assert median(values) == 10.5
+
+
+def test_empty_windows_have_no_percentiles():
+    w = RollingValueWindow()
+    assert w.median(0.0) is None
+    assert w.p95(0.0) is None
+    assert median([]) is None
+
+
+def test_value_window_percentiles_use_only_the_last_day():
+    w = RollingValueWindow()
+    w.append(0.0, 1_000_000.0)
+    for i in range(10):
+        w.append(DAY_SECONDS / 2 + i, float(i))
+    now = DAY_SECONDS + 1
+    assert w.values(now) == [float(i) for i in range(10)]
+    assert w.p95(now) == 9.0
+    assert w.median(now) == 4.5
+
+
+def test_an_event_stamped_before_the_newest_is_kept_at_the_newest_time():
+    w = RollingEventWindow()
+    assert w.append(5000.0) is False
+    assert w.append(4000.0) is True  # clock went backwards: clamped, not lost
+    assert w.count(5000.0) == 2
+    assert w.count(5000.0 + DAY_SECONDS) == 0
+
+
+def test_a_flood_keeps_the_newest_events_and_counts_the_overflow():
+    w = RollingEventWindow(max_items=100)
+    for i in range(150):
+        w.append(float(i))
+    assert w.count(150.0) == 100
+    assert w.overflowed == 50
