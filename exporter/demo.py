@@ -97,7 +97,8 @@ class SimulatedBot:
     MEAN_RECOVERY_FILL = 12 * 3600.0
     RECOVERY_SHARE = 0.02  # closed entries that leave a recovery order behind
     PARTIAL_PER_DAY = 0.02  # per order
-    CANCEL_PARTIAL_SHARE = 0.02  # partial fills that end canceled: about one canary every two days
+    FIRST_CANARY_AFTER = 20 * 3600.0  # a partially filled order is canceled (the canary) ...
+    CANARY_EVERY = 36 * 3600.0  # ... then again every day and a half
     ORPHAN_PER_DAY = 0.005  # per order: the bot loses track, Kraken still counts it
     SLOT_EVERY_NORMAL = 1800.0
     SLOT_EVERY_CAUTION = 3 * 3600.0  # faster than the playbook's one a day, so the demo reaches stop
@@ -123,6 +124,7 @@ class SimulatedBot:
         self._last_tick = clock.now()
         self._last_slot_add = self._last_tick
         self._stop_since: float | None = None
+        self._next_canary = self._last_tick + self.FIRST_CANARY_AFTER
         for _ in range(start_slots):
             self._add_slot(self._last_tick)
 
@@ -149,9 +151,6 @@ class SimulatedBot:
             mean = self.MEAN_ENTRY_FILL if order.role == "entry" else self.MEAN_RECOVERY_FILL
             if order.vol_exec == 0 and self._chance(self.PARTIAL_PER_DAY, DAY, dt):
                 order.vol_exec = round(order.vol * self.rng.uniform(0.2, 0.8), 8)
-                if self.rng.random() < self.CANCEL_PARTIAL_SHARE:
-                    self._finish(order, "canceled", now)
-                    continue
             if order.tracked and self._chance(self.ORPHAN_PER_DAY, DAY, dt):
                 order.tracked = False
             if self._chance(1.0, mean, dt):
@@ -159,12 +158,26 @@ class SimulatedBot:
                 self._finish(order, "closed", now)
             elif order.tracked:
                 self.telemetry.observe_order_status(order.txid, "open", f"{order.vol:.8f}", f"{order.vol_exec:.8f}")
+        if now >= self._next_canary:
+            self._next_canary = now + self.CANARY_EVERY
+            self._cancel_a_partial_fill(now)
         self._operate(now)
         entries = sum(1 for o in self.exchange.orders(self.pair) if o.tracked and o.role == "entry")
         recoveries = sum(1 for o in self.exchange.orders(self.pair) if o.tracked and o.role == "recovery")
         self.telemetry.set_internal_counts(active_orders=entries, recovery_orders=recoveries, slot_count=self.slots)
         if self.feed_kraken:
             self.telemetry.observe_kraken_open_orders(self.exchange.open_orders_result())
+
+    def _cancel_a_partial_fill(self, now: float) -> None:
+        """A refresh cancels an entry that had partly filled: the stranded volume the canary is for."""
+        entries = [o for o in self.exchange.orders(self.pair) if o.tracked and o.role == "entry"]
+        if not entries:
+            return
+        order = next((o for o in entries if o.vol_exec > 0), None) or self.rng.choice(entries)
+        if order.vol_exec == 0:
+            order.vol_exec = round(order.vol * self.rng.uniform(0.2, 0.8), 8)
+            self.telemetry.observe_order_status(order.txid, "open", f"{order.vol:.8f}", f"{order.vol_exec:.8f}")
+        self._finish(order, "canceled", now)
 
     def _finish(self, order: SimOrder, status: str, now: float) -> None:
         self.exchange.remove(order.txid)

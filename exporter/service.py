@@ -7,7 +7,7 @@ pairs, mirrored sources (a scraped bot) and what the HTTP app serves.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
@@ -15,6 +15,9 @@ from .clock import Clock, SystemClock
 from .metrics import CapacityCollector, EventMetrics
 from .reading import PairReading, PairSource
 from .telemetry import CapacityTelemetry
+
+if TYPE_CHECKING:
+    from .http import RunningServer
 
 
 class CapacityExporter:
@@ -53,6 +56,12 @@ class CapacityExporter:
     def source(self, pair: str) -> PairSource | None:
         with self._lock:
             return self._sources.get(pair)
+
+    def serve(self, host: str = "127.0.0.1", port: int = 9477) -> RunningServer:
+        """Serve /metrics, /api/status and /healthz from a daemon thread; `stop()` the result to end it."""
+        from .http import create_app, start_server
+
+        return start_server(create_app(self), host, port)
 
     def readings(self) -> list[PairReading]:
         with self._lock:

@@ -369,7 +369,7 @@ class CapacityTelemetry:
         self._update_drift(now)
 
     def _observe_kraken_open_orders(self, now: float, open_orders: Any, fetched_at: float | None) -> None:
-        if isinstance(open_orders, Mapping) and isinstance(open_orders.get("open"), Mapping):
+        if isinstance(open_orders, Mapping) and "open" in open_orders:  # the whole `result`; no txid is "open"
             open_orders = open_orders["open"]
         if not isinstance(open_orders, Mapping):
             raise BadInput("malformed_kraken_reply", f"OpenOrders 'open' is {type(open_orders).__name__}, not a mapping")

@@ -1,0 +1,283 @@
+import logging
+import math
+
+import pytest
+
+from exporter.telemetry import CANARY_MARKER, MAX_TRACKED_TXIDS
+from exporter.windows import DAY_SECONDS
+
+
+def kraken_row(pair: str, status: str = "open") -> dict:
+    return {"status": status, "descr": {"pair": pair, "type": "buy"}, "vol": "13.0", "vol_exec": "0.0"}
+
+
+@pytest.fixture
+def telemetry(exporter):
+    return exporter.add_pair("XDGUSD", limit=225, safety_ratio=0.75)
+
+
+def sample(registry, name, **labels):
+    return registry.get_sample_value(name, {"pair": "XDGUSD", **labels})
+
+
+def test_partial_open_is_counted_once_per_txid_in_window_and_counter(telemetry, registry):
+    for _ in range(3):
+        telemetry.observe_order_status("TX1", "open", "13", "2")
+    telemetry.observe_order_status("TX2", "open", "13", "0")
+    assert telemetry.snapshot().partial_fill_open_events_1d == 1
+    assert sample(registry, "krakenbot_partial_fill_open_events_total") == 1
+
+
+def test_an_order_still_unfilled_or_fully_filled_while_open_is_no_partial(telemetry):
+    telemetry.observe_order_status("TX1", "open", "13", "0")
+    telemetry.observe_order_status("TX2", "open", "13", "13")
+    assert telemetry.snapshot().partial_fill_open_events_1d == 0
+
+
+def test_cancel_after_partial_fill_counts_and_logs_the_canary(telemetry, registry, caplog):
+    telemetry.observe_order_status("TX1", "open", "13", "2")
+    with caplog.at_level(logging.WARNING, logger="kraken_capacity_exporter"):
+        telemetry.observe_order_status("TX1", "canceled", "13", "2", slot=4)
+    snap = telemetry.snapshot()
+    assert snap.partial_fill_cancel_events_1d == 1
+    assert snap.status_band == "stop"
+    assert sample(registry, "krakenbot_partial_fill_cancel_events_total") == 1
+    [record] = [r for r in caplog.records if CANARY_MARKER in r.getMessage()]
+    assert record.levelno == logging.WARNING
+    message = record.getMessage()
+    assert "txid=TX1" in message and "vol_exec=2.00000000" in message and "vol=13.00000000" in message
+    assert "slot=4" in message
+
+
+def test_expired_with_execution_is_a_partial_cancel_and_unfilled_cancel_is_not(telemetry):
+    telemetry.observe_order_status("TX1", "expired", "13", "1.5")
+    telemetry.observe_order_status("TX2", "canceled", "13", "0")
+    assert telemetry.snapshot().partial_fill_cancel_events_1d == 1
+
+
+def test_a_terminal_order_polled_twice_is_counted_once(telemetry, clock):
+    telemetry.observe_order_status("TX1", "canceled", "13", "1")
+    telemetry.observe_order_status("TX1", "canceled", "13", "1")
+    telemetry.observe_order_status("TX2", "closed", "13", "13", placed_at=clock.now() - 60)
+    telemetry.observe_order_status("TX2", "closed", "13", "13", placed_at=clock.now() - 60)
+    snap = telemetry.snapshot()
+    assert snap.partial_fill_cancel_events_1d == 1
+    assert snap.median_fill_seconds_1d == 60.0
+
+
+def test_closed_orders_record_fill_time_from_placed_at(telemetry, clock, registry):
+    now = clock.now()
+    for i, age in enumerate([30, 60, 90, 120]):
+        telemetry.observe_order_status(f"TX{i}", "closed", "13", "13", placed_at=now - age)
+    snap = telemetry.snapshot()
+    assert snap.median_fill_seconds_1d == 75.0
+    assert snap.p95_fill_seconds_1d == 120.0
+    assert sample(registry, "krakenbot_fill_duration_seconds_count") == 4
+    assert sample(registry, "krakenbot_fill_duration_seconds_sum") == 300.0
+    assert sample(registry, "krakenbot_fill_duration_seconds_bucket", le="60.0") == 2
+
+
+def test_closed_order_without_placed_at_records_no_fill_time(telemetry):
+    telemetry.observe_order_status("TX1", "closed", "13", "13", placed_at=0)
+    telemetry.observe_order_status("TX2", "closed", "13", "13")
+    assert telemetry.snapshot().median_fill_seconds_1d is None
+    assert sum(telemetry.hook_errors.values()) == 0
+
+
+def test_events_older_than_a_day_drop_out_when_the_clock_advances(telemetry, clock):
+    telemetry.observe_order_status("TX1", "open", "13", "2")
+    telemetry.observe_order_status("TX2", "canceled", "13", "2")
+    telemetry.observe_order_status("TX3", "closed", "13", "13", placed_at=clock.now() - 10)
+    clock.advance(DAY_SECONDS - 1)
+    assert telemetry.snapshot().partial_fill_open_events_1d == 1
+    clock.advance(1)
+    snap = telemetry.snapshot()
+    assert (snap.partial_fill_open_events_1d, snap.partial_fill_cancel_events_1d) == (0, 0)
+    assert snap.median_fill_seconds_1d is None
+    assert snap.status_band == "normal"
+
+
+def test_txids_are_forgotten_once_the_order_is_no_longer_open(telemetry):
+    telemetry.observe_order_status("TX1", "open", "13", "2")
+    assert "TX1" in telemetry._partial_seen
+    telemetry.observe_order_status("TX1", "closed", "13", "13")
+    assert "TX1" not in telemetry._partial_seen
+
+
+def test_txid_tables_forget_entries_after_a_day_and_stay_bounded(telemetry, clock):
+    for i in range(50):
+        telemetry.observe_order_status(f"P{i}", "open", "13", "2")
+        telemetry.observe_order_status(f"C{i}", "canceled", "13", "0")
+    clock.advance(DAY_SECONDS + 1)
+    telemetry.observe_order_status("LATE", "open", "13", "0")
+    assert len(telemetry._partial_seen) == 0
+    assert len(telemetry._finished) == 0
+
+
+def test_txid_table_is_capped_even_within_a_day(telemetry, monkeypatch):
+    monkeypatch.setattr("exporter.telemetry.MAX_TRACKED_TXIDS", 10)
+    for i in range(25):
+        telemetry.observe_order_status(f"C{i}", "canceled", "13", "0")
+    assert len(telemetry._finished) <= 10 + 1
+    assert telemetry.hook_errors["txid_table_full"] > 0
+    assert MAX_TRACKED_TXIDS >= 10_000
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "kind"),
+    [
+        (("TX", "open", "abc", "1"), {}, "invalid_volume"),
+        (("TX", "open", None, "1"), {}, "invalid_volume"),
+        (("TX", "open", "13", float("nan")), {}, "invalid_volume"),
+        (("TX", "open", "13", "inf"), {}, "invalid_volume"),
+        (("TX", "open", "13", True), {}, "invalid_volume"),
+        (("TX", "open", "-13", "1"), {}, "negative_volume"),
+        (("TX", "open", "13", "14"), {}, "vol_exec_exceeds_vol"),
+        (("TX", None, "13", "1"), {}, "invalid_status"),
+        (("TX", "partially_open", "13", "1"), {}, "unknown_status"),
+        ((None, "open", "13", "1"), {}, "invalid_txid"),
+        (("", "open", "13", "1"), {}, "invalid_txid"),
+        (("TX", "canceled", "13", "x"), {}, "invalid_volume"),
+        (("TX", "closed", "13", "13"), {"placed_at": "yesterday"}, "invalid_placed_at"),
+        (("TX", "closed", "13", "13"), {"placed_at": math.nan}, "invalid_placed_at"),
+        (("TX", "closed", "13", "13"), {"placed_at": 1_700_000_000.0 + 3600}, "placed_at_in_future"),
+    ],
+)
+def test_bad_input_is_counted_by_kind_and_never_raised(telemetry, registry, args, kwargs, kind, caplog):
+    with caplog.at_level(logging.WARNING, logger="kraken_capacity_exporter"):
+        telemetry.observe_order_status(*args, **kwargs)
+    assert telemetry.hook_errors == {kind: 1}
+    assert sample(registry, "krakenbot_hook_errors_total", kind=kind) == 1
+    assert any(kind in r.getMessage() for r in caplog.records)
+    snap = telemetry.snapshot()
+    assert snap.partial_fill_open_events_1d == 0 and snap.median_fill_seconds_1d is None
+
+
+def test_a_flood_of_bad_input_logs_once_a_minute_but_counts_everything(telemetry, clock, caplog):
+    with caplog.at_level(logging.WARNING, logger="kraken_capacity_exporter"):
+        for _ in range(1000):
+            telemetry.observe_order_status("TX", "open", "abc", "1")
+        clock.advance(61)
+        telemetry.observe_order_status("TX", "open", "abc", "1")
+    assert telemetry.hook_errors["invalid_volume"] == 1001
+    assert len(caplog.records) == 2
+
+
+def test_a_hook_survives_an_internal_failure(telemetry, monkeypatch):
+    def boom(*_):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(telemetry, "_observe_order_status", boom)
+    telemetry.observe_order_status("TX", "open", "13", "1")
+    assert telemetry.hook_errors["internal_error"] == 1
+
+
+def test_internal_counts_feed_the_fallback_source(telemetry):
+    telemetry.set_internal_counts(active_orders=1, recovery_orders=1, slot_count=1)
+    snap = telemetry.snapshot()
+    assert snap.open_orders_source == "internal_fallback"
+    assert (snap.open_orders_internal, snap.open_orders_current, snap.open_orders_safe_cap) == (2, 2, 168)
+    assert snap.open_order_headroom == 166
+    assert snap.orders_per_slot_estimate == 2.0
+
+
+def test_bad_internal_counts_are_rejected_and_keep_the_previous_values(telemetry):
+    telemetry.set_internal_counts(active_orders=4, recovery_orders=1, slot_count=2)
+    telemetry.set_internal_counts(active_orders=-1)
+    telemetry.set_internal_counts(slot_count="two")
+    telemetry.set_internal_counts(recovery_orders=1.5)
+    assert telemetry.hook_errors["invalid_count"] == 3
+    assert telemetry.snapshot().open_orders_internal == 5
+
+
+def test_fed_open_orders_count_only_well_formed_rows_of_the_pair(telemetry):
+    reply = {
+        "open": {
+            "A": kraken_row("XDGUSD"),
+            "B": kraken_row("xdgusd"),
+            "C": kraken_row("XBTUSD"),
+            "D": "garbage",
+            "E": {"descr": None},
+            "F": {"descr": {"pair": 7}},
+            "G": kraken_row("XDGUSD", status="pending"),
+        }
+    }
+    telemetry.set_internal_counts(active_orders=2)
+    telemetry.observe_kraken_open_orders(reply)
+    snap = telemetry.snapshot()
+    assert snap.open_orders_source == "kraken"
+    assert snap.open_orders_kraken == 3
+    assert snap.open_orders_drift == 1
+    assert telemetry.hook_errors["malformed_kraken_row"] == 3
+
+
+def test_the_bare_open_mapping_is_accepted_as_well_as_the_result(telemetry):
+    telemetry.observe_kraken_open_orders({"A": kraken_row("XDGUSD")})
+    assert telemetry.snapshot().open_orders_kraken == 1
+
+
+@pytest.mark.parametrize("reply", [None, [], "open", {"open": ["x"]}, 42])
+def test_a_malformed_open_orders_reply_is_counted_and_keeps_the_last_count(telemetry, reply):
+    telemetry.observe_kraken_open_orders({"open": {"A": kraken_row("XDGUSD")}})
+    telemetry.observe_kraken_open_orders(reply)
+    assert telemetry.hook_errors["malformed_kraken_reply"] == 1
+    assert telemetry.snapshot().open_orders_kraken == 1
+
+
+@pytest.mark.parametrize("configured", ["DOGE/USD", "DOGEUSD", "XDG/USD", "XDGUSD", "xdgusd"])
+def test_every_spelling_of_the_pair_matches_krakens_altname(exporter, configured):
+    telemetry = exporter.add_pair(configured)
+    telemetry.observe_kraken_open_orders({"open": {"A": kraken_row("XDGUSD"), "B": kraken_row("XBTUSD")}})
+    assert telemetry.pair == "XDGUSD"
+    assert telemetry.snapshot().open_orders_kraken == 1
+
+
+def test_stale_kraken_data_falls_back_to_internal(exporter, clock):
+    telemetry = exporter.add_pair("XDGUSD", kraken_stale_after=120)
+    telemetry.set_internal_counts(active_orders=3)
+    telemetry.observe_kraken_open_orders({"open": {"A": kraken_row("XDGUSD")}})
+    clock.advance(120)
+    assert telemetry.snapshot().open_orders_source == "kraken"
+    clock.advance(1)
+    snap = telemetry.snapshot()
+    assert snap.open_orders_source == "internal_fallback"
+    assert snap.open_orders_kraken is None and snap.open_orders_current == 3
+    assert telemetry.kraken_data_age() == 121
+
+
+def test_marking_kraken_unavailable_falls_back_at_once(telemetry):
+    telemetry.observe_kraken_count(5)
+    telemetry.observe_kraken_unavailable()
+    assert telemetry.snapshot().open_orders_source == "internal_fallback"
+
+
+def test_drift_hint_appears_only_after_it_persists(exporter, clock):
+    telemetry = exporter.add_pair("XDGUSD", drift_threshold=10, drift_persist_seconds=600, kraken_stale_after=1e9)
+    telemetry.set_internal_counts(active_orders=0)
+    telemetry.observe_kraken_count(10)
+    clock.advance(599)
+    assert "open_order_drift_persistent" not in telemetry.snapshot().blocked_risk_hint
+    clock.advance(1)
+    assert "open_order_drift_persistent" in telemetry.snapshot().blocked_risk_hint
+    telemetry.set_internal_counts(active_orders=5)  # drift 5 < 10: cleared
+    assert "open_order_drift_persistent" not in telemetry.snapshot().blocked_risk_hint
+
+
+def test_clock_going_backwards_loses_no_event_and_is_counted(telemetry, clock):
+    telemetry.observe_order_status("TX1", "open", "13", "2")
+    clock.advance(-3600)
+    telemetry.observe_order_status("TX2", "open", "13", "2")
+    assert telemetry.snapshot().partial_fill_open_events_1d == 2
+    assert telemetry.hook_errors["clock_went_backwards"] == 1
+
+
+def test_a_clock_jump_forward_expires_the_window(telemetry, clock):
+    telemetry.observe_order_status("TX1", "open", "13", "2")
+    clock.advance(10 * DAY_SECONDS)
+    assert telemetry.snapshot().partial_fill_open_events_1d == 0
+
+
+def test_hooks_record_when_they_last_ran(telemetry, clock):
+    assert telemetry.last_update is None
+    telemetry.set_internal_counts(active_orders=1)
+    assert telemetry.last_update == clock.now()
