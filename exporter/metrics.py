@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .capacity import BAND_VALUE, BANDS, HINTS, SOURCES
+from .capacity import BAND_VALUE, BANDS, HINTS, SOURCE_KRAKEN, SOURCES, CapacityFillHealth
 from .reading import PairReading
 from .telemetry import HOOK_ERROR_KINDS
 
@@ -95,8 +95,51 @@ class EventMetrics:
                 self.hook_errors_total.remove(pair, kind)
 
 
-def _gauge(name: str, doc: str, labels: tuple[str, ...] = ("pair",)) -> GaugeMetricFamily:
-    return GaugeMetricFamily(f"{PREFIX}_{name}", doc, labels=list(labels))
+# Gauges of one value per pair: (name, help, value from the block). A None value is left out, never NaN.
+_PAIR_GAUGES: tuple[tuple[str, str, Callable[[CapacityFillHealth], float | None]], ...] = (
+    ("open_orders_current", "Best-available open order count (Kraken, else internal).", lambda s: s.open_orders_current),
+    ("open_orders_kraken", "Open orders of the pair as Kraken reports them; absent when unavailable.",
+     lambda s: s.open_orders_kraken),
+    ("open_orders_internal", "Bot-tracked active + recovery orders.", lambda s: s.open_orders_internal),
+    ("open_orders_drift", "Kraken minus internal open orders; absent when Kraken is unavailable.",
+     lambda s: s.open_orders_drift),
+    ("open_orders_limit", "Configured open-order limit per pair.", lambda s: s.open_order_limit_configured),
+    ("open_orders_safe_cap", "floor(limit * safety ratio), at least 1.", lambda s: s.open_orders_safe_cap),
+    ("open_orders_headroom", "Safe cap minus current open orders.", lambda s: s.open_order_headroom),
+    ("open_orders_utilization_ratio", "Current open orders / safe cap (0-1, may exceed 1).",
+     lambda s: None if s.open_order_utilization_pct is None else s.open_order_utilization_pct / 100.0),
+    ("orders_per_slot", "Open orders per slot; absent with no slots.", lambda s: s.orders_per_slot_estimate),
+    ("estimated_slots_remaining", "Advisory: slots that still fit under the safe cap.", lambda s: s.estimated_slots_remaining),
+    ("partial_fill_open_events_1d", "Partial-open events in the rolling 24h window.", lambda s: s.partial_fill_open_events_1d),
+    ("partial_fill_cancel_events_1d", "Partial-cancel events in the rolling 24h window.",
+     lambda s: s.partial_fill_cancel_events_1d),
+    ("fill_duration_median_1d_seconds", "Median fill time over 24h; absent when none.", lambda s: s.median_fill_seconds_1d),
+    ("fill_duration_p95_1d_seconds", "Nearest-rank p95 fill time over 24h; absent when none.", lambda s: s.p95_fill_seconds_1d),
+    ("status_band", "Band: 0 normal, 1 caution, 2 stop.", lambda s: BAND_VALUE.get(s.status_band)),
+    ("kraken_data_available", "1 when a fresh Kraken open-order count is used.",
+     lambda s: None if s.open_orders_source is None else int(s.open_orders_source == SOURCE_KRAKEN)),
+)
+# Gauges about the pair's data rather than the block: (name, help, value from the reading).
+_READING_GAUGES: tuple[tuple[str, str, Callable[[PairReading], float | None]], ...] = (
+    ("open_orders_safety_ratio", "Configured share of the limit treated as usable (0-1).", lambda r: r.safety_ratio),
+    ("slots", "Slots the bot runs for the pair.", lambda r: r.slot_count),
+    ("kraken_data_age_seconds", "Age of the latest Kraken open-order snapshot; absent when none.",
+     lambda r: r.kraken_data_age_seconds),
+    ("last_update_timestamp_seconds", "When the pair's data last changed (hook call or scrape).", lambda r: r.last_update),
+)
+
+
+def _one(value: str | None) -> tuple[str, ...] | None:
+    return None if value is None else (value,)
+
+
+# State sets: one series per possible value, 1 for the current ones; left out when the state is unknown (None).
+_STATE_SETS: tuple[tuple[str, str, str, tuple[str, ...], Callable[[CapacityFillHealth], Iterable[str] | None]], ...] = (
+    ("status_band_state", "1 for the current band, 0 for the others.", "band", BANDS, lambda s: _one(s.status_band)),
+    ("blocked_risk_hint", "1 when the risk hint is raised.", "hint", HINTS, lambda s: s.blocked_risk_hint),
+    ("open_orders_source", "1 for the source of open_orders_current.", "source", SOURCES,
+     lambda s: _one(s.open_orders_source)),
+)
 
 
 class CapacityCollector(Collector):
@@ -109,70 +152,31 @@ class CapacityCollector(Collector):
         return iter(())
 
     def collect(self) -> Iterator[Metric]:
-        g = {
-            "current": _gauge("open_orders_current", "Best-available open order count (Kraken, else internal)."),
-            "kraken": _gauge("open_orders_kraken", "Open orders of the pair as Kraken reports them; absent when unavailable."),
-            "internal": _gauge("open_orders_internal", "Bot-tracked active + recovery orders."),
-            "drift": _gauge("open_orders_drift", "Kraken minus internal open orders; absent when Kraken is unavailable."),
-            "limit": _gauge("open_orders_limit", "Configured open-order limit per pair."),
-            "ratio": _gauge("open_orders_safety_ratio", "Configured share of the limit treated as usable (0-1)."),
-            "cap": _gauge("open_orders_safe_cap", "floor(limit * safety ratio), at least 1."),
-            "headroom": _gauge("open_orders_headroom", "Safe cap minus current open orders."),
-            "util": _gauge("open_orders_utilization_ratio", "Current open orders / safe cap (0-1, may exceed 1)."),
-            "slots": _gauge("slots", "Slots the bot runs for the pair."),
-            "per_slot": _gauge("orders_per_slot", "Open orders per slot; absent with no slots."),
-            "remaining": _gauge("estimated_slots_remaining", "Advisory: slots that still fit under the safe cap."),
-            "open_1d": _gauge("partial_fill_open_events_1d", "Partial-open events in the rolling 24h window."),
-            "cancel_1d": _gauge("partial_fill_cancel_events_1d", "Partial-cancel events in the rolling 24h window."),
-            "median_1d": _gauge("fill_duration_median_1d_seconds", "Median fill time over 24h; absent when none."),
-            "p95_1d": _gauge("fill_duration_p95_1d_seconds", "Nearest-rank p95 fill time over 24h; absent when none."),
-            "band": _gauge("status_band", "Band: 0 normal, 1 caution, 2 stop."),
-            "band_state": _gauge("status_band_state", "1 for the current band, 0 for the others.", ("pair", "band")),
-            "hint": _gauge("blocked_risk_hint", "1 when the risk hint is raised.", ("pair", "hint")),
-            "source": _gauge("open_orders_source", "1 for the source of open_orders_current.", ("pair", "source")),
-            "available": _gauge("kraken_data_available", "1 when a fresh Kraken open-order count is used."),
-            "age": _gauge("kraken_data_age_seconds", "Age of the latest Kraken open-order snapshot; absent when none."),
-            "last_update": _gauge("last_update_timestamp_seconds", "When the pair's data last changed (hook call or scrape)."),
-        }
-        for r in self._readings():
-            p = r.pair
-            if r.last_update is not None:
-                g["last_update"].add_metric([p], r.last_update)
-            if r.safety_ratio is not None:
-                g["ratio"].add_metric([p], r.safety_ratio)
-            if r.slot_count is not None:
-                g["slots"].add_metric([p], r.slot_count)
-            if r.kraken_data_age_seconds is not None:
-                g["age"].add_metric([p], r.kraken_data_age_seconds)
-            s = r.health
-            if s is None:
+        def family(name: str, doc: str, *labels: str) -> GaugeMetricFamily:
+            return GaugeMetricFamily(f"{PREFIX}_{name}", doc, labels=["pair", *labels])
+
+        pair_gauges = [(family(n, d), get) for n, d, get in _PAIR_GAUGES]
+        reading_gauges = [(family(n, d), get) for n, d, get in _READING_GAUGES]
+        state_sets = [(family(n, d, label), values, get) for n, d, label, values, get in _STATE_SETS]
+        for reading in self._readings():
+            pair = reading.pair
+            for metric, get in reading_gauges:
+                _add(metric, [pair], get(reading))
+            health = reading.health
+            if health is None:
                 continue
-            optional = {
-                "kraken": s.open_orders_kraken,
-                "drift": s.open_orders_drift,
-                "per_slot": s.orders_per_slot_estimate,
-                "median_1d": s.median_fill_seconds_1d,
-                "p95_1d": s.p95_fill_seconds_1d,
-            }
-            for key, value in optional.items():
-                if value is not None:
-                    g[key].add_metric([p], value)
-            g["current"].add_metric([p], s.open_orders_current)
-            g["internal"].add_metric([p], s.open_orders_internal)
-            g["limit"].add_metric([p], s.open_order_limit_configured)
-            g["cap"].add_metric([p], s.open_orders_safe_cap)
-            g["headroom"].add_metric([p], s.open_order_headroom)
-            g["util"].add_metric([p], s.open_order_utilization_pct / 100.0)
-            g["remaining"].add_metric([p], s.estimated_slots_remaining)
-            g["open_1d"].add_metric([p], s.partial_fill_open_events_1d)
-            g["cancel_1d"].add_metric([p], s.partial_fill_cancel_events_1d)
-            if s.status_band in BAND_VALUE:
-                g["band"].add_metric([p], BAND_VALUE[s.status_band])
-            for band in BANDS:
-                g["band_state"].add_metric([p, band], 1 if band == s.status_band else 0)
-            for hint in HINTS:
-                g["hint"].add_metric([p, hint], 1 if hint in s.blocked_risk_hint else 0)
-            for source in SOURCES:
-                g["source"].add_metric([p, source], 1 if source == s.open_orders_source else 0)
-            g["available"].add_metric([p], 1 if s.open_orders_kraken is not None else 0)
-        yield from g.values()
+            for metric, get in pair_gauges:
+                _add(metric, [pair], get(health))
+            for metric, values, get in state_sets:
+                current = get(health)
+                if current is not None:
+                    for value in values:
+                        metric.add_metric([pair, value], 1 if value in current else 0)
+        yield from (m for m, _ in pair_gauges)
+        yield from (m for m, _ in reading_gauges)
+        yield from (m for m, _, _ in state_sets)
+
+
+def _add(metric: GaugeMetricFamily, labels: list[str], value: float | None) -> None:
+    if value is not None:
+        metric.add_metric(labels, value)

@@ -106,3 +106,11 @@ def test_exposition_passes_promtool_check_metrics(exporter, registry, clock):
     result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == b"" and result.stderr.strip() == b""
+
+
+def test_every_hint_is_exported_as_zero_when_none_is_raised(exporter, registry):
+    t = exporter.add_pair("XDGUSD")
+    t.observe_kraken_count(0)
+    assert t.snapshot().blocked_risk_hint == []
+    for hint in ("kraken_open_orders_unavailable", "partial_fill_cancel_detected"):
+        assert value(registry, "krakenbot_blocked_risk_hint", hint=hint) == 0
