@@ -132,6 +132,28 @@ class CapacityFillHealth:
 
 SPEC_FIELDS = tuple(f for f in CapacityFillHealth.__dataclass_fields__ if f != "status_reason")
 
+# The spec's table: field -> JSON types allowed (`type(None)` where nullable). Floats accept JSON integers.
+_NONE = type(None)
+SPEC_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "open_orders_current": (int,),
+    "open_orders_source": (str,),
+    "open_orders_internal": (int,),
+    "open_orders_kraken": (int, _NONE),
+    "open_orders_drift": (int, _NONE),
+    "open_order_limit_configured": (int,),
+    "open_orders_safe_cap": (int,),
+    "open_order_headroom": (int,),
+    "open_order_utilization_pct": (float,),
+    "orders_per_slot_estimate": (float, _NONE),
+    "estimated_slots_remaining": (int,),
+    "partial_fill_open_events_1d": (int,),
+    "partial_fill_cancel_events_1d": (int,),
+    "median_fill_seconds_1d": (float, _NONE),
+    "p95_fill_seconds_1d": (float, _NONE),
+    "status_band": (str,),
+    "blocked_risk_hint": (list,),
+}
+
 
 def evaluate(inputs: CapacityInputs) -> CapacityFillHealth:
     """Derive the whole block from its inputs (spec sections 2, 3 and the band rules)."""

@@ -20,7 +20,9 @@ class PairReading:
     slot_count: int | None = None
     kraken_data_age_seconds: float | None = None
     last_update: float | None = None
-    unknown_fields: tuple[str, ...] = ()  # fields this source cannot know (standalone mode)
+    unknown_fields: tuple[str, ...] = ()  # fields this source cannot know (standalone mode): null in the block
+    invalid_fields: tuple[str, ...] = ()  # fields a scraped bot sent missing or mistyped: null in the block
+    problem: str | None = None  # why there is no data, or what is wrong with it, in a sentence
 
 
 class PairSource(Protocol):

@@ -25,7 +25,7 @@ class CapacityExporter:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.clock = clock or SystemClock()
         self.events = EventMetrics(self.registry)
-        self._sources: dict[str, PairSource] = {}
+        self._sources: list[PairSource] = []  # a list: a scraped source learns its pair from the payload
         self._lock = threading.Lock()
         self.registry.register(CapacityCollector(self.readings))
 
@@ -38,24 +38,24 @@ class CapacityExporter:
 
     def add_source(self, source: PairSource) -> None:
         with self._lock:
-            if source.pair in self._sources:
+            if any(s.pair == source.pair for s in self._sources):
                 raise ValueError(f"pair {source.pair} is configured twice")
-            self._sources[source.pair] = source
+            self._sources.append(source)
 
     def remove_pair(self, pair: str) -> None:
         """Forget a pair; its series disappear from /metrics."""
         with self._lock:
-            self._sources.pop(pair, None)
+            self._sources = [s for s in self._sources if s.pair != pair]
         self.events.remove_pair(pair)
 
     @property
     def pairs(self) -> list[str]:
         with self._lock:
-            return list(self._sources)
+            return [s.pair for s in self._sources]
 
     def source(self, pair: str) -> PairSource | None:
         with self._lock:
-            return self._sources.get(pair)
+            return next((s for s in self._sources if s.pair == pair), None)
 
     def serve(self, host: str = "127.0.0.1", port: int = 9477) -> RunningServer:
         """Serve /metrics, /api/status and /healthz from a daemon thread; `stop()` the result to end it."""
@@ -65,5 +65,5 @@ class CapacityExporter:
 
     def readings(self) -> list[PairReading]:
         with self._lock:
-            sources = list(self._sources.values())
+            sources = list(self._sources)
         return [s.reading() for s in sources]

@@ -29,6 +29,8 @@ def health_dict(reading: PairReading) -> dict[str, Any] | None:
             block[key] = None
     if reading.unknown_fields:
         block["unknown_fields"] = list(reading.unknown_fields)
+    if reading.invalid_fields:
+        block["invalid_fields"] = list(reading.invalid_fields)
     return block
 
 
@@ -41,13 +43,17 @@ def status_payload(exporter: CapacityExporter, pair: str | None = None) -> dict[
         chosen = _canonical(pair)
         if chosen not in by_pair:
             raise UnknownPair(pair)
-    return {
+    payload = {
         "pair": chosen,
         "pairs": list(by_pair),
         "generated_at": exporter.clock.now(),
         "capacity_fill_health": health_dict(by_pair[chosen]) if chosen else None,
         "capacity_fill_health_by_pair": {p: health_dict(r) for p, r in by_pair.items()},
     }
+    problems = {p: r.problem for p, r in by_pair.items() if r.problem}
+    if problems:
+        payload["problems"] = problems
+    return payload
 
 
 def add_capacity_fill_health(

@@ -96,3 +96,9 @@ def test_exporter_status_adds_both_keys_to_a_bot_status(exporter):
     exporter.add_pair("XDGUSD")
     status = add_capacity_fill_health({"mode": "RUNNING"}, exporter)
     assert set(status) == {"mode", "capacity_fill_health", "capacity_fill_health_by_pair"}
+
+
+def test_the_codes_field_type_table_matches_the_spec_table_here():
+    from exporter.capacity import SPEC_FIELD_TYPES
+
+    assert SPEC_FIELD_TYPES == SPEC_TYPES

@@ -1,0 +1,229 @@
+"""A local fake of Kraken's REST API, shared by the demo and the tests.
+
+It speaks Kraken's shapes (`{"error": [...], "result": {...}}`, numbers as strings, `descr.pair` altnames) and
+checks what krakenex really sends: the `API-Key` header, the `API-Sign` HMAC-SHA512 over the URL path and the
+SHA-256 of nonce + body, and a strictly increasing nonce per key. A bad key or signature gets
+`EAPI:Invalid key`, an old nonce `EAPI:Invalid nonce`. It can be told to fail (`fail(...)`), records every
+endpoint called (`calls`), and never trades: any other private endpoint is recorded and refused.
+It binds 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+# A few real AssetPairs entries (abridged to the fields we read).
+ASSET_PAIRS: dict[str, dict[str, Any]] = {
+    "XDGUSD": {"altname": "XDGUSD", "wsname": "XDG/USD", "base": "XXDG", "quote": "ZUSD", "status": "online"},
+    "XXBTZUSD": {"altname": "XBTUSD", "wsname": "XBT/USD", "base": "XXBT", "quote": "ZUSD", "status": "online"},
+    "XETHZUSD": {"altname": "ETHUSD", "wsname": "ETH/USD", "base": "XETH", "quote": "ZUSD", "status": "online"},
+    "SOLUSD": {"altname": "SOLUSD", "wsname": "SOL/USD", "base": "SOL", "quote": "ZUSD", "status": "online"},
+}
+
+# Failure modes besides Kraken error strings (any "E..." string is returned in the error array).
+HTTP_500 = "http_500"
+SLOW = "slow"
+GARBAGE = "garbage"
+STALE_NONCE = "stale_nonce"
+
+
+def kraken_signature(secret: str, urlpath: str, nonce: str, body: bytes) -> str:
+    """Kraken's API-Sign: base64(HMAC-SHA512(base64decode(secret), path + SHA256(nonce + body)))."""
+    message = urlpath.encode() + hashlib.sha256(nonce.encode() + body).digest()
+    return base64.b64encode(hmac.new(base64.b64decode(secret), message, hashlib.sha512).digest()).decode()
+
+
+def order_info(pair: str, vol: str = "13.00000000", vol_exec: str = "0.00000000", status: str = "open") -> dict:
+    """One OrderInfo as OpenOrders reports it."""
+    return {
+        "refid": None, "userref": 0, "status": status, "opentm": time.time(), "starttm": 0, "expiretm": 0,
+        "descr": {"pair": pair, "type": "buy", "ordertype": "limit", "price": "0.1850000", "price2": "0",
+                  "leverage": "none", "order": f"buy {vol} {pair} @ limit 0.1850000", "close": ""},
+        "vol": vol, "vol_exec": vol_exec, "cost": "0.000000000", "fee": "0.000000000", "price": "0.000000000",
+        "stopprice": "0.000000000", "limitprice": "0.000000000", "misc": "", "oflags": "fciq",
+    }
+
+
+class FakeKraken:
+    """`FakeKraken(key, secret, open_orders=...)`; `start()` returns its URL for `krakenex.API.uri`."""
+
+    def __init__(
+        self,
+        key: str,
+        secret: str,
+        open_orders: dict[str, dict] | Callable[[], dict[str, dict]] | None = None,
+        slow_seconds: float = 5.0,
+    ) -> None:
+        self.key = key
+        self._secret = secret
+        self._open_orders = open_orders if open_orders is not None else {}
+        self.slow_seconds = slow_seconds
+        self.calls: list[str] = []
+        self.rejections: list[str] = []
+        self._failure: str | None = None
+        self._failures_left: int | None = None
+        self._last_nonce: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    def __repr__(self) -> str:
+        return f"FakeKraken(url={self.url if self._server else None!r})"
+
+    # ---- scripting ---------------------------------------------------------------------------
+
+    def fail(self, mode: str, times: int | None = None) -> None:
+        """Fail every request (or the next `times`) with `mode`: HTTP_500, SLOW, GARBAGE, STALE_NONCE or "E..."."""
+        with self._lock:
+            self._failure, self._failures_left = mode, times
+
+    def heal(self) -> None:
+        with self._lock:
+            self._failure, self._failures_left = None, None
+
+    def set_open_orders(self, open_orders: dict[str, dict] | Callable[[], dict[str, dict]]) -> None:
+        with self._lock:
+            self._open_orders = open_orders
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> str:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+            def do_GET(self) -> None:
+                fake._handle(self, "GET")
+
+            def do_POST(self) -> None:
+                fake._handle(self, "POST")
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, name="fake-kraken", daemon=True).start()
+        return self.url
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "not started"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    # ---- requests ----------------------------------------------------------------------------
+
+    def _take_failure(self) -> str | None:
+        with self._lock:
+            mode = self._failure
+            if mode is not None and self._failures_left is not None:
+                self._failures_left -= 1
+                if self._failures_left <= 0:
+                    self._failure, self._failures_left = None, None
+            return mode
+
+    def _handle(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        parsed = urlparse(request.path)
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else b""
+        parts = parsed.path.strip("/").split("/")
+        if len(parts) != 3 or parts[0] != "0" or parts[1] not in ("public", "private"):
+            return self._send(request, 404, b"<html>404 Not Found</html>", "text/html")
+        kind, endpoint = parts[1], parts[2]
+        with self._lock:
+            self.calls.append(f"{kind}/{endpoint}")
+        mode = self._take_failure()
+        if mode == HTTP_500:
+            return self._send(request, 500, b"<html><body>500 Internal Server Error</body></html>", "text/html")
+        if mode == SLOW:
+            time.sleep(self.slow_seconds)
+        if mode == GARBAGE:
+            return self._send(request, 200, b"<html>cloudflare says hello</html>", "text/html")
+        if mode == STALE_NONCE:
+            return self._reply(request, ["EAPI:Invalid nonce"])
+        if mode and mode.startswith("E"):
+            return self._reply(request, [mode])
+        if kind == "public":
+            if method != "GET":
+                return self._reply(request, ["EGeneral:Invalid arguments"])
+            return self._public(request, endpoint, parse_qs(parsed.query))
+        if method != "POST":
+            return self._reply(request, ["EGeneral:Invalid arguments"])
+        error = self._verify(request, parsed.path, body)
+        if error:
+            with self._lock:
+                self.rejections.append(error)
+            return self._reply(request, [error])
+        return self._private(request, endpoint, parse_qs(body.decode()))
+
+    def _verify(self, request: BaseHTTPRequestHandler, path: str, body: bytes) -> str | None:
+        form = parse_qs(body.decode(errors="replace"))
+        nonce = (form.get("nonce") or [""])[0]
+        if request.headers.get("API-Key") != self.key:
+            return "EAPI:Invalid key"
+        if not nonce.isdigit():
+            return "EAPI:Invalid nonce"
+        expected = kraken_signature(self._secret, path, nonce, body)
+        if not hmac.compare_digest(expected, request.headers.get("API-Sign", "")):
+            return "EAPI:Invalid key"
+        with self._lock:
+            if int(nonce) <= self._last_nonce.get(self.key, 0):
+                return "EAPI:Invalid nonce"
+            self._last_nonce[self.key] = int(nonce)
+        return None
+
+    def _public(self, request: BaseHTTPRequestHandler, endpoint: str, query: dict[str, list[str]]) -> None:
+        if endpoint == "Time":
+            now = int(time.time())
+            return self._reply(request, [], {"unixtime": now, "rfc1123": time.strftime("%a, %d %b %y %H:%M:%S +0000")})
+        if endpoint == "AssetPairs":
+            wanted = [p for p in ",".join(query.get("pair", [])).split(",") if p]
+            if not wanted:
+                return self._reply(request, [], ASSET_PAIRS)
+            found = {k: v for k, v in ASSET_PAIRS.items() if k in wanted or v["altname"] in wanted}
+            if len(found) < len(wanted):
+                return self._reply(request, ["EQuery:Unknown asset pair"])
+            return self._reply(request, [], found)
+        return self._reply(request, ["EGeneral:Unknown method"])
+
+    def _private(self, request: BaseHTTPRequestHandler, endpoint: str, form: dict[str, list[str]]) -> None:
+        with self._lock:
+            source = self._open_orders
+        orders = source() if callable(source) else source
+        if endpoint == "OpenOrders":
+            return self._reply(request, [], {"open": orders})
+        if endpoint == "QueryOrders":
+            txids = (form.get("txid") or [""])[0].split(",")
+            return self._reply(request, [], {t: orders[t] for t in txids if t in orders})
+        return self._reply(request, ["EGeneral:Permission denied"])  # this fake never trades
+
+    def _reply(self, request: BaseHTTPRequestHandler, errors: list[str], result: Any = None) -> None:
+        payload: dict[str, Any] = {"error": errors}
+        if result is not None:
+            payload["result"] = result
+        self._send(request, 200, json.dumps(payload).encode(), "application/json")
+
+    def _send(self, request: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str) -> None:
+        try:
+            request.send_response(status)
+            request.send_header("Content-Type", content_type)
+            request.send_header("Content-Length", str(len(body)))
+            request.end_headers()
+            request.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (e.g. after its timeout)

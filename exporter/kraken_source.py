@@ -1,0 +1,142 @@
+"""The polled source: our own `OpenOrders` poller, for standalone use with a separate read-only key.
+
+One background thread calls `OpenOrders` every `interval` seconds (one call serves every pair) and feeds the
+reply to each pair's telemetry, exactly as an embedding bot feeds the reply it fetched itself. A scrape or a
+status read never waits on Kraken. Failures are classified and counted; any failure makes the pairs fall back to
+their internal count at once, and a rate limit backs the next poll off exponentially (capped).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from .kraken_api import AUTH_RESULTS, RATE_LIMIT_RESULTS, RESULTS, KrakenError, ReadOnlyKraken
+from .metrics import PREFIX
+from .pairs import PairError, PairNames, _rest_spelling, _squash
+from .telemetry import CapacityTelemetry
+
+log = logging.getLogger("kraken_capacity_exporter.kraken")
+
+DEFAULT_POLL_INTERVAL = 15.0  # 1 call / 15 s: 20% of a Starter key's 0.33/s decay, less on higher tiers
+MAX_BACKOFF = 300.0
+_PERMISSION_HINT = (
+    "the API key lacks the 'Query Open Orders & Trades' permission (Kraken > Settings > API); "
+    "the exporter keeps running on the internal count"
+)
+
+
+class KrakenSourceMetrics:
+    """Health of the one Kraken connection of the process (no pair label: one call serves all pairs)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(f"{PREFIX}_kraken_requests", "Kraken API calls by endpoint and result.",
+                                ["endpoint", "result"], registry=registry)
+        self.duration = Histogram(f"{PREFIX}_kraken_request_duration_seconds", "Kraken API call latency.",
+                                  ["endpoint"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=registry)
+        self.up = Gauge(f"{PREFIX}_kraken_up", "1 when the last OpenOrders call succeeded.", registry=registry)
+        self.last_success = Gauge(f"{PREFIX}_kraken_last_success_timestamp_seconds",
+                                  "Unix time of the last successful OpenOrders call.", registry=registry)
+        self.backoff = Gauge(f"{PREFIX}_kraken_backoff_seconds", "Extra delay before the next poll after rate limiting.",
+                             registry=registry)
+        for result in RESULTS:
+            self.requests.labels(endpoint="OpenOrders", result=result)
+
+
+def resolve_pairs(client: ReadOnlyKraken, configured: Iterable[str]) -> dict[str, PairNames]:
+    """Ask the public AssetPairs endpoint once for every spelling of each configured pair.
+
+    Raises PairError naming a pair Kraken does not know, and KrakenError when Kraken cannot be asked.
+    """
+    pairs = client.public("AssetPairs")
+    index: dict[str, tuple[str, dict]] = {}
+    for key, info in pairs.items():
+        if not isinstance(info, dict):
+            continue
+        for name in (key, info.get("altname"), info.get("wsname")):
+            if isinstance(name, str) and name:
+                index.setdefault(_squash(name), (key, info))
+                index.setdefault(_rest_spelling(name), (key, info))
+    resolved = {}
+    for pair in configured:
+        match = index.get(_squash(pair)) or index.get(_rest_spelling(pair))
+        if match is None:
+            raise PairError(f"Kraken does not know the pair {pair!r} (see its AssetPairs endpoint)")
+        resolved[pair] = PairNames.from_asset_pair(pair, *match)
+    return resolved
+
+
+class KrakenOpenOrdersPoller:
+    def __init__(
+        self,
+        client: ReadOnlyKraken,
+        telemetries: Iterable[CapacityTelemetry],
+        metrics: KrakenSourceMetrics,
+        interval: float = DEFAULT_POLL_INTERVAL,
+        max_backoff: float = MAX_BACKOFF,
+    ) -> None:
+        self.client = client
+        self.telemetries = list(telemetries)
+        self.metrics = metrics
+        self.interval = float(interval)
+        self.max_backoff = float(max_backoff)
+        self.backoff = 0.0
+        self.last_result: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def poll_once(self) -> str:
+        """One OpenOrders call, fed to every pair; returns the result label. Never raises."""
+        started = time.monotonic()
+        try:
+            result = self.client.private("OpenOrders")
+            open_orders = result.get("open")
+            if not isinstance(open_orders, dict):
+                raise KrakenError("malformed_reply", "OpenOrders result has no 'open' object")
+        except KrakenError as exc:
+            outcome, message = exc.result, str(exc)
+        except Exception as exc:  # never let the poller thread die
+            outcome, message = "malformed_reply", f"{type(exc).__name__}"
+        else:
+            outcome, message = "ok", ""
+        finally:
+            self.metrics.duration.labels(endpoint="OpenOrders").observe(time.monotonic() - started)
+        self.metrics.requests.labels(endpoint="OpenOrders", result=outcome).inc()
+        if outcome == "ok":
+            for telemetry in self.telemetries:
+                telemetry.observe_kraken_open_orders(open_orders)
+            self.metrics.up.set(1)
+            self.metrics.last_success.set(time.time())
+            self.backoff = 0.0
+            if self.last_result not in (None, "ok"):
+                log.info("Kraken OpenOrders answers again; using Kraken's counts")
+        else:
+            for telemetry in self.telemetries:
+                telemetry.observe_kraken_unavailable()
+            self.metrics.up.set(0)
+            if outcome in RATE_LIMIT_RESULTS:
+                self.backoff = min(self.max_backoff, max(self.interval, self.backoff * 2))
+            if outcome != self.last_result:
+                hint = f": {_PERMISSION_HINT}" if outcome in AUTH_RESULTS else "; using the internal count"
+                log.warning("Kraken OpenOrders failed (%s: %s)%s", outcome, message, hint)
+        self.metrics.backoff.set(self.backoff)
+        self.last_result = outcome
+        return outcome
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="kraken-open-orders", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.client.timeout + 5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.poll_once()
+            self._stop.wait(self.interval + self.backoff)
