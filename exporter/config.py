@@ -75,6 +75,17 @@ def _text(raw: str) -> str:
     return str(raw).strip()
 
 
+def _url(raw: str) -> str:
+    value = str(raw).strip()
+    if not value.startswith(("http://", "https://")) or len(value) < 10:
+        raise ValueError(f"{raw!r} is not an http(s) URL")
+    return value
+
+
+def _seconds_or_zero(raw: str) -> float:
+    return 0.0 if str(raw).strip() in ("0", "0.0") else _float_positive(raw)
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -91,19 +102,35 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", "--host", "EXPORTER_HOST", "127.0.0.1", _text, "address to bind; 0.0.0.0 exposes it", ALL),
     Setting("port", "--port", "EXPORTER_PORT", 9477, _int(0, 65535), "port for /metrics, /api/status, /healthz", ALL),
     Setting("pairs", "--pair", "EXPORTER_PAIRS", ("XDGUSD",), _pairs,
-            "pair(s), comma-separated (XDGUSD, DOGE/USD, XBTUSD...)", ALL),
+            "pair(s), comma-separated (XDGUSD, DOGE/USD, XBTUSD...); scrape: overrides the payload's pair", ALL),
     Setting("limit", "--limit", "KRAKEN_OPEN_ORDERS_PER_PAIR_LIMIT", 225, _int(1, 1_000_000),
             "Kraken open-order limit per pair (Starter 60, Intermediate 80, Pro 225)", ("demo", "serve")),
     Setting("safety_ratio", "--safety-ratio", "OPEN_ORDER_SAFETY_RATIO", 0.75, _ratio,
             "share of the limit treated as usable, in (0, 1]", ("demo", "serve")),
-    Setting("kraken_stale_after", "--kraken-stale-after", "EXPORTER_KRAKEN_STALE_AFTER", 120.0, _float_positive,
-            "seconds after which a Kraken open-order count no longer counts", ("demo", "serve")),
+    Setting("kraken_stale_after", "--kraken-stale-after", "EXPORTER_KRAKEN_STALE_AFTER", None, _float_positive,
+            "seconds after which a Kraken count no longer counts (serve: 4 poll intervals; demo: 5 wall s)", ("demo", "serve")),
+    Setting("kraken_url", "--kraken-url", "KRAKEN_API_URL", "https://api.kraken.com", _url,
+            "Kraken REST base URL (tests and the demo use a local fake)", ("serve",)),
+    Setting("kraken_key_file", "--kraken-key-file", "KRAKEN_KEY_FILE", None, _text,
+            "krakenex key file (key, then secret; chmod 600) instead of KRAKEN_API_KEY/KRAKEN_API_SECRET", ("serve",)),
+    Setting("kraken_poll_interval", "--kraken-poll-interval", "EXPORTER_KRAKEN_POLL_INTERVAL", 15.0, _float_positive,
+            "seconds between OpenOrders calls (cost 1 each; Starter keys decay 0.33/s)", ("serve",)),
+    Setting("kraken_timeout", "--kraken-timeout", "EXPORTER_KRAKEN_TIMEOUT", 10.0, _float_positive,
+            "seconds to wait for a Kraken reply", ("serve",)),
+    Setting("status_url", "--status-url", "EXPORTER_STATUS_URL", None, _url,
+            "the bot's /api/status URL to mirror (required)", ("scrape",)),
+    Setting("scrape_interval", "--scrape-interval", "EXPORTER_SCRAPE_INTERVAL", 15.0, _float_positive,
+            "seconds between fetches of the bot's /api/status", ("scrape",)),
+    Setting("scrape_timeout", "--scrape-timeout", "EXPORTER_SCRAPE_TIMEOUT", 5.0, _float_positive,
+            "seconds to wait for the bot's reply", ("scrape",)),
     Setting("log_level", "--log-level", "EXPORTER_LOG_LEVEL", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR", ALL),
     Setting("speedup", "--speedup", "EXPORTER_DEMO_SPEEDUP", 600.0, _float_positive,
             "demo: simulated seconds per wall second (600: a day in 144 s)", ("demo",)),
     Setting("seed", "--seed", "EXPORTER_DEMO_SEED", 7, _int(0, 2**31), "demo: random seed", ("demo",)),
-    Setting("duration", "--duration", "EXPORTER_DEMO_DURATION", 0.0, lambda r: 0.0 if float(r) == 0 else _float_positive(r),
+    Setting("duration", "--duration", "EXPORTER_DEMO_DURATION", 0.0, _seconds_or_zero,
             "demo: stop after this many wall seconds (0: run until Ctrl-C)", ("demo",)),
+    Setting("outage_every", "--kraken-outage-every", "EXPORTER_DEMO_OUTAGE_EVERY", 300.0, _seconds_or_zero,
+            "demo: the fake Kraken fails for 30 s this often, first after 90 s (0: never)", ("demo",)),
 )
 
 
@@ -112,14 +139,26 @@ class Config:
     command: str = "demo"
     host: str = "127.0.0.1"
     port: int = 9477
-    pairs: tuple[str, ...] = ("XDGUSD",)
+    pairs: tuple[str, ...] = ()  # empty: XDGUSD for demo and serve, the payload's pair for scrape
     limit: int = 225
     safety_ratio: float = 0.75
-    kraken_stale_after: float = 120.0
+    kraken_stale_after: float | None = None
+    kraken_url: str = "https://api.kraken.com"
+    kraken_key_file: str | None = None
+    kraken_poll_interval: float = 15.0
+    kraken_timeout: float = 10.0
+    status_url: str | None = None
+    scrape_interval: float = 15.0
+    scrape_timeout: float = 5.0
     log_level: str = "INFO"
     speedup: float = 600.0
     seed: int = 7
     duration: float = 0.0
+    outage_every: float = 300.0
+
+    @property
+    def pair_list(self) -> tuple[str, ...]:
+        return self.pairs or ("XDGUSD",)
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
@@ -145,8 +184,12 @@ def load_config(command: str, args: argparse.Namespace | None = None, env: Mappi
             values[s.name] = s.parse(raw)
         except ValueError as exc:
             raise ConfigError(f"{origin}: {exc}") from None
+    if command == "scrape" and not values.get("status_url"):
+        raise ConfigError("--status-url / EXPORTER_STATUS_URL: required (the bot's /api/status URL)")
     return Config(**values)
 
 
 def _show(value: Any) -> str:
+    if value is None:
+        return "none"
     return ",".join(value) if isinstance(value, tuple) else str(value)

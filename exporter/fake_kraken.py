@@ -112,7 +112,7 @@ class FakeKraken:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="fake-kraken", daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, args=(0.1,), name="fake-kraken", daemon=True).start()
         return self.url
 
     @property

@@ -92,6 +92,6 @@ class RunningServer:
 def start_server(app: WSGIApp, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
     """Serve `app` in a daemon thread; port 0 picks a free port. Raises OSError when the port is taken."""
     server = make_server(host, port, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, name="exporter-http", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.1,), name="exporter-http", daemon=True)
     thread.start()
     return RunningServer(server, thread)

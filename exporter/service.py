@@ -30,10 +30,15 @@ class CapacityExporter:
         self.registry.register(CapacityCollector(self.readings))
 
     def add_pair(self, pair: str, limit: int = 225, safety_ratio: float = 0.75, **options: Any) -> CapacityTelemetry:
-        """Create the telemetry a bot feeds for `pair`, wired to this registry's counters."""
+        """Create the telemetry a bot feeds for `pair`, wired to this registry's counters, and export it."""
+        telemetry = self.new_telemetry(pair, limit, safety_ratio, **options)
+        self.add_source(telemetry)
+        return telemetry
+
+    def new_telemetry(self, pair: str, limit: int = 225, safety_ratio: float = 0.75, **options: Any) -> CapacityTelemetry:
+        """A telemetry wired to this registry's counters but not exported by itself (a wrapper source is)."""
         telemetry = CapacityTelemetry(pair, limit, safety_ratio, clock=self.clock, **options)
         telemetry.events = self.events.for_pair(telemetry.pair)
-        self.add_source(telemetry)
         return telemetry
 
     def add_source(self, source: PairSource) -> None:

@@ -42,3 +42,40 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float = 10.0, step: float = 0.05) -> bool:
+    """Poll `predicate` until it is true or `timeout` seconds pass; never a blind sleep."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return bool(predicate())
+
+
+@pytest.fixture
+def kraken_secret() -> str:
+    import base64
+
+    return base64.b64encode(bytes(range(64))).decode()
+
+
+@pytest.fixture
+def fake_kraken(kraken_secret):
+    from exporter.fake_kraken import FakeKraken, order_info
+
+    orders = {
+        "OAAAAA-AAAAA-AAAAA1": order_info("XDGUSD"),
+        "OAAAAA-AAAAA-AAAAA2": order_info("XDGUSD", vol_exec="4.00000000"),
+        "OAAAAA-AAAAA-AAAAA3": order_info("XDGUSD", status="pending"),
+        "OBBBBB-BBBBB-BBBBB1": order_info("XBTUSD"),
+        "OBBBBB-BBBBB-BBBBB2": order_info("XBTUSD"),
+        "OCCCCC-CCCCC-CCCCC1": order_info("ETHUSD"),
+    }
+    fake = FakeKraken("test-key-0001", kraken_secret, open_orders=orders, slow_seconds=2.0)
+    fake.start()
+    yield fake
+    fake.stop()

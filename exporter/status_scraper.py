@@ -1,0 +1,209 @@
+"""The scraped source: mirror an existing bot's `/api/status` `capacity_fill_health` block, no bot change needed.
+
+For operators of the reference bot (robjohncolson/doge-grid-bot) and any bot serving the spec's block. A
+background thread fetches the URL every `interval` seconds with `requests`; a scrape or status read never
+waits on the bot. Unknown extra keys are ignored. A missing or mistyped field is counted
+(`krakenbot_status_field_errors_total{field=…}`), reported in `/api/status` (`invalid_fields`) and left out of
+/metrics — never guessed. An unreachable bot exports `krakenbot_status_scrape_up 0` and no values at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from contextlib import suppress
+from typing import Any
+
+import requests
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from .capacity import BANDS, SOURCES, SPEC_FIELD_TYPES, CapacityFillHealth, status_reason
+from .clock import Clock, SystemClock
+from .metrics import PREFIX
+from .pairs import PairError, PairNames
+from .reading import PairReading
+
+log = logging.getLogger("kraken_capacity_exporter.scrape")
+
+SCRAPE_ERRORS = ("connection_error", "timeout", "http_error", "invalid_json", "no_capacity_block", "no_pair")
+UNKNOWN_PAIR = "unknown"
+
+
+class ScrapeMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.up = Gauge(f"{PREFIX}_status_scrape_up", "1 when the bot's /api/status was fetched and had the block.",
+                        ["pair"], registry=registry)
+        self.last_success = Gauge(f"{PREFIX}_status_scrape_last_success_timestamp_seconds",
+                                  "Unix time of the last good scrape of the bot's /api/status.", ["pair"], registry=registry)
+        self.errors = Counter(f"{PREFIX}_status_scrape_errors", "Failed scrapes of the bot's /api/status by reason.",
+                              ["pair", "reason"], registry=registry)
+        self.field_errors = Counter(f"{PREFIX}_status_field_errors",
+                                    "Scraped capacity_fill_health fields that were missing or mistyped.",
+                                    ["pair", "field"], registry=registry)
+
+
+def _valid(name: str, value: Any) -> bool:
+    allowed = SPEC_FIELD_TYPES[name]
+    if isinstance(value, bool):
+        return False
+    if value is None:
+        return type(None) in allowed
+    if float in allowed and isinstance(value, (int, float)):
+        return math.isfinite(value)
+    if not isinstance(value, allowed):
+        return False
+    if name == "status_band":
+        return value in BANDS
+    if name == "open_orders_source":
+        return value in SOURCES
+    if name == "blocked_risk_hint":
+        return all(isinstance(v, str) for v in value)
+    return True
+
+
+def parse_block(block: dict[str, Any]) -> tuple[CapacityFillHealth, tuple[str, ...]]:
+    """The spec's fields of a scraped block, with every missing or mistyped one set to None and named."""
+    values: dict[str, Any] = {}
+    invalid = []
+    for name in SPEC_FIELD_TYPES:
+        value = block.get(name)
+        if name in block and _valid(name, value):
+            values[name] = float(value) if float in SPEC_FIELD_TYPES[name] and value is not None else value
+        else:
+            values[name] = None
+            invalid.append(name)
+    band, headroom, cancels = values["status_band"], values["open_order_headroom"], values["partial_fill_cancel_events_1d"]
+    reason = block.get("status_reason")
+    if not isinstance(reason, str):
+        reason = status_reason(band, headroom, cancels) if None not in (band, headroom, cancels) else ""
+    return CapacityFillHealth(**values, status_reason=reason), tuple(invalid)
+
+
+def payload_pair(payload: dict[str, Any]) -> str | None:
+    """The pair a status payload names (top-level `pair`, or inside the block), as our label."""
+    for candidate in (payload.get("pair"), (payload.get("capacity_fill_health") or {}).get("pair")):
+        if isinstance(candidate, str):
+            try:
+                return PairNames.offline(candidate).label
+            except PairError:
+                continue
+    return None
+
+
+class BotStatusScraper:
+    """A `PairSource` mirroring one bot's /api/status."""
+
+    def __init__(
+        self,
+        url: str,
+        metrics: ScrapeMetrics,
+        pair: str | None = None,
+        interval: float = 15.0,
+        timeout: float = 5.0,
+        clock: Clock | None = None,
+    ) -> None:
+        self.url = url
+        self.metrics = metrics
+        self._pair_override = PairNames.offline(pair).label if pair else None
+        self._learned_pair: str | None = None
+        self.interval = interval
+        self.timeout = timeout
+        self.clock = clock or SystemClock()
+        self._session = requests.Session()
+        self._lock = threading.Lock()
+        self._reading: PairReading | None = None
+        self._last_outcome: str | None = None
+        self._last_pair: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def pair(self) -> str:
+        return self._pair_override or self._learned_pair or UNKNOWN_PAIR
+
+    def reading(self) -> PairReading:
+        with self._lock:
+            if self._reading is not None:
+                return self._reading
+        return PairReading(pair=self.pair, health=None, problem=f"no successful scrape of {self.url} yet")
+
+    def scrape_once(self) -> str:
+        """Fetch and mirror the bot's block once; returns "ok" or the error reason. Never raises."""
+        outcome, problem, payload = self._fetch()
+        if outcome == "ok":
+            learned = payload_pair(payload)
+            if learned:
+                self._learned_pair = learned
+            elif self._pair_override is None:
+                outcome, problem = "no_pair", "the payload names no pair; pass --pair"
+        pair = self.pair
+        if self._last_pair not in (None, pair):  # learned the real pair: drop the placeholder's series
+            self._forget_series(self._last_pair)
+        self._last_pair = pair
+        if outcome == "ok":
+            health, invalid = parse_block(payload["capacity_fill_health"])
+            for field in invalid:
+                self.metrics.field_errors.labels(pair=pair, field=field).inc()
+            if invalid and self._last_outcome != "ok_invalid":
+                log.warning("bot status at %s: missing or mistyped fields %s", self.url, ", ".join(invalid))
+            now = self.clock.now()
+            reading = PairReading(
+                pair=pair, health=health, last_update=now, invalid_fields=invalid,
+                problem=f"missing or mistyped in the bot's payload: {', '.join(invalid)}" if invalid else None,
+            )
+            self.metrics.up.labels(pair=pair).set(1)
+            self.metrics.last_success.labels(pair=pair).set(now)
+            self._last_outcome = "ok_invalid" if invalid else "ok"
+        else:
+            reading = PairReading(pair=pair, health=None, problem=f"scrape of {self.url} failed: {problem}")
+            self.metrics.errors.labels(pair=pair, reason=outcome).inc()
+            self.metrics.up.labels(pair=pair).set(0)
+            if outcome != self._last_outcome:
+                log.warning("bot status at %s: %s (%s); exporting up=0 and no values", self.url, problem, outcome)
+            self._last_outcome = outcome
+        with self._lock:
+            self._reading = reading
+        return outcome
+
+    def _forget_series(self, pair: str) -> None:
+        for gauge in (self.metrics.up, self.metrics.last_success):
+            with suppress(KeyError):
+                gauge.remove(pair)
+        for reason in SCRAPE_ERRORS:
+            with suppress(KeyError):
+                self.metrics.errors.remove(pair, reason)
+
+    def _fetch(self) -> tuple[str, str, Any]:
+        try:
+            reply = self._session.get(self.url, timeout=self.timeout)
+        except requests.exceptions.Timeout:
+            return "timeout", f"no reply within {self.timeout:g} s", None
+        except requests.exceptions.RequestException as exc:
+            return "connection_error", type(exc).__name__, None
+        if reply.status_code != 200:
+            return "http_error", f"HTTP {reply.status_code}", None
+        try:
+            payload = reply.json()
+        except ValueError:
+            return "invalid_json", "the reply is not JSON", None
+        if not isinstance(payload, dict) or not isinstance(payload.get("capacity_fill_health"), dict):
+            return "no_capacity_block", "the payload has no capacity_fill_health object", None
+        return "ok", "", payload
+
+    def start(self) -> None:
+        for reason in SCRAPE_ERRORS:
+            self.metrics.errors.labels(pair=self.pair, reason=reason)
+        self._thread = threading.Thread(target=self._run, name="status-scraper", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.timeout + 5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.scrape_once()
+            self._stop.wait(self.interval)
+

@@ -1,0 +1,225 @@
+"""`scrape`: mirroring a reference-bot /api/status through a local fake bot server."""
+
+import copy
+import json
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+from prometheus_client import generate_latest
+
+from exporter.http import create_app, start_server
+from exporter.status_scraper import BotStatusScraper, ScrapeMetrics, parse_block
+from tests.conftest import require_binary
+
+pytestmark = pytest.mark.integration
+
+# The reference bot's payload shape: its own top-level keys, and extra keys inside the block.
+REFERENCE_PAYLOAD = {
+    "mode": "RUNNING",
+    "pause_reason": "",
+    "pair": "DOGE/USD",
+    "price": 0.1801,
+    "slot_count": 12,
+    "total_orphans": 3,
+    "capacity_fill_health": {
+        "open_orders_current": 117,
+        "open_orders_source": "kraken",
+        "open_orders_internal": 115,
+        "open_orders_kraken": 117,
+        "open_orders_drift": 2,
+        "open_order_limit_configured": 225,
+        "open_orders_safe_cap": 168,
+        "open_order_headroom": 51,
+        "open_order_utilization_pct": 69.6,
+        "orders_per_slot_estimate": 9.75,
+        "estimated_slots_remaining": 5,
+        "partial_fill_open_events_1d": 1,
+        "partial_fill_cancel_events_1d": 0,
+        "median_fill_seconds_1d": 44.0,
+        "p95_fill_seconds_1d": 132,
+        "status_band": "normal",
+        "blocked_risk_hint": ["partial_fill_open_pressure"],
+        "auto_soft_close_total": 4,
+        "auto_soft_close_last_at": 1760738484.9,
+        "auto_recovery_drain_total": 0,
+        "entry_scheduler": {"pending": 2},
+        "private_api_metronome": {"budget": 3},
+    },
+}
+
+
+class FakeBot:
+    """A bot's /api/status that a test can change, break or take away."""
+
+    def __init__(self):
+        self.payload = copy.deepcopy(REFERENCE_PAYLOAD)
+        self.body: bytes | None = None  # raw override
+        self.status = 200
+        bot = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                body = bot.body if bot.body is not None else json.dumps(bot.payload).encode()
+                self.send_response(bot.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/api/status"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.1,), daemon=True)
+        self.thread.start()
+
+    def go_away(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def come_back(self):
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self.server.RequestHandlerClass)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.1,), daemon=True)
+        self.thread.start()
+
+
+@pytest.fixture
+def bot():
+    fake = FakeBot()
+    yield fake
+    fake.go_away()
+
+
+@pytest.fixture
+def scraper(bot, exporter, registry, clock):
+    s = BotStatusScraper(bot.url, ScrapeMetrics(registry), timeout=2, clock=clock)
+    exporter.add_source(s)
+    return s
+
+
+def gauge(registry, name, **labels):
+    return registry.get_sample_value(name, {"pair": "XDGUSD", **labels})
+
+
+def test_every_numeric_field_becomes_a_gauge_labelled_with_the_payloads_pair(scraper, registry):
+    assert scraper.scrape_once() == "ok"
+    assert scraper.pair == "XDGUSD"
+    assert gauge(registry, "krakenbot_open_orders_current") == 117
+    assert gauge(registry, "krakenbot_open_orders_drift") == 2
+    assert gauge(registry, "krakenbot_open_orders_headroom") == 51
+    assert gauge(registry, "krakenbot_open_orders_utilization_ratio") == pytest.approx(0.696)
+    assert gauge(registry, "krakenbot_fill_duration_p95_1d_seconds") == 132
+    assert gauge(registry, "krakenbot_estimated_slots_remaining") == 5
+    assert gauge(registry, "krakenbot_status_scrape_up") == 1
+
+
+def test_band_and_hints_become_state_sets(scraper, registry, bot):
+    scraper.scrape_once()
+    assert gauge(registry, "krakenbot_status_band_state", band="normal") == 1
+    assert gauge(registry, "krakenbot_status_band_state", band="stop") == 0
+    assert gauge(registry, "krakenbot_blocked_risk_hint", hint="partial_fill_open_pressure") == 1
+    assert gauge(registry, "krakenbot_blocked_risk_hint", hint="near_open_order_cap") == 0
+    bot.payload["capacity_fill_health"].update(status_band="stop", blocked_risk_hint=["near_open_order_cap"])
+    scraper.scrape_once()
+    assert gauge(registry, "krakenbot_status_band") == 2
+    assert gauge(registry, "krakenbot_blocked_risk_hint", hint="near_open_order_cap") == 1
+
+
+def test_unknown_keys_are_ignored_and_the_status_mirrors_the_block(scraper, exporter):
+    scraper.scrape_once()
+    server = start_server(create_app(exporter))
+    try:
+        body = requests.get(f"{server.url}/api/status", timeout=5).json()
+    finally:
+        server.stop()
+    block = body["capacity_fill_health"]
+    for key, value in REFERENCE_PAYLOAD["capacity_fill_health"].items():
+        if key in block:
+            assert block[key] == value
+    assert "auto_soft_close_total" not in block and "invalid_fields" not in block
+    assert block["status_reason"] == "headroom 51 >= 20, no partial-cancel in 24h (normal)"
+
+
+def test_a_bot_that_goes_away_exports_up_zero_and_no_stale_values_then_recovers(scraper, registry, bot):
+    scraper.scrape_once()
+    bot.go_away()
+    assert scraper.scrape_once() == "connection_error"
+    assert gauge(registry, "krakenbot_status_scrape_up") == 0
+    assert gauge(registry, "krakenbot_open_orders_current") is None
+    assert gauge(registry, "krakenbot_status_band") is None
+    assert gauge(registry, "krakenbot_status_scrape_errors_total", reason="connection_error") == 1
+    assert "failed" in scraper.reading().problem
+    bot.come_back()
+    assert scraper.scrape_once() == "ok"
+    assert gauge(registry, "krakenbot_open_orders_current") == 117
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "reason"),
+    [
+        (b"<html>oops</html>", 200, "invalid_json"),
+        (b'{"mode": "RUNNING"}', 200, "no_capacity_block"),
+        (b'[1, 2]', 200, "no_capacity_block"),
+        (b"{}", 500, "http_error"),
+    ],
+)
+def test_a_malformed_payload_is_counted_by_reason_and_exports_nothing(scraper, registry, bot, body, status, reason):
+    bot.body, bot.status = body, status
+    assert scraper.scrape_once() == reason
+    assert gauge(registry, "krakenbot_open_orders_current") is None
+    assert scraper.reading().health is None
+
+
+def test_a_missing_or_mistyped_field_is_counted_reported_and_never_guessed(scraper, registry, bot):
+    block = bot.payload["capacity_fill_health"]
+    del block["open_order_headroom"]
+    block["open_orders_current"] = "117"
+    block["open_orders_drift"] = 2.5
+    block["status_band"] = "panic"
+    assert scraper.scrape_once() == "ok"
+    assert gauge(registry, "krakenbot_open_orders_headroom") is None
+    assert gauge(registry, "krakenbot_open_orders_current") is None
+    assert gauge(registry, "krakenbot_open_orders_drift") is None
+    assert gauge(registry, "krakenbot_status_band") is None
+    assert gauge(registry, "krakenbot_open_orders_internal") == 115
+    for field in ("open_order_headroom", "open_orders_current", "open_orders_drift", "status_band"):
+        assert gauge(registry, "krakenbot_status_field_errors_total", field=field) == 1
+    assert set(scraper.reading().invalid_fields) == {
+        "open_order_headroom", "open_orders_current", "open_orders_drift", "status_band"}
+
+
+def test_nulls_are_fine_where_the_spec_allows_them():
+    block = dict(REFERENCE_PAYLOAD["capacity_fill_health"], open_orders_kraken=None, open_orders_drift=None,
+                 median_fill_seconds_1d=None, p95_fill_seconds_1d=None, orders_per_slot_estimate=None)
+    _, invalid = parse_block(block)
+    assert invalid == ()
+    _, invalid = parse_block(dict(block, open_orders_current=None, open_order_utilization_pct=True))
+    assert set(invalid) == {"open_orders_current", "open_order_utilization_pct"}
+
+
+def test_pair_flag_overrides_the_payload(bot, registry):
+    s = BotStatusScraper(bot.url, ScrapeMetrics(registry), pair="BTC/USD")
+    s.scrape_once()
+    assert registry.get_sample_value("krakenbot_status_scrape_up", {"pair": "XBTUSD"}) == 1
+
+
+def test_a_payload_without_a_pair_needs_the_flag(bot, registry):
+    del bot.payload["pair"]
+    s = BotStatusScraper(bot.url, ScrapeMetrics(registry))
+    assert s.scrape_once() == "no_pair"
+
+
+def test_scraped_metrics_pass_promtool(scraper, registry, bot):
+    promtool = require_binary("promtool")
+    scraper.scrape_once()
+    bot.go_away()
+    scraper.scrape_once()
+    bot.come_back()
+    scraper.scrape_once()
+    check = subprocess.run([promtool, "check", "metrics"], input=generate_latest(registry), capture_output=True, timeout=30)
+    assert check.returncode == 0 and check.stdout == b"", check.stdout
