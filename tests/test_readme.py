@@ -58,8 +58,27 @@ def test_the_metric_table_lists_exactly_the_exported_metrics(exporter, registry,
     t.observe_order_status("C", "closed", "13", "13", placed_at=clock.now() - 5)
     families = text_string_to_metric_families(generate_latest(registry).decode())
     exported = {f.name for f in families if not f.name.endswith("_created")}  # prometheus-client's own
-    table = {name.removesuffix("_total") for name in table_first_column(section("Metrics"))}
+    names = table_first_column(section("Metrics"))
+    core = names[:names.index("krakenbot_kraken_requests_total")]
+    table = {name.removesuffix("_total") for name in core}
     assert table == exported
+
+
+def test_the_source_metric_table_lists_the_poller_and_scraper_metrics(registry):
+    from exporter.kraken_source import KrakenSourceMetrics
+    from exporter.status_scraper import ScrapeMetrics
+
+    KrakenSourceMetrics(registry)
+    scrape = ScrapeMetrics(registry)
+    scrape.up.labels(pair="XDGUSD").set(1)
+    scrape.last_success.labels(pair="XDGUSD").set(1)
+    scrape.errors.labels(pair="XDGUSD", reason="timeout")
+    scrape.field_errors.labels(pair="XDGUSD", field="status_band")
+    families = text_string_to_metric_families(generate_latest(registry).decode())
+    exported = {f.name for f in families if not f.name.endswith("_created")}
+    names = table_first_column(section("Metrics"))
+    sources = names[names.index("krakenbot_kraken_requests_total"):]
+    assert {name.removesuffix("_total") for name in sources} == exported
 
 
 def test_the_config_table_lists_every_setting():

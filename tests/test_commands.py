@@ -1,0 +1,137 @@
+"""The `serve`, `scrape` and `demo` commands end to end, as real processes on 127.0.0.1."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from tests.conftest import free_port, wait_for
+from tests.test_status_scraper import FakeBot
+
+pytestmark = pytest.mark.integration
+
+
+def start(args, env_extra=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KRAKEN_", "EXPORTER_"))}
+    env.update(env_extra or {})
+    proc = subprocess.Popen([sys.executable, "-m", "exporter", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    return proc
+
+
+def run(args, env_extra=None):
+    proc = start(args, env_extra)
+    out, err = proc.communicate(timeout=30)
+    return proc.returncode, out, err
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        return proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()
+
+
+def get(port, path):
+    return requests.get(f"http://127.0.0.1:{port}{path}", timeout=5)
+
+
+def kraken_env(fake, secret):
+    return {"KRAKEN_API_URL": fake.url, "KRAKEN_API_KEY": "test-key-0001", "KRAKEN_API_SECRET": secret}
+
+
+def test_serve_exports_what_kraken_knows_and_says_what_it_cannot(fake_kraken, kraken_secret):
+    port = free_port()
+    proc = start(["serve", "--pair", "DOGE/USD,XBTUSD", "--port", str(port), "--kraken-poll-interval", "0.2"],
+                 kraken_env(fake_kraken, kraken_secret))
+    try:
+        assert "listening on" in proc.stdout.readline()
+        assert wait_for(lambda: get(port, "/api/status").json()["capacity_fill_health"] is not None, timeout=15)
+        body = get(port, "/api/status").json()
+        block = body["capacity_fill_health"]
+        assert body["pairs"] == ["XDGUSD", "XBTUSD"]
+        assert (block["open_orders_source"], block["open_orders_kraken"], block["open_orders_current"]) == ("kraken", 3, 3)
+        assert block["open_order_headroom"] == 165
+        assert block["open_orders_internal"] is None and "open_orders_internal" in block["unknown_fields"]
+        assert "standalone" in block["status_reason"]
+        assert body["capacity_fill_health_by_pair"]["XBTUSD"]["open_orders_kraken"] == 2
+        metrics = get(port, "/metrics").text
+        assert 'krakenbot_open_orders_kraken{pair="XDGUSD"} 3.0' in metrics
+        assert "krakenbot_open_orders_internal{" not in metrics
+        fake_kraken.fail("EService:Unavailable")
+        assert wait_for(lambda: get(port, "/api/status").json()["capacity_fill_health"] is None, timeout=15)
+        assert "no fresh Kraken" in get(port, "/api/status").json()["problems"]["XDGUSD"]
+    finally:
+        out, err = stop(proc)
+    assert kraken_secret not in out + err
+    assert set(fake_kraken.calls) <= {"public/AssetPairs", "private/OpenOrders"}
+
+
+def test_serve_refuses_a_pair_kraken_does_not_know(fake_kraken, kraken_secret):
+    code, _, err = run(["serve", "--pair", "NOPEUSD", "--port", str(free_port())], kraken_env(fake_kraken, kraken_secret))
+    assert code == 2 and err.count("\n") == 1 and "--pair" in err and "NOPEUSD" in err
+
+
+def test_serve_without_credentials_says_what_to_set(fake_kraken):
+    code, _, err = run(["serve", "--port", str(free_port())], {"KRAKEN_API_URL": fake_kraken.url})
+    assert code == 2 and "KRAKEN_API_KEY" in err and "Traceback" not in err
+
+
+def test_scrape_turns_a_reference_bot_status_into_metrics_and_drops_up_when_it_goes_away():
+    bot = FakeBot()
+    port = free_port()
+    proc = start(["scrape", "--status-url", bot.url, "--port", str(port), "--scrape-interval", "0.2"])
+    try:
+        assert "listening on" in proc.stdout.readline()
+        assert wait_for(lambda: 'krakenbot_status_scrape_up{pair="XDGUSD"} 1.0' in get(port, "/metrics").text, 15)
+        assert 'krakenbot_open_orders_current{pair="XDGUSD"} 117.0' in get(port, "/metrics").text
+        assert get(port, "/api/status").json()["capacity_fill_health"]["open_orders_drift"] == 2
+        bot.go_away()
+        assert wait_for(lambda: 'krakenbot_status_scrape_up{pair="XDGUSD"} 0.0' in get(port, "/metrics").text, 15)
+        assert "krakenbot_open_orders_current{" not in get(port, "/metrics").text
+        assert get(port, "/api/status").json()["capacity_fill_health"] is None
+    finally:
+        stop(proc)
+
+
+def test_scrape_needs_a_status_url():
+    code, _, err = run(["scrape", "--port", str(free_port())])
+    assert code == 2 and "--status-url" in err
+
+
+def test_demo_reads_its_fake_kraken_through_krakenex():
+    port = free_port()
+    proc = start(["demo", "--port", str(port), "--duration", "60"], {"EXPORTER_DEMO_OUTAGE_EVERY": "300"})
+    try:
+        assert "listening on" in proc.stdout.readline()
+        assert wait_for(lambda: get(port, "/api/status").json()["capacity_fill_health"]["open_orders_source"] == "kraken", 15)
+        metrics = get(port, "/metrics").text
+        assert 'krakenbot_kraken_requests_total{endpoint="OpenOrders",result="ok"}' in metrics
+        assert 'krakenbot_open_orders_drift{pair="XDGUSD"}' in metrics
+    finally:
+        stop(proc)
+
+
+def test_the_demos_scripted_outage_makes_the_poller_fall_back_then_heals(fake_kraken, kraken_secret, exporter, registry):
+    from exporter.cli import DEMO_FIRST_OUTAGE_AFTER, DEMO_OUTAGE_WALL_SECONDS, _OutageSchedule
+    from exporter.credentials import KrakenCredentials
+    from exporter.kraken_api import ReadOnlyKraken
+    from exporter.kraken_source import KrakenOpenOrdersPoller, KrakenSourceMetrics
+
+    telemetry = exporter.add_pair("XDGUSD")
+    client = ReadOnlyKraken(KrakenCredentials("test-key-0001", kraken_secret), fake_kraken.url)
+    poller = KrakenOpenOrdersPoller(client, [telemetry], KrakenSourceMetrics(registry))
+    schedule = _OutageSchedule(fake_kraken, every=300)
+    schedule.update(DEMO_FIRST_OUTAGE_AFTER - 1)
+    assert poller.poll_once() == "ok"
+    schedule.update(DEMO_FIRST_OUTAGE_AFTER)
+    assert poller.poll_once() == "service_unavailable"
+    assert telemetry.snapshot().open_orders_source == "internal_fallback"
+    schedule.update(DEMO_FIRST_OUTAGE_AFTER + DEMO_OUTAGE_WALL_SECONDS)
+    assert poller.poll_once() == "ok"
+    schedule.update(DEMO_FIRST_OUTAGE_AFTER + 300)
+    assert poller.poll_once() == "service_unavailable"
