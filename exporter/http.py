@@ -1,4 +1,4 @@
-"""The HTTP side: one WSGI app serving /metrics, /api/status and /healthz, and a threaded server for it.
+"""The HTTP side: one WSGI app serving /metrics, /api/status, /healthz and the card, and a threaded server.
 
 An app factory (`create_app`) keeps the routes testable in-process; `start_server` binds a real socket.
 """
@@ -9,6 +9,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from importlib import resources
 from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import parse_qs
@@ -22,6 +23,10 @@ from .status import UnknownPair, status_payload
 
 log = logging.getLogger("kraken_capacity_exporter.http")
 
+# The read-only "Capacity & Fill Health" card: one static page, no external CDN, no build step.
+CARD_HTML = resources.files("exporter").joinpath("card.html").read_bytes()
+CARD_CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'"
+
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
 
@@ -33,10 +38,9 @@ def _json(start_response: StartResponse, status: str, body: Any) -> list[bytes]:
     return [data]
 
 
-def create_app(exporter: CapacityExporter, extra_routes: dict[str, WSGIApp] | None = None) -> WSGIApp:
-    """The exporter's routes; `extra_routes` lets later features (the card) add pages."""
+def create_app(exporter: CapacityExporter) -> WSGIApp:
+    """The exporter's routes: /metrics, /api/status, /healthz, and the card at /."""
     metrics_app = make_wsgi_app(exporter.registry)
-    routes = dict(extra_routes or {})
 
     def app(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
@@ -53,10 +57,13 @@ def create_app(exporter: CapacityExporter, extra_routes: dict[str, WSGIApp] | No
             except UnknownPair:
                 return _json(start_response, "404 Not Found",
                              {"error": f"unknown pair {pair!r}", "pairs": exporter.pairs})
+        if path in ("/", "/card"):
+            body = CARD_HTML
+            start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body))),
+                                      ("Cache-Control", "no-store"), ("Content-Security-Policy", CARD_CSP)])
+            return [body]
         if path == "/healthz":
             return _json(start_response, "200 OK", {"status": "ok", "version": __version__, "pairs": exporter.pairs})
-        if path in routes:
-            return routes[path](environ, start_response)
         return _json(start_response, "404 Not Found", {"error": f"no route {path}"})
 
     return app

@@ -1,0 +1,128 @@
+"""The native card at /, rendered by a real headless Chromium (Debian's), driven by Playwright."""
+
+import pytest
+import requests
+
+from exporter.http import create_app, start_server
+from tests.conftest import require_binary
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+COLOURS = {"normal": "rgb(31, 157, 85)", "caution": "rgb(217, 140, 0)", "stop": "rgb(214, 69, 69)"}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium = require_binary("chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def served(exporter):
+    telemetry = exporter.add_pair("XDGUSD")
+    server = start_server(create_app(exporter))
+    yield telemetry, server
+    server.stop()
+
+
+def drive(telemetry, clock, band):
+    """Put the pair in `band`: normal (headroom 48), caution (headroom 13) or stop (a partial-cancel)."""
+    counts = {"normal": 120, "caution": 155, "stop": 150}[band]
+    telemetry.set_internal_counts(active_orders=counts - 2, recovery_orders=2, slot_count=60)
+    telemetry.observe_kraken_count(counts)
+    telemetry.observe_order_status("OFILL1-AAAAA-AAAAAA", "closed", "13", "13", placed_at=clock.now() - 90)
+    telemetry.observe_order_status("OFILL2-AAAAA-AAAAAA", "closed", "13", "13", placed_at=clock.now() - 4000)
+    telemetry.observe_order_status("OFILL3-AAAAA-AAAAAA", "closed", "13", "13", placed_at=clock.now() - 60)
+    telemetry.observe_order_status("OPART1-AAAAA-AAAAAA", "open", "13", "4")
+    if band == "stop":
+        telemetry.observe_order_status("OPART1-AAAAA-AAAAAA", "canceled", "13", "4")
+
+
+@pytest.mark.parametrize("band", ["normal", "caution", "stop"])
+def test_the_badge_shows_the_band_in_its_colour_and_the_numbers_match_the_status(browser, served, clock, band, tmp_path):
+    telemetry, server = served
+    drive(telemetry, clock, band)
+    block = requests.get(f"{server.url}/api/status", timeout=5).json()["capacity_fill_health"]
+    assert block["status_band"] == band
+    page = browser.new_page()
+    try:
+        page.goto(server.url + "/")
+        badge = page.get_by_test_id("badge")
+        badge.wait_for(timeout=10_000)
+        assert badge.inner_text() == band.upper()
+        assert badge.evaluate("e => getComputedStyle(e).backgroundColor") == COLOURS[band]
+        cap, util = block["open_orders_safe_cap"], block["open_order_utilization_pct"]
+        assert page.get_by_test_id("orders").inner_text() == f"{block['open_orders_current']} / {cap} ({util:.1f}%)"
+        assert page.get_by_test_id("headroom").inner_text() == (
+            f"{block['open_order_headroom']} orders, ~{block['estimated_slots_remaining']} slots left")
+        assert page.get_by_test_id("partials").inner_text() == (
+            f"{block['partial_fill_open_events_1d']} open, {block['partial_fill_cancel_events_1d']} canceled")
+        assert page.get_by_test_id("fills").inner_text() == "90s median / 67m p95"
+        assert page.get_by_test_id("reason").inner_text() == block["status_reason"]
+        assert page.get_by_test_id("source").inner_text() == "Kraken"
+        page.screenshot(path=str(tmp_path / f"card-{band}.png"))
+    finally:
+        page.close()
+
+
+def test_the_card_marks_the_internal_fallback(browser, served, clock):
+    telemetry, server = served
+    telemetry.set_internal_counts(active_orders=10, slot_count=5)
+    page = browser.new_page()
+    try:
+        page.goto(server.url + "/")
+        source = page.get_by_test_id("source")
+        source.wait_for(timeout=10_000)
+        assert source.inner_text() == "FALLBACK: internal count"
+        assert "kraken_open_orders_unavailable" in page.get_by_test_id("hints").inner_text()
+    finally:
+        page.close()
+
+
+def test_the_card_says_stale_when_the_status_stops_answering(browser, exporter):
+    exporter.add_pair("XDGUSD")
+    server = start_server(create_app(exporter))
+    page = browser.new_page()
+    try:
+        page.goto(server.url + "/?refresh_ms=200")
+        page.get_by_test_id("badge").wait_for(timeout=10_000)
+        assert not page.locator("#stale.on").count()
+        server.stop()
+        page.locator("#stale.on").wait_for(timeout=20_000)
+        assert page.locator("#stale").inner_text().startswith("STALE: no data")
+        assert page.get_by_test_id("badge").inner_text() == "NORMAL"  # last numbers kept, greyed
+    finally:
+        page.close()
+
+
+def test_the_card_shows_one_pair_when_asked_and_every_pair_otherwise(browser, exporter):
+    exporter.add_pair("XDGUSD")
+    exporter.add_pair("XBTUSD")
+    server = start_server(create_app(exporter))
+    page = browser.new_page()
+    try:
+        page.goto(server.url + "/")
+        page.locator("section.card").nth(1).wait_for(timeout=10_000)
+        assert page.locator("section.card").count() == 2
+        page.goto(server.url + "/?pair=XBTUSD")
+        page.locator("section.card").first.wait_for(timeout=10_000)
+        assert page.locator("section.card").evaluate_all("cards => cards.map(c => c.dataset.pair)") == ["XBTUSD"]
+    finally:
+        page.close()
+        server.stop()
+
+
+def test_the_card_page_is_self_contained_and_read_only(served):
+    _, server = served
+    reply = requests.get(server.url + "/", timeout=5)
+    assert reply.headers["Content-Type"].startswith("text/html")
+    html = reply.text
+    assert "http://" not in html and "https://" not in html  # no CDN, nothing external
+    assert "method:" not in html and "POST" not in html
+    assert "connect-src 'self'" in reply.headers["Content-Security-Policy"]
