@@ -91,7 +91,8 @@ def run_demo(config: Config, stop: threading.Event) -> int:
         if pair in names:
             telemetry.set_pair_names(names[pair])
         telemetries.append(telemetry)
-        bots.append(SimulatedBot(telemetry.pair, exchange, telemetry, clock, rng, feed_kraken=False))
+        bots.append(SimulatedBot(telemetry.pair, exchange, telemetry, clock, rng, feed_kraken=False,
+                                 canary_every_hours=config.canary_every))
     poller = KrakenOpenOrdersPoller(client, telemetries, KrakenSourceMetrics(exporter.registry), interval=DEMO_POLL_WALL_SECONDS)
     server = bind(config, exporter)
     print(f"  demo clock: {config.speedup:g}x (a simulated day every {86400 / config.speedup:.0f} s); "

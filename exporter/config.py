@@ -129,6 +129,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("seed", "--seed", "EXPORTER_DEMO_SEED", 7, _int(0, 2**31), "demo: random seed", ("demo",)),
     Setting("duration", "--duration", "EXPORTER_DEMO_DURATION", 0.0, _seconds_or_zero,
             "demo: stop after this many wall seconds (0: run until Ctrl-C)", ("demo",)),
+    Setting("canary_every", "--canary-every", "EXPORTER_DEMO_CANARY_EVERY", 36.0, _seconds_or_zero,
+            "demo: simulated hours between partial-cancel canaries, the first after 20 (0: never)", ("demo",)),
     Setting("outage_every", "--kraken-outage-every", "EXPORTER_DEMO_OUTAGE_EVERY", 300.0, _seconds_or_zero,
             "demo: the fake Kraken fails for 30 s this often, first after 90 s (0: never)", ("demo",)),
 )
@@ -155,6 +157,7 @@ class Config:
     seed: int = 7
     duration: float = 0.0
     outage_every: float = 300.0
+    canary_every: float = 36.0
 
     @property
     def pair_list(self) -> tuple[str, ...]:

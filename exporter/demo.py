@@ -97,8 +97,7 @@ class SimulatedBot:
     MEAN_RECOVERY_FILL = 12 * 3600.0
     RECOVERY_SHARE = 0.02  # closed entries that leave a recovery order behind
     PARTIAL_PER_DAY = 0.02  # per order
-    FIRST_CANARY_AFTER = 20 * 3600.0  # a partially filled order is canceled (the canary) ...
-    CANARY_EVERY = 36 * 3600.0  # ... then again every day and a half
+    FIRST_CANARY_AFTER = 20 * 3600.0  # a partially filled order is canceled (the canary), then every canary_every
     ORPHAN_PER_DAY = 0.005  # per order: the bot loses track, Kraken still counts it
     SLOT_EVERY_NORMAL = 1800.0
     SLOT_EVERY_CAUTION = 3 * 3600.0  # faster than the playbook's one a day, so the demo reaches stop
@@ -112,6 +111,7 @@ class SimulatedBot:
         rng: random.Random,
         start_slots: int = 58,
         feed_kraken: bool = True,
+        canary_every_hours: float = 36.0,
     ) -> None:
         self.pair = pair
         self.exchange = exchange
@@ -124,7 +124,8 @@ class SimulatedBot:
         self._last_tick = clock.now()
         self._last_slot_add = self._last_tick
         self._stop_since: float | None = None
-        self._next_canary = self._last_tick + self.FIRST_CANARY_AFTER
+        self.canary_every = canary_every_hours * 3600.0
+        self._next_canary = self._last_tick + self.FIRST_CANARY_AFTER if canary_every_hours else float("inf")
         for _ in range(start_slots):
             self._add_slot(self._last_tick)
 
@@ -159,7 +160,7 @@ class SimulatedBot:
             elif order.tracked:
                 self.telemetry.observe_order_status(order.txid, "open", f"{order.vol:.8f}", f"{order.vol_exec:.8f}")
         if now >= self._next_canary:
-            self._next_canary = now + self.CANARY_EVERY
+            self._next_canary = now + self.canary_every
             self._cancel_a_partial_fill(now)
         self._operate(now)
         entries = sum(1 for o in self.exchange.orders(self.pair) if o.tracked and o.role == "entry")

@@ -17,5 +17,5 @@ if [ "$need_apt" = 1 ]; then
 fi
 
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
-python3 -m ruff check exporter tests bench
+python3 -m ruff check exporter tests bench grafana scripts
 exec python3 -m pytest "$@"
