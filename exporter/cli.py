@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from . import __version__
 from .clock import AcceleratedClock
@@ -38,6 +39,13 @@ COMMAND_HELP = {
     "scrape": "mirror an existing bot's /api/status capacity_fill_health block to Prometheus",
 }
 DEMO_POLL_WALL_SECONDS = 1.0
+
+
+class _Worker(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
 DEMO_OUTAGE_WALL_SECONDS = 30.0
 DEMO_FIRST_OUTAGE_AFTER = 90.0
 
@@ -168,12 +176,17 @@ def run_serve(config: Config, stop: threading.Event, env: dict[str, str] | None 
         telemetries.append(telemetry)
     poller = KrakenOpenOrdersPoller(client, telemetries, KrakenSourceMetrics(exporter.registry),
                                     interval=config.kraken_poll_interval)
+    return serve_until_stopped(config, exporter, poller, stop)
+
+
+def serve_until_stopped(config: Config, exporter: CapacityExporter, worker: _Worker, stop: threading.Event) -> int:
+    """Bind, start the background worker (poller or scraper), and wait for SIGTERM/Ctrl-C."""
     server = bind(config, exporter)
-    poller.start()
+    worker.start()
     try:
         stop.wait()
     finally:
-        poller.stop()
+        worker.stop()
         server.stop()
     return 0
 
@@ -187,14 +200,7 @@ def run_scrape(config: Config, stop: threading.Event) -> int:
                                pair=config.pairs[0] if config.pairs else None,
                                interval=config.scrape_interval, timeout=config.scrape_timeout)
     exporter.add_source(scraper)
-    server = bind(config, exporter)
-    scraper.start()
-    try:
-        stop.wait()
-    finally:
-        scraper.stop()
-        server.stop()
-    return 0
+    return serve_until_stopped(config, exporter, scraper, stop)
 
 
 COMMANDS: dict[str, Callable[[Config, threading.Event], int]] = {

@@ -64,12 +64,16 @@ def test_a_port_in_use_is_a_one_line_error():
     assert len(result.stderr.strip().splitlines()) == 1 and "--port" in result.stderr
 
 
-def test_demo_passes_through_two_bands_within_a_minute_of_wall_time():
+def simulated_bot():
+    """The demo's bot on a manual clock, seeded as the demo is by default."""
     clock = ManualClock()
-    exporter = CapacityExporter(clock=clock)
     rng = random.Random(7)
-    telemetry = exporter.add_pair("XDGUSD")
-    bot = SimulatedBot("XDGUSD", SimulatedExchange(rng), telemetry, clock, rng)
+    telemetry = CapacityExporter(clock=clock).add_pair("XDGUSD")
+    return clock, telemetry, SimulatedBot("XDGUSD", SimulatedExchange(rng), telemetry, clock, rng)
+
+
+def test_demo_passes_through_two_bands_within_a_minute_of_wall_time():
+    clock, telemetry, bot = simulated_bot()
     bands = set()
     for _ in range(300):  # 300 ticks of 2 simulated minutes: 10 simulated hours = 60 s at the default 600x
         clock.advance(120)
@@ -87,11 +91,7 @@ def assert_consistent_with_the_spec(s):
 
 
 def test_demo_moves_every_counter_within_a_few_simulated_days():
-    clock = ManualClock()
-    exporter = CapacityExporter(clock=clock)
-    rng = random.Random(7)
-    telemetry = exporter.add_pair("XDGUSD")
-    bot = SimulatedBot("XDGUSD", SimulatedExchange(rng), telemetry, clock, rng)
+    clock, telemetry, bot = simulated_bot()
     seen = {"stop": False, "partial_open": False, "partial_cancel": False, "drift": False}
     for _ in range(720 * 4):
         clock.advance(120)
