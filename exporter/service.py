@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
+from .capacity import DEFAULT_LIMIT, DEFAULT_SAFETY_RATIO
 from .clock import Clock, SystemClock
 from .metrics import CapacityCollector, EventMetrics
 from .reading import PairReading, PairSource
@@ -29,13 +30,17 @@ class CapacityExporter:
         self._lock = threading.Lock()
         self.registry.register(CapacityCollector(self.readings))
 
-    def add_pair(self, pair: str, limit: int = 225, safety_ratio: float = 0.75, **options: Any) -> CapacityTelemetry:
+    def add_pair(
+        self, pair: str, limit: int = DEFAULT_LIMIT, safety_ratio: float = DEFAULT_SAFETY_RATIO, **options: Any
+    ) -> CapacityTelemetry:
         """Create the telemetry a bot feeds for `pair`, wired to this registry's counters, and export it."""
         telemetry = self.new_telemetry(pair, limit, safety_ratio, **options)
         self.add_source(telemetry)
         return telemetry
 
-    def new_telemetry(self, pair: str, limit: int = 225, safety_ratio: float = 0.75, **options: Any) -> CapacityTelemetry:
+    def new_telemetry(
+        self, pair: str, limit: int = DEFAULT_LIMIT, safety_ratio: float = DEFAULT_SAFETY_RATIO, **options: Any
+    ) -> CapacityTelemetry:
         """A telemetry wired to this registry's counters but not exported by itself (a wrapper source is)."""
         telemetry = CapacityTelemetry(pair, limit, safety_ratio, clock=self.clock, **options)
         telemetry.events = self.events.for_pair(telemetry.pair)

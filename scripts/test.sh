@@ -12,7 +12,7 @@ if [ "$need_apt" = 1 ]; then
   SUDO=""
   [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends \
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y \
     prometheus prometheus-alertmanager chromium
 fi
 
