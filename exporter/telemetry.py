@@ -19,7 +19,7 @@ from .capacity import DEFAULT_LIMIT, DEFAULT_SAFETY_RATIO, CapacityFillHealth, C
 from .clock import Clock, SystemClock
 from .pairs import PairNames
 from .reading import PairReading
-from .windows import DAY_SECONDS, RollingEventWindow, RollingValueWindow
+from .windows import DAY_SECONDS, RollingEventWindow, RollingValueWindow, median, percentile_nearest_rank
 
 log = logging.getLogger("kraken_capacity_exporter")
 
@@ -208,6 +208,7 @@ class CapacityTelemetry:
         now = self.clock.now() if now is None else now
         with self._lock:
             kraken = self._fresh_kraken_count(now)
+            durations = self._fill_durations.values(now)
             inputs = CapacityInputs(
                 limit=self.limit,
                 safety_ratio=self.safety_ratio,
@@ -216,8 +217,8 @@ class CapacityTelemetry:
                 slot_count=self._slots,
                 partial_open_1d=self._partial_open.count(now),
                 partial_cancel_1d=self._partial_cancel.count(now),
-                median_fill_seconds_1d=self._fill_durations.median(now),
-                p95_fill_seconds_1d=self._fill_durations.p95(now),
+                median_fill_seconds_1d=median(durations),
+                p95_fill_seconds_1d=percentile_nearest_rank(durations, 95),
                 drift_persistent=kraken is not None
                 and self._drift_since is not None
                 and now - self._drift_since >= self.drift_persist_seconds,
@@ -234,7 +235,7 @@ class CapacityTelemetry:
                 health=health,
                 safety_ratio=self.safety_ratio,
                 slot_count=self._slots,
-                kraken_data_age_seconds=None if self._kraken_at is None else max(0.0, now - self._kraken_at),
+                kraken_data_age_seconds=self._kraken_age(now),
                 last_update=self._last_update,
             )
 
@@ -242,7 +243,7 @@ class CapacityTelemetry:
         """Seconds since the last Kraken snapshot, or None if there was none (or it was marked failed)."""
         now = self.clock.now() if now is None else now
         with self._lock:
-            return None if self._kraken_at is None else max(0.0, now - self._kraken_at)
+            return self._kraken_age(now)
 
     @property
     def last_update(self) -> float | None:
@@ -398,6 +399,9 @@ class CapacityTelemetry:
         self._kraken_count = None
         self._kraken_at = None
         self._drift_since = None
+
+    def _kraken_age(self, now: float) -> float | None:
+        return None if self._kraken_at is None else max(0.0, now - self._kraken_at)
 
     def _fresh_kraken_count(self, now: float) -> int | None:
         if self._kraken_count is None or self._kraken_at is None:
