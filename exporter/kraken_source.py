@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from .kraken_api import AUTH_RESULTS, RATE_LIMIT_RESULTS, RESULTS, KrakenError, ReadOnlyKraken
 from .metrics import PREFIX
-from .pairs import PairError, PairNames, _rest_spelling, _squash
+from .pairs import PairNames, names_from_asset_pairs
 from .telemetry import CapacityTelemetry
 
 log = logging.getLogger("kraken_capacity_exporter.kraken")
@@ -52,22 +52,7 @@ def resolve_pairs(client: ReadOnlyKraken, configured: Iterable[str]) -> dict[str
 
     Raises PairError naming a pair Kraken does not know, and KrakenError when Kraken cannot be asked.
     """
-    pairs = client.public("AssetPairs")
-    index: dict[str, tuple[str, dict]] = {}
-    for key, info in pairs.items():
-        if not isinstance(info, dict):
-            continue
-        for name in (key, info.get("altname"), info.get("wsname")):
-            if isinstance(name, str) and name:
-                index.setdefault(_squash(name), (key, info))
-                index.setdefault(_rest_spelling(name), (key, info))
-    resolved = {}
-    for pair in configured:
-        match = index.get(_squash(pair)) or index.get(_rest_spelling(pair))
-        if match is None:
-            raise PairError(f"Kraken does not know the pair {pair!r} (see its AssetPairs endpoint)")
-        resolved[pair] = PairNames.from_asset_pair(pair, *match)
-    return resolved
+    return names_from_asset_pairs(client.public("AssetPairs"), configured)
 
 
 class KrakenOpenOrdersPoller:

@@ -9,6 +9,7 @@ the public `AssetPairs` endpoint says (key, altname, wsname).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,3 +66,35 @@ class PairNames:
     def matches(self, kraken_pair: object) -> bool:
         """True when an OpenOrders `descr.pair` names this pair (case-insensitive, `/` ignored)."""
         return isinstance(kraken_pair, str) and _squash(kraken_pair) in self.spellings
+
+
+def canonical_label(pair: object) -> str | None:
+    """The exported label of a user's spelling (`DOGE/USD` -> `XDGUSD`), or None when it cannot be a pair."""
+    if not isinstance(pair, str):
+        return None
+    try:
+        return PairNames.offline(pair).label
+    except PairError:
+        return None
+
+
+def names_from_asset_pairs(asset_pairs: dict[str, Any], configured: Iterable[str]) -> dict[str, PairNames]:
+    """Every spelling of each configured pair, from an `AssetPairs` result (key, altname, wsname, aliases).
+
+    Raises PairError naming a pair the result does not contain.
+    """
+    index: dict[str, tuple[str, dict[str, Any]]] = {}
+    for key, info in asset_pairs.items():
+        if not isinstance(info, dict):
+            continue
+        for name in (key, info.get("altname"), info.get("wsname")):
+            if isinstance(name, str) and name:
+                index.setdefault(_squash(name), (key, info))
+                index.setdefault(_rest_spelling(name), (key, info))
+    resolved = {}
+    for pair in configured:
+        match = index.get(_squash(pair)) or index.get(_rest_spelling(pair))
+        if match is None:
+            raise PairError(f"Kraken does not know the pair {pair!r} (see its AssetPairs endpoint)")
+        resolved[pair] = PairNames.from_asset_pair(pair, *match)
+    return resolved

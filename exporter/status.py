@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .pairs import PairError, PairNames
+from .pairs import canonical_label
 from .reading import PairReading
 from .service import CapacityExporter
 from .telemetry import CapacityTelemetry
@@ -40,7 +40,7 @@ def status_payload(exporter: CapacityExporter, pair: str | None = None) -> dict[
     by_pair = {r.pair: r for r in readings}
     chosen = pair if pair is not None else (readings[0].pair if readings else None)
     if pair is not None and pair not in by_pair:
-        chosen = _canonical(pair)
+        chosen = canonical_label(pair)
         if chosen not in by_pair:
             raise UnknownPair(pair)
     payload = {
@@ -69,9 +69,3 @@ def add_capacity_fill_health(
     status["capacity_fill_health_by_pair"] = payload["capacity_fill_health_by_pair"]
     return status
 
-
-def _canonical(pair: str) -> str | None:
-    try:
-        return PairNames.offline(pair).label
-    except PairError:
-        return None

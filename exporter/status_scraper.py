@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from .capacity import BANDS, SOURCES, SPEC_FIELD_TYPES, CapacityFillHealth, status_reason
 from .clock import Clock, SystemClock
 from .metrics import PREFIX
-from .pairs import PairError, PairNames
+from .pairs import PairNames, canonical_label
 from .reading import PairReading
 
 log = logging.getLogger("kraken_capacity_exporter.scrape")
@@ -83,11 +83,9 @@ def parse_block(block: dict[str, Any]) -> tuple[CapacityFillHealth, tuple[str, .
 def payload_pair(payload: dict[str, Any]) -> str | None:
     """The pair a status payload names (top-level `pair`, or inside the block), as our label."""
     for candidate in (payload.get("pair"), (payload.get("capacity_fill_health") or {}).get("pair")):
-        if isinstance(candidate, str):
-            try:
-                return PairNames.offline(candidate).label
-            except PairError:
-                continue
+        label = canonical_label(candidate)
+        if label:
+            return label
     return None
 
 
