@@ -23,7 +23,7 @@ from .config import Config, ConfigError, add_arguments, load_config
 from .credentials import CredentialsError, KrakenCredentials
 from .demo import SimulatedBot, SimulatedExchange
 from .fake_kraken import FakeKraken
-from .http import RunningServer, create_app, start_server
+from .http import RunningServer
 from .kraken_api import KrakenError, ReadOnlyKraken
 from .kraken_source import KrakenOpenOrdersPoller, KrakenSourceMetrics, resolve_pairs
 from .pairs import PairError
@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 def bind(config: Config, exporter: CapacityExporter) -> RunningServer:
     """Start the HTTP server, turning a taken port into a ConfigError that names the setting."""
     try:
-        server = start_server(create_app(exporter), config.host, config.port)
+        server = exporter.serve(config.host, config.port)
     except OSError as exc:
         raise ConfigError(f"--port/--host: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
     print(f"{PROG} {__version__} ({config.command}) listening on {server.url}", flush=True)

@@ -163,8 +163,8 @@ class SimulatedBot:
             self._next_canary = now + self.canary_every
             self._cancel_a_partial_fill(now)
         self._operate(now)
-        entries = sum(1 for o in self.exchange.orders(self.pair) if o.tracked and o.role == "entry")
-        recoveries = sum(1 for o in self.exchange.orders(self.pair) if o.tracked and o.role == "recovery")
+        tracked = [o.role for o in self.exchange.orders(self.pair) if o.tracked]
+        entries, recoveries = tracked.count("entry"), tracked.count("recovery")
         self.telemetry.set_internal_counts(active_orders=entries, recovery_orders=recoveries, slot_count=self.slots)
         if self.feed_kraken:
             self.telemetry.observe_kraken_open_orders(self.exchange.open_orders_result())
