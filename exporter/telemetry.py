@@ -279,9 +279,13 @@ class CapacityTelemetry:
         if should_log:
             log.warning("capacity telemetry hook rejected input pair=%s kind=%s: %s", self.pair, kind, message)
 
-    def _note_clamped(self, clamped: bool) -> None:
-        if clamped:
+    def _append(self, window: RollingEventWindow | RollingValueWindow, *item: float) -> None:
+        """Add to a window, counting a clamped timestamp (clock went backwards) and an overflow (flood)."""
+        overflowed = window.overflowed
+        if window.append(*item):
             self._count_error_unlocked("clock_went_backwards")
+        if window.overflowed > overflowed:
+            self._count_error_unlocked("window_overflow")
 
     def _count_error_unlocked(self, kind: str) -> None:
         """Count without logging, for events noticed while the lock is held."""
@@ -318,10 +322,7 @@ class CapacityTelemetry:
                 self._remember(self._partial_seen, txid, now)
             elif 0 < executed < volume:
                 self._remember(self._partial_seen, txid, now)
-                before = self._partial_open.overflowed
-                self._note_clamped(self._partial_open.append(now))
-                if self._partial_open.overflowed > before:
-                    self._count_error_unlocked("window_overflow")
+                self._append(self._partial_open, now)
                 self.events.partial_open()
         elif status in ("canceled", "expired"):
             self._partial_seen.pop(txid, None)
@@ -330,7 +331,7 @@ class CapacityTelemetry:
             executed = parse_volume(vol_exec, "vol_exec")
             self._remember(self._finished, txid, now)
             if executed > 0:
-                self._note_clamped(self._partial_cancel.append(now))
+                self._append(self._partial_cancel, now)
                 self.events.partial_cancel()
                 extra = " ".join(f"{k}={v}" for k, v in sorted(context.items()))
                 log.warning(
@@ -351,7 +352,7 @@ class CapacityTelemetry:
             if placed_at > now:
                 raise BadInput("placed_at_in_future", f"txid={txid} placed_at={placed_at} is after now={now}")
             duration = now - float(placed_at)
-            self._note_clamped(self._fill_durations.append(now, duration))
+            self._append(self._fill_durations, now, duration)
             self.events.fill_duration(duration)
         elif status == "pending":
             return

@@ -281,3 +281,11 @@ def test_hooks_record_when_they_last_ran(telemetry, clock):
     assert telemetry.last_update is None
     telemetry.set_internal_counts(active_orders=1)
     assert telemetry.last_update == clock.now()
+
+
+def test_a_flood_of_fills_past_the_window_cap_is_counted_as_overflow(exporter, clock):
+    telemetry = exporter.add_pair("XDGUSD", max_window_events=10)
+    for i in range(15):
+        telemetry.observe_order_status(f"C{i}", "closed", "13", "13", placed_at=clock.now() - 30)
+    assert telemetry.hook_errors["window_overflow"] == 5
+    assert telemetry.snapshot().median_fill_seconds_1d == 30.0
