@@ -88,9 +88,3 @@ class RollingValueWindow(_Window):
     def values(self, now: float) -> list[float]:
         self.trim(now)
         return [v for _, v in self._items]
-
-    def median(self, now: float) -> float | None:
-        return median(self.values(now))
-
-    def p95(self, now: float) -> float | None:
-        return percentile_nearest_rank(self.values(now), 95)
