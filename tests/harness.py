@@ -18,7 +18,7 @@ from typing import Any
 import requests
 import yaml
 
-from tests.conftest import free_port, require_binary
+from tests.conftest import free_port, require_binary, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "alerts" / "rules.yml"
@@ -80,14 +80,9 @@ class Prometheus(Process):
         return float(result[0]["value"][1]) if result else None
 
     def wait_value(self, expr: str, expected: float, timeout: float = 40.0) -> float | None:
-        deadline = time.monotonic() + timeout
-        value = None
-        while time.monotonic() < deadline:
-            value = self.value(expr)
-            if value == expected:
-                return value
-            time.sleep(0.25)
-        return value
+        """Poll until `expr` equals `expected`; returns the last value seen either way."""
+        wait_for(lambda: self.value(expr) == expected, timeout=timeout, step=0.25)
+        return self.value(expr)
 
 
 def start_prometheus(tmp: Path, targets: dict[str, list[str]], alertmanager: str | None = None,
