@@ -15,7 +15,7 @@ import timeit
 from prometheus_client import generate_latest
 
 from exporter import CapacityExporter, ManualClock
-from exporter.status import status_payload
+from exporter.web.status import status_payload
 
 REPEATS = 7
 

@@ -1,12 +1,15 @@
-"""kraken-capacity-exporter: read-only capacity and fill-health telemetry for Kraken grid bots."""
+"""kraken-capacity-exporter: read-only capacity and fill-health telemetry for Kraken grid bots.
 
-__version__ = "0.1.0"
+The public API is what this module exports (`__all__`); module paths below it are internal and may change.
+"""
 
-from .capacity import CapacityFillHealth, CapacityInputs, evaluate  # noqa: E402
-from .clock import AcceleratedClock, ManualClock, SystemClock  # noqa: E402
-from .service import CapacityExporter  # noqa: E402
-from .status import add_capacity_fill_health, status_payload  # noqa: E402
-from .telemetry import CapacityTelemetry  # noqa: E402
+from .core.capacity import CapacityFillHealth, CapacityInputs, evaluate
+from .core.clock import AcceleratedClock, ManualClock, SystemClock
+from .core.telemetry import CapacityTelemetry
+from .core.version import __version__
+from .service import CapacityExporter
+from .web.app import create_app, start_server
+from .web.status import add_capacity_fill_health, status_payload
 
 __all__ = [
     "AcceleratedClock",
@@ -16,7 +19,10 @@ __all__ = [
     "CapacityTelemetry",
     "ManualClock",
     "SystemClock",
+    "__version__",
     "add_capacity_fill_health",
+    "create_app",
     "evaluate",
+    "start_server",
     "status_payload",
 ]

@@ -6,30 +6,25 @@ credentials) ends in one line naming the setting and a non-zero exit, never a tr
 from __future__ import annotations
 
 import argparse
-import base64
 import logging
 import os
-import random
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from . import __version__
-from .clock import AcceleratedClock
 from .config import Config, ConfigError, add_arguments, load_config
-from .credentials import CredentialsError, KrakenCredentials
-from .demo import SimulatedBot, SimulatedExchange
-from .fake_kraken import FakeKraken
-from .http import RunningServer
-from .kraken_api import KrakenError, ReadOnlyKraken
-from .kraken_source import KrakenOpenOrdersPoller, KrakenSourceMetrics, resolve_pairs
-from .pairs import PairError
+from .core.pairs import PairError
+from .core.version import __version__
+from .demo.run import Demo, DemoSettings
 from .service import CapacityExporter
-from .standalone import StandaloneSource
-from .status_scraper import BotStatusScraper, ScrapeMetrics
+from .sources.credentials import CredentialsError, KrakenCredentials
+from .sources.kraken_api import KrakenError, ReadOnlyKraken
+from .sources.kraken_poller import KrakenOpenOrdersPoller, KrakenSourceMetrics, resolve_pairs
+from .sources.standalone import StandaloneSource
+from .sources.status_scraper import BotStatusScraper, ScrapeMetrics
+from .web.app import RunningServer
 
 PROG = "kraken-capacity-exporter"
 log = logging.getLogger("kraken_capacity_exporter")
@@ -38,7 +33,6 @@ COMMAND_HELP = {
     "serve": "standalone: export what Kraken's OpenOrders says for the pair(s), with a read-only API key",
     "scrape": "mirror an existing bot's /api/status capacity_fill_health block to Prometheus",
 }
-DEMO_POLL_WALL_SECONDS = 1.0
 
 
 class _Worker(Protocol):
@@ -46,8 +40,6 @@ class _Worker(Protocol):
     def stop(self) -> None: ...
 
 
-DEMO_OUTAGE_WALL_SECONDS = 30.0
-DEMO_FIRST_OUTAGE_AFTER = 90.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,66 +76,21 @@ def resolve_or_explain(client: ReadOnlyKraken, pairs: Sequence[str]) -> dict:
 
 def run_demo(config: Config, stop: threading.Event) -> int:
     """Simulated bots whose orders live in a fake Kraken that our poller reads through krakenex."""
-    clock = AcceleratedClock(config.speedup)
-    exporter = CapacityExporter(clock=clock)
-    rng = random.Random(config.seed)
-    exchange = SimulatedExchange(rng)
-    stale_sim_seconds = (config.kraken_stale_after or 5.0) * config.speedup  # demo telemetry runs on simulated time
-    key, secret = f"demo-{rng.getrandbits(64):016x}", base64.b64encode(rng.randbytes(64)).decode()
-    fake = FakeKraken(key, secret, open_orders=lambda: exchange.open_orders_result()["open"])
-    client = ReadOnlyKraken(KrakenCredentials(key, secret), fake.start(), timeout=2.0)
-    names = resolve_or_explain(client, config.pair_list)
-    bots, telemetries = [], []
-    for pair in config.pair_list:
-        telemetry = exporter.add_pair(pair, config.limit, config.safety_ratio, kraken_stale_after=stale_sim_seconds)
-        if pair in names:
-            telemetry.set_pair_names(names[pair])
-        telemetries.append(telemetry)
-        bots.append(SimulatedBot(telemetry.pair, exchange, telemetry, clock, rng, feed_kraken=False,
-                                 canary_every_hours=config.canary_every))
-    poller = KrakenOpenOrdersPoller(client, telemetries, KrakenSourceMetrics(exporter.registry), interval=DEMO_POLL_WALL_SECONDS)
-    server = bind(config, exporter)
-    print(f"  demo clock: {config.speedup:g}x (a simulated day every {86400 / config.speedup:.0f} s); "
-          f"fake Kraken at {fake.url}", flush=True)
-    poller.start()
-    tick = min(1.0, max(0.05, 120.0 / config.speedup))  # about one bot poll: 2 simulated minutes
-    started = time.monotonic()
-    outage = _OutageSchedule(fake, config.outage_every)
+    settings = DemoSettings(
+        pairs=config.pair_list, limit=config.limit, safety_ratio=config.safety_ratio, speedup=config.speedup,
+        seed=config.seed, kraken_stale_after=config.kraken_stale_after or 5.0,
+        canary_every_hours=config.canary_every, outage_every=config.outage_every,
+    )
     try:
-        while not stop.is_set():
-            elapsed = time.monotonic() - started
-            if config.duration and elapsed >= config.duration:
-                break
-            for bot in bots:
-                bot.tick()
-            outage.update(elapsed)
-            stop.wait(tick)
+        demo = Demo(settings)
+    except PairError as exc:
+        raise ConfigError(f"--pair: {exc}") from None
+    banner = (f"  demo clock: {config.speedup:g}x (a simulated day every {86400 / config.speedup:.0f} s); "
+              f"fake Kraken at {demo.fake_url}")
+    try:
+        return serve_until_stopped(config, demo.exporter, demo, stop, banner=banner, duration=config.duration)
     finally:
-        poller.stop()
-        server.stop()
-        fake.stop()
-    return 0
-
-
-class _OutageSchedule:
-    """The demo's scripted Kraken outage, so the fallback to the internal count can be seen."""
-
-    def __init__(self, fake: FakeKraken, every: float) -> None:
-        self.fake = fake
-        self.every = every
-        self.next_start = DEMO_FIRST_OUTAGE_AFTER if every else None
-        self.ends_at: float | None = None
-
-    def update(self, elapsed: float) -> None:
-        if self.ends_at is not None and elapsed >= self.ends_at:
-            self.fake.heal()
-            self.ends_at = None
-            log.info("demo: the fake Kraken answers again")
-        if self.next_start is not None and elapsed >= self.next_start:
-            self.fake.fail("EService:Unavailable")
-            self.ends_at = elapsed + DEMO_OUTAGE_WALL_SECONDS
-            self.next_start = elapsed + self.every
-            log.info("demo: scripted Kraken outage for %.0f s (falls back to the internal count)", DEMO_OUTAGE_WALL_SECONDS)
+        demo.stop()
 
 
 def load_credentials(config: Config, env: dict[str, str]) -> KrakenCredentials:
@@ -179,12 +126,17 @@ def run_serve(config: Config, stop: threading.Event, env: dict[str, str] | None 
     return serve_until_stopped(config, exporter, poller, stop)
 
 
-def serve_until_stopped(config: Config, exporter: CapacityExporter, worker: _Worker, stop: threading.Event) -> int:
-    """Bind, start the background worker (poller or scraper), and wait for SIGTERM/Ctrl-C."""
+def serve_until_stopped(
+    config: Config, exporter: CapacityExporter, worker: _Worker, stop: threading.Event,
+    banner: str = "", duration: float | None = None,
+) -> int:
+    """Bind, start the background worker (poller, scraper or demo), and wait for SIGTERM/Ctrl-C (or `duration`)."""
     server = bind(config, exporter)
+    if banner:
+        print(banner, flush=True)
     worker.start()
     try:
-        stop.wait()
+        stop.wait(duration or None)
     finally:
         worker.stop()
         server.stop()

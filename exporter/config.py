@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .pairs import PairError, PairNames
+from .core.pairs import PairError, PairNames
+from .core.thresholds import DEFAULT_LIMIT, DEFAULT_SAFETY_RATIO
 
 
 class ConfigError(ValueError):
@@ -103,9 +104,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("port", "--port", "EXPORTER_PORT", 9477, _int(0, 65535), "port for /metrics, /api/status, /healthz", ALL),
     Setting("pairs", "--pair", "EXPORTER_PAIRS", ("XDGUSD",), _pairs,
             "pair(s), comma-separated (XDGUSD, DOGE/USD, XBTUSD...); scrape: overrides the payload's pair", ALL),
-    Setting("limit", "--limit", "KRAKEN_OPEN_ORDERS_PER_PAIR_LIMIT", 225, _int(1, 1_000_000),
+    Setting("limit", "--limit", "KRAKEN_OPEN_ORDERS_PER_PAIR_LIMIT", DEFAULT_LIMIT, _int(1, 1_000_000),
             "Kraken open-order limit per pair (Starter 60, Intermediate 80, Pro 225)", ("demo", "serve")),
-    Setting("safety_ratio", "--safety-ratio", "OPEN_ORDER_SAFETY_RATIO", 0.75, _ratio,
+    Setting("safety_ratio", "--safety-ratio", "OPEN_ORDER_SAFETY_RATIO", DEFAULT_SAFETY_RATIO, _ratio,
             "share of the limit treated as usable, in (0, 1]", ("demo", "serve")),
     Setting("kraken_stale_after", "--kraken-stale-after", "EXPORTER_KRAKEN_STALE_AFTER", None, _float_positive,
             "seconds after which a Kraken count no longer counts (serve: 4 poll intervals; demo: 5 wall s)", ("demo", "serve")),
@@ -142,8 +143,8 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 9477
     pairs: tuple[str, ...] = ()  # empty: XDGUSD for demo and serve, the payload's pair for scrape
-    limit: int = 225
-    safety_ratio: float = 0.75
+    limit: int = DEFAULT_LIMIT
+    safety_ratio: float = DEFAULT_SAFETY_RATIO
     kraken_stale_after: float | None = None
     kraken_url: str = "https://api.kraken.com"
     kraken_key_file: str | None = None

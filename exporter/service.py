@@ -7,18 +7,16 @@ pairs, mirrored sources (a scraped bot) and what the HTTP app serves.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from .capacity import DEFAULT_LIMIT, DEFAULT_SAFETY_RATIO
-from .clock import Clock, SystemClock
-from .metrics import CapacityCollector, EventMetrics
-from .reading import PairReading, PairSource
-from .telemetry import CapacityTelemetry
-
-if TYPE_CHECKING:
-    from .http import RunningServer
+from .core.clock import Clock, SystemClock
+from .core.reading import PairReading, PairSource
+from .core.telemetry import CapacityTelemetry
+from .core.thresholds import DEFAULT_LIMIT, DEFAULT_SAFETY_RATIO
+from .web.app import RunningServer, create_app, start_server
+from .web.metrics import CapacityCollector, EventMetrics
 
 
 class CapacityExporter:
@@ -69,8 +67,6 @@ class CapacityExporter:
 
     def serve(self, host: str = "127.0.0.1", port: int = 9477) -> RunningServer:
         """Serve /metrics, /api/status and /healthz from a daemon thread; `stop()` the result to end it."""
-        from .http import create_app, start_server
-
         return start_server(create_app(self), host, port)
 
     def readings(self) -> list[PairReading]:

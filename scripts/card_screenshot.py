@@ -11,7 +11,7 @@ import time
 from playwright.sync_api import sync_playwright
 
 from exporter import CapacityExporter
-from exporter.http import create_app, start_server
+from exporter.web.app import create_app, start_server
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--disable-quic"]

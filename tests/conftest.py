@@ -65,7 +65,7 @@ def kraken_secret() -> str:
 
 @pytest.fixture
 def fake_kraken(kraken_secret):
-    from exporter.fake_kraken import FakeKraken, order_info
+    from exporter.demo.fake_kraken import FakeKraken, order_info
 
     orders = {
         "OAAAAA-AAAAA-AAAAA1": order_info("XDGUSD"),

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from exporter import CapacityExporter
-from exporter.http import create_app, start_server
+from exporter.web.app import create_app, start_server
 from tests.conftest import wait_for
 from tests.harness import WebhookReceiver, fast_rules, start_alertmanager, start_prometheus
 

@@ -1,6 +1,6 @@
 import pytest
 
-from exporter.capacity import (
+from exporter.core.capacity import (
     HINTS,
     SPEC_FIELDS,
     CapacityInputs,

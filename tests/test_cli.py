@@ -8,9 +8,9 @@ import pytest
 import requests
 
 from exporter import CapacityExporter, ManualClock
-from exporter.capacity import classify_band
 from exporter.config import ConfigError, load_config
-from exporter.demo import SimulatedBot, SimulatedExchange
+from exporter.core.capacity import classify_band
+from exporter.demo.simulation import SimulatedBot, SimulatedExchange
 from tests.conftest import free_port
 from tests.test_status import check_block
 

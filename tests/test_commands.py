@@ -117,21 +117,21 @@ def test_demo_reads_its_fake_kraken_through_krakenex():
 
 
 def test_the_demos_scripted_outage_makes_the_poller_fall_back_then_heals(fake_kraken, kraken_secret, exporter, registry):
-    from exporter.cli import DEMO_FIRST_OUTAGE_AFTER, DEMO_OUTAGE_WALL_SECONDS, _OutageSchedule
-    from exporter.credentials import KrakenCredentials
-    from exporter.kraken_api import ReadOnlyKraken
-    from exporter.kraken_source import KrakenOpenOrdersPoller, KrakenSourceMetrics
+    from exporter.demo.run import FIRST_OUTAGE_AFTER, OUTAGE_WALL_SECONDS, OutageSchedule
+    from exporter.sources.credentials import KrakenCredentials
+    from exporter.sources.kraken_api import ReadOnlyKraken
+    from exporter.sources.kraken_poller import KrakenOpenOrdersPoller, KrakenSourceMetrics
 
     telemetry = exporter.add_pair("XDGUSD")
     client = ReadOnlyKraken(KrakenCredentials("test-key-0001", kraken_secret), fake_kraken.url)
     poller = KrakenOpenOrdersPoller(client, [telemetry], KrakenSourceMetrics(registry))
-    schedule = _OutageSchedule(fake_kraken, every=300)
-    schedule.update(DEMO_FIRST_OUTAGE_AFTER - 1)
+    schedule = OutageSchedule(fake_kraken, every=300)
+    schedule.update(FIRST_OUTAGE_AFTER - 1)
     assert poller.poll_once() == "ok"
-    schedule.update(DEMO_FIRST_OUTAGE_AFTER)
+    schedule.update(FIRST_OUTAGE_AFTER)
     assert poller.poll_once() == "service_unavailable"
     assert telemetry.snapshot().open_orders_source == "internal_fallback"
-    schedule.update(DEMO_FIRST_OUTAGE_AFTER + DEMO_OUTAGE_WALL_SECONDS)
+    schedule.update(FIRST_OUTAGE_AFTER + OUTAGE_WALL_SECONDS)
     assert poller.poll_once() == "ok"
-    schedule.update(DEMO_FIRST_OUTAGE_AFTER + 300)
+    schedule.update(FIRST_OUTAGE_AFTER + 300)
     assert poller.poll_once() == "service_unavailable"

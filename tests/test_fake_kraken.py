@@ -6,7 +6,7 @@ import krakenex
 import pytest
 import requests
 
-from exporter.fake_kraken import kraken_signature
+from exporter.demo.fake_kraken import kraken_signature
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import CapacityExporter
-from exporter.http import create_app, start_server
+from exporter.web.app import create_app, start_server
 from tests.conftest import wait_for
 from tests.harness import fast_rules, start_prometheus
 

@@ -4,7 +4,7 @@ import subprocess
 import pytest
 import requests
 
-from exporter.http import create_app, start_server
+from exporter.web.app import create_app, start_server
 from tests.conftest import require_binary
 
 pytestmark = pytest.mark.integration

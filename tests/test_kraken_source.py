@@ -8,12 +8,12 @@ import pytest
 import requests
 from prometheus_client import generate_latest
 
-from exporter.credentials import CredentialsError, KrakenCredentials
-from exporter.fake_kraken import GARBAGE, HTTP_500, SLOW, STALE_NONCE
-from exporter.http import create_app, start_server
-from exporter.kraken_api import READ_ONLY_PRIVATE, READ_ONLY_PUBLIC, ReadOnlyKraken, ReadOnlyViolation
-from exporter.kraken_source import KrakenOpenOrdersPoller, KrakenSourceMetrics, resolve_pairs
-from exporter.pairs import PairError
+from exporter.core.pairs import PairError
+from exporter.demo.fake_kraken import GARBAGE, HTTP_500, SLOW, STALE_NONCE
+from exporter.sources.credentials import CredentialsError, KrakenCredentials
+from exporter.sources.kraken_api import READ_ONLY_PRIVATE, READ_ONLY_PUBLIC, ReadOnlyKraken, ReadOnlyViolation
+from exporter.sources.kraken_poller import KrakenOpenOrdersPoller, KrakenSourceMetrics, resolve_pairs
+from exporter.web.app import create_app, start_server
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration

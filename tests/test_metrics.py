@@ -3,7 +3,7 @@ import subprocess
 import pytest
 from prometheus_client import generate_latest
 
-from exporter.metrics import FILL_DURATION_BUCKETS
+from exporter.web.metrics import FILL_DURATION_BUCKETS
 from tests.conftest import require_binary
 
 

@@ -65,8 +65,8 @@ def test_the_metric_table_lists_exactly_the_exported_metrics(exporter, registry,
 
 
 def test_the_source_metric_table_lists_the_poller_and_scraper_metrics(registry):
-    from exporter.kraken_source import KrakenSourceMetrics
-    from exporter.status_scraper import ScrapeMetrics
+    from exporter.sources.kraken_poller import KrakenSourceMetrics
+    from exporter.sources.status_scraper import ScrapeMetrics
 
     KrakenSourceMetrics(registry)
     scrape = ScrapeMetrics(registry)

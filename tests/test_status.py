@@ -3,8 +3,8 @@ import json
 import pytest
 
 from exporter import CapacityTelemetry, ManualClock, add_capacity_fill_health, status_payload
-from exporter.capacity import SPEC_FIELDS
-from exporter.status import UnknownPair
+from exporter.core.capacity import SPEC_FIELDS
+from exporter.web.status import UnknownPair
 
 # The spec's table: field -> allowed JSON types (None where the field is nullable).
 SPEC_TYPES = {
@@ -99,6 +99,6 @@ def test_exporter_status_adds_both_keys_to_a_bot_status(exporter):
 
 
 def test_the_codes_field_type_table_matches_the_spec_table_here():
-    from exporter.capacity import SPEC_FIELD_TYPES
+    from exporter.core.capacity import SPEC_FIELD_TYPES
 
     assert SPEC_FIELD_TYPES == SPEC_TYPES

@@ -10,8 +10,8 @@ import pytest
 import requests
 from prometheus_client import generate_latest
 
-from exporter.http import create_app, start_server
-from exporter.status_scraper import BotStatusScraper, ScrapeMetrics, parse_block
+from exporter.sources.status_scraper import BotStatusScraper, ScrapeMetrics, parse_block
+from exporter.web.app import create_app, start_server
 from tests.conftest import require_binary
 
 pytestmark = pytest.mark.integration

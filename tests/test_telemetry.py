@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from exporter.telemetry import CANARY_MARKER, MAX_TRACKED_TXIDS
-from exporter.windows import DAY_SECONDS
+from exporter.core.telemetry import CANARY_MARKER, MAX_TRACKED_TXIDS
+from exporter.core.windows import DAY_SECONDS
 
 
 def kraken_row(pair: str, status: str = "open") -> dict:
@@ -115,7 +115,7 @@ def test_txid_tables_forget_entries_after_a_day_and_stay_bounded(telemetry, cloc
 
 
 def test_txid_table_is_capped_even_within_a_day(telemetry, monkeypatch):
-    monkeypatch.setattr("exporter.telemetry.MAX_TRACKED_TXIDS", 10)
+    monkeypatch.setattr("exporter.core.telemetry.MAX_TRACKED_TXIDS", 10)
     for i in range(25):
         telemetry.observe_order_status(f"C{i}", "canceled", "13", "0")
     assert len(telemetry._finished) <= 10 + 1

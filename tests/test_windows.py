@@ -4,7 +4,7 @@ import statistics
 
 import pytest
 
-from exporter.windows import (
+from exporter.core.windows import (
     DAY_SECONDS,
     RollingEventWindow,
     RollingValueWindow,

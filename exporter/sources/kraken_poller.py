@@ -9,16 +9,16 @@ their internal count at once, and a rate limit backs the next poll off exponenti
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from ..core.naming import PREFIX
+from ..core.pairs import PairNames, names_from_asset_pairs
+from ..core.telemetry import CapacityTelemetry
 from .kraken_api import AUTH_RESULTS, RATE_LIMIT_RESULTS, RESULTS, KrakenError, ReadOnlyKraken
-from .metrics import PREFIX
-from .pairs import PairNames, names_from_asset_pairs
-from .telemetry import CapacityTelemetry
+from .worker import BackgroundWorker
 
 log = logging.getLogger("kraken_capacity_exporter.kraken")
 
@@ -55,7 +55,9 @@ def resolve_pairs(client: ReadOnlyKraken, configured: Iterable[str]) -> dict[str
     return names_from_asset_pairs(client.public("AssetPairs"), configured)
 
 
-class KrakenOpenOrdersPoller:
+class KrakenOpenOrdersPoller(BackgroundWorker):
+    thread_name = "kraken-open-orders"
+
     def __init__(
         self,
         client: ReadOnlyKraken,
@@ -67,12 +69,10 @@ class KrakenOpenOrdersPoller:
         self.client = client
         self.telemetries = list(telemetries)
         self.metrics = metrics
-        self.interval = float(interval)
+        super().__init__(interval, join_timeout=client.timeout + 5)
         self.max_backoff = float(max_backoff)
         self.backoff = 0.0
         self.last_result: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def poll_once(self) -> str:
         """One OpenOrders call, fed to every pair; returns the result label. Never raises."""
@@ -112,16 +112,8 @@ class KrakenOpenOrdersPoller:
         self.last_result = outcome
         return outcome
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="kraken-open-orders", daemon=True)
-        self._thread.start()
+    def run_once(self) -> str:
+        return self.poll_once()
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.client.timeout + 5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.poll_once()
-            self._stop.wait(self.interval + self.backoff)
+    def next_delay(self) -> float:
+        return self.interval + self.backoff

@@ -20,9 +20,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from .capacity import BAND_CAUTION, BAND_NORMAL, BAND_STOP
-from .clock import Clock
-from .telemetry import CapacityTelemetry
+from ..core.capacity import BAND_CAUTION, BAND_NORMAL, BAND_STOP
+from ..core.clock import Clock
+from ..core.telemetry import CapacityTelemetry
 
 log = logging.getLogger("kraken_capacity_exporter.demo")
 
@@ -197,7 +197,7 @@ class SimulatedBot:
         band = self.telemetry.snapshot(now).status_band
         if band != BAND_STOP:
             self._stop_since = None
-        every = {BAND_NORMAL: self.SLOT_EVERY_NORMAL, BAND_CAUTION: self.SLOT_EVERY_CAUTION}.get(band)
+        every = {BAND_NORMAL: self.SLOT_EVERY_NORMAL, BAND_CAUTION: self.SLOT_EVERY_CAUTION}.get(band or BAND_STOP)
         if every is not None and now - self._last_slot_add >= every:
             self._last_slot_add = now
             self._add_slot(now)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .pairs import canonical_label
-from .reading import PairReading
-from .service import CapacityExporter
-from .telemetry import CapacityTelemetry
+from ..core.pairs import canonical_label
+from ..core.reading import PairReading
+from ..core.telemetry import CapacityTelemetry
+from .view import ExporterView
 
 
 class UnknownPair(KeyError):
@@ -34,7 +34,7 @@ def health_dict(reading: PairReading) -> dict[str, Any] | None:
     return block
 
 
-def status_payload(exporter: CapacityExporter, pair: str | None = None) -> dict[str, Any]:
+def status_payload(exporter: ExporterView, pair: str | None = None) -> dict[str, Any]:
     """What the exporter serves at /api/status: the chosen pair's block plus every pair's."""
     readings = exporter.readings()
     by_pair = {r.pair: r for r in readings}
@@ -57,9 +57,9 @@ def status_payload(exporter: CapacityExporter, pair: str | None = None) -> dict[
 
 
 def add_capacity_fill_health(
-    status: dict[str, Any], source: CapacityTelemetry | CapacityExporter, pair: str | None = None
+    status: dict[str, Any], source: CapacityTelemetry | ExporterView, pair: str | None = None
 ) -> dict[str, Any]:
-    """Add `capacity_fill_health` (and, for a `CapacityExporter`, `capacity_fill_health_by_pair`) to a
+    """Add `capacity_fill_health` (and, for an exporter, `capacity_fill_health_by_pair`) to a
     bot's status dict in place, and return it. No other key is read or changed."""
     if isinstance(source, CapacityTelemetry):
         status["capacity_fill_health"] = health_dict(source.reading())

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from .reading import PairReading
-from .telemetry import CapacityTelemetry
+from ..core.reading import PairReading
+from ..core.telemetry import CapacityTelemetry
 
 BOT_SIDE_FIELDS = (
     "open_orders_internal",

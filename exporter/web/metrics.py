@@ -24,11 +24,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .capacity import BAND_VALUE, BANDS, HINTS, SOURCE_KRAKEN, SOURCES, CapacityFillHealth
-from .reading import PairReading
-from .telemetry import HOOK_ERROR_KINDS
+from ..core.capacity import BAND_VALUE, BANDS, HINTS, SOURCE_KRAKEN, SOURCES, CapacityFillHealth
+from ..core.inputs import HOOK_ERROR_KINDS
+from ..core.naming import PREFIX  # noqa: E402  (re-exported for the collector)
+from ..core.reading import PairReading
 
-PREFIX = "krakenbot"
 # Grid orders fill in seconds when the price is on them and in days when it wanders off.
 FILL_DURATION_BUCKETS = (
     1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 172800, 345600, 604800,
@@ -115,7 +115,7 @@ _PAIR_GAUGES: tuple[tuple[str, str, Callable[[CapacityFillHealth], float | None]
      lambda s: s.partial_fill_cancel_events_1d),
     ("fill_duration_median_1d_seconds", "Median fill time over 24h; absent when none.", lambda s: s.median_fill_seconds_1d),
     ("fill_duration_p95_1d_seconds", "Nearest-rank p95 fill time over 24h; absent when none.", lambda s: s.p95_fill_seconds_1d),
-    ("status_band", "Band: 0 normal, 1 caution, 2 stop.", lambda s: BAND_VALUE.get(s.status_band)),
+    ("status_band", "Band: 0 normal, 1 caution, 2 stop.", lambda s: None if s.status_band is None else BAND_VALUE[s.status_band]),
     ("kraken_data_available", "1 when a fresh Kraken open-order count is used.",
      lambda s: None if s.open_orders_source is None else int(s.open_orders_source == SOURCE_KRAKEN)),
 )
@@ -160,15 +160,15 @@ class CapacityCollector(Collector):
         state_sets = [(family(n, d, label), values, get) for n, d, label, values, get in _STATE_SETS]
         for reading in self._readings():
             pair = reading.pair
-            for metric, get in reading_gauges:
-                _add(metric, [pair], get(reading))
+            for metric, of_reading in reading_gauges:
+                _add(metric, [pair], of_reading(reading))
             health = reading.health
             if health is None:
                 continue
             for metric, get in pair_gauges:
                 _add(metric, [pair], get(health))
-            for metric, values, get in state_sets:
-                current = get(health)
+            for metric, values, states in state_sets:
+                current = states(health)
                 if current is not None:
                     for value in values:
                         metric.add_metric([pair, value], 1 if value in current else 0)

@@ -10,6 +10,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 
+from .thresholds import CAUTION_HEADROOM, DEFAULT_LIMIT, DEFAULT_SAFETY_RATIO, STOP_HEADROOM  # noqa: F401
+
 SOURCE_KRAKEN = "kraken"
 SOURCE_INTERNAL = "internal_fallback"
 SOURCES = (SOURCE_KRAKEN, SOURCE_INTERNAL)
@@ -20,8 +22,6 @@ BAND_STOP = "stop"
 BANDS = (BAND_NORMAL, BAND_CAUTION, BAND_STOP)
 BAND_VALUE = {BAND_NORMAL: 0, BAND_CAUTION: 1, BAND_STOP: 2}
 
-STOP_HEADROOM = 10
-CAUTION_HEADROOM = 20
 
 HINT_KRAKEN_UNAVAILABLE = "kraken_open_orders_unavailable"
 HINT_DRIFT_PERSISTENT = "open_order_drift_persistent"
@@ -39,8 +39,6 @@ HINTS = (
     HINT_PARTIAL_CANCEL,
 )
 
-DEFAULT_LIMIT = 225
-DEFAULT_SAFETY_RATIO = 0.75
 
 
 def safe_cap(limit: int, safety_ratio: float) -> int:
@@ -105,24 +103,28 @@ class CapacityInputs:
 
 @dataclass(frozen=True)
 class CapacityFillHealth:
-    """The spec's `capacity_fill_health` block; field order and names are the spec's table."""
+    """The spec's `capacity_fill_health` block; field order and names are the spec's table.
 
-    open_orders_current: int
-    open_orders_source: str
-    open_orders_internal: int
+    `evaluate` fills every field. A source that cannot know a value (standalone mode has no bot-side counts; a
+    scraped bot may send a field missing or mistyped) leaves it None, so every field is Optional here.
+    """
+
+    open_orders_current: int | None
+    open_orders_source: str | None
+    open_orders_internal: int | None
     open_orders_kraken: int | None
     open_orders_drift: int | None
-    open_order_limit_configured: int
-    open_orders_safe_cap: int
-    open_order_headroom: int
-    open_order_utilization_pct: float
+    open_order_limit_configured: int | None
+    open_orders_safe_cap: int | None
+    open_order_headroom: int | None
+    open_order_utilization_pct: float | None
     orders_per_slot_estimate: float | None
-    estimated_slots_remaining: int
-    partial_fill_open_events_1d: int
-    partial_fill_cancel_events_1d: int
+    estimated_slots_remaining: int | None
+    partial_fill_open_events_1d: int | None
+    partial_fill_cancel_events_1d: int | None
     median_fill_seconds_1d: float | None
     p95_fill_seconds_1d: float | None
-    status_band: str
+    status_band: str | None
     blocked_risk_hint: list[str] = field(default_factory=list)
     status_reason: str = ""
 

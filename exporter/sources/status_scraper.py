@@ -18,11 +18,12 @@ from typing import Any
 import requests
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from .capacity import BANDS, SOURCES, SPEC_FIELD_TYPES, CapacityFillHealth, status_reason
-from .clock import Clock, SystemClock
-from .metrics import PREFIX
-from .pairs import PairNames, canonical_label
-from .reading import PairReading
+from ..core.capacity import BANDS, SOURCES, SPEC_FIELD_TYPES, CapacityFillHealth, status_reason
+from ..core.clock import Clock, SystemClock
+from ..core.naming import PREFIX
+from ..core.pairs import PairNames, canonical_label
+from ..core.reading import PairReading
+from .worker import BackgroundWorker
 
 log = logging.getLogger("kraken_capacity_exporter.scrape")
 
@@ -58,7 +59,7 @@ def _valid(name: str, value: Any) -> bool:
     if name == "open_orders_source":
         return value in SOURCES
     if name == "blocked_risk_hint":
-        return all(isinstance(v, str) for v in value)
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
     return True
 
 
@@ -89,8 +90,10 @@ def payload_pair(payload: dict[str, Any]) -> str | None:
     return None
 
 
-class BotStatusScraper:
+class BotStatusScraper(BackgroundWorker):
     """A `PairSource` mirroring one bot's /api/status."""
+
+    thread_name = "status-scraper"
 
     def __init__(
         self,
@@ -105,7 +108,7 @@ class BotStatusScraper:
         self.metrics = metrics
         self._pair_override = PairNames.offline(pair).label if pair else None
         self._learned_pair: str | None = None
-        self.interval = interval
+        super().__init__(interval, join_timeout=timeout + 5)
         self.timeout = timeout
         self.clock = clock or SystemClock()
         self._session = requests.Session()
@@ -113,8 +116,6 @@ class BotStatusScraper:
         self._reading: PairReading | None = None
         self._last_outcome: str | None = None
         self._last_pair: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @property
     def pair(self) -> str:
@@ -189,19 +190,10 @@ class BotStatusScraper:
             return "no_capacity_block", "the payload has no capacity_fill_health object", None
         return "ok", "", payload
 
+    def run_once(self) -> str:
+        return self.scrape_once()
+
     def start(self) -> None:
         for reason in SCRAPE_ERRORS:
             self.metrics.errors.labels(pair=self.pair, reason=reason)
-        self._thread = threading.Thread(target=self._run, name="status-scraper", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.timeout + 5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.scrape_once()
-            self._stop.wait(self.interval)
-
+        super().start()

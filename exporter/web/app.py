@@ -17,14 +17,14 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import make_wsgi_app
 
-from . import __version__
-from .service import CapacityExporter
+from ..core.version import __version__
 from .status import UnknownPair, status_payload
+from .view import ExporterView
 
 log = logging.getLogger("kraken_capacity_exporter.http")
 
 # The read-only "Capacity & Fill Health" card: one static page, no external CDN, no build step.
-CARD_HTML = resources.files("exporter").joinpath("card.html").read_bytes()
+CARD_HTML = resources.files("exporter.web").joinpath("card.html").read_bytes()
 CARD_CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'"
 
 StartResponse = Callable[..., Any]
@@ -38,7 +38,7 @@ def _json(start_response: StartResponse, status: str, body: Any) -> list[bytes]:
     return [data]
 
 
-def create_app(exporter: CapacityExporter) -> WSGIApp:
+def create_app(exporter: ExporterView) -> WSGIApp:
     """The exporter's routes: /metrics, /api/status, /healthz, and the card at /."""
     metrics_app = make_wsgi_app(exporter.registry)
 
@@ -88,7 +88,7 @@ class RunningServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"http://{self.host!s}:{self.port}"
 
     def stop(self) -> None:
         self._server.shutdown()

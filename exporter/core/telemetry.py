@@ -12,43 +12,21 @@ import math
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any, Protocol
 
-from .capacity import DEFAULT_LIMIT, DEFAULT_SAFETY_RATIO, CapacityFillHealth, CapacityInputs, evaluate
+from .capacity import CapacityFillHealth, CapacityInputs, evaluate
 from .clock import Clock, SystemClock
+from .inputs import BadInput, parse_count, parse_volume, plain_volume
 from .pairs import PairNames
 from .reading import PairReading
+from .thresholds import DEFAULT_LIMIT, DEFAULT_SAFETY_RATIO, DRIFT_PERSIST_SECONDS, DRIFT_THRESHOLD, KRAKEN_STALE_AFTER_SECONDS
 from .windows import DAY_SECONDS, RollingEventWindow, RollingValueWindow, median, percentile_nearest_rank
 
 log = logging.getLogger("kraken_capacity_exporter")
 
 CANARY_MARKER = "PHANTOM_POSITION_CANARY"
-DEFAULT_KRAKEN_STALE_AFTER = 120.0
-DEFAULT_DRIFT_THRESHOLD = 10  # the reference bot's OPEN_ORDER_DRIFT_ALERT_THRESHOLD
-DEFAULT_DRIFT_PERSIST_SECONDS = 600.0  # ... and OPEN_ORDER_DRIFT_ALERT_PERSIST_SEC
 MAX_TRACKED_TXIDS = 100_000
 _LOG_EVERY_SECONDS = 60.0
-
-# Every kind of bad input a hook can meet; the counter's label values are created up front.
-HOOK_ERROR_KINDS = (
-    "invalid_txid",
-    "invalid_status",
-    "unknown_status",
-    "invalid_volume",
-    "negative_volume",
-    "vol_exec_exceeds_vol",
-    "invalid_placed_at",
-    "placed_at_in_future",
-    "invalid_count",
-    "malformed_kraken_reply",
-    "malformed_kraken_row",
-    "clock_went_backwards",
-    "window_overflow",
-    "txid_table_full",
-    "internal_error",
-)
-
 
 class EventSink(Protocol):
     """Where counted events go besides the windows: prometheus-client instruments (see `metrics.py`)."""
@@ -75,38 +53,6 @@ class NullEventSink:
         pass
 
 
-class BadInput(ValueError):
-    """Raised inside the hooks only, caught there and counted under `kind`."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-def parse_volume(value: Any, name: str) -> float:
-    """A Kraken volume (a string like "13.00000000", or a number) as a finite float >= 0."""
-    if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
-        raise BadInput("invalid_volume", f"{name}={value!r} is not a number")
-    try:
-        number = float(value)
-    except ValueError:
-        raise BadInput("invalid_volume", f"{name}={value!r} is not a number") from None
-    if not math.isfinite(number):
-        raise BadInput("invalid_volume", f"{name}={value!r} is not finite")
-    if number < 0:
-        raise BadInput("negative_volume", f"{name}={value!r} is negative")
-    return number
-
-
-def parse_count(value: Any, name: str) -> int:
-    """An order or slot count: a non-negative integer (an integral float is accepted)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise BadInput("invalid_count", f"{name}={value!r} is not a count")
-    if value < 0 or value != int(value):
-        raise BadInput("invalid_count", f"{name}={value!r} is not a non-negative integer")
-    return int(value)
-
-
 class CapacityTelemetry:
     """Rolling 24h fill health plus open-order counts for one pair.
 
@@ -123,9 +69,9 @@ class CapacityTelemetry:
         *,
         clock: Clock | None = None,
         events: EventSink | None = None,
-        kraken_stale_after: float = DEFAULT_KRAKEN_STALE_AFTER,
-        drift_threshold: int = DEFAULT_DRIFT_THRESHOLD,
-        drift_persist_seconds: float = DEFAULT_DRIFT_PERSIST_SECONDS,
+        kraken_stale_after: float = KRAKEN_STALE_AFTER_SECONDS,
+        drift_threshold: int = DRIFT_THRESHOLD,
+        drift_persist_seconds: float = DRIFT_PERSIST_SECONDS,
         max_window_events: int = 100_000,
     ) -> None:
         self.names = PairNames.offline(pair)
@@ -336,7 +282,7 @@ class CapacityTelemetry:
                 extra = " ".join(f"{k}={v}" for k, v in sorted(context.items()))
                 log.warning(
                     "%s pair=%s txid=%s status=%s vol_exec=%.8f vol=%s %s",
-                    CANARY_MARKER, self.pair, txid, status, executed, _plain(vol), extra,
+                    CANARY_MARKER, self.pair, txid, status, executed, plain_volume(vol), extra,
                 )
         elif status == "closed":
             self._partial_seen.pop(txid, None)
@@ -417,10 +363,3 @@ class CapacityTelemetry:
             self._drift_since = None
         elif self._drift_since is None:
             self._drift_since = now
-
-
-def _plain(value: Any) -> str:
-    try:
-        return f"{float(value):.8f}"
-    except (TypeError, ValueError):
-        return repr(value)

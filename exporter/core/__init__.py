@@ -1,0 +1,1 @@
+"""The pure core: windows, capacity math, bands, and the hooks' state. No I/O, clock injected."""

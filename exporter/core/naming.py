@@ -1,0 +1,3 @@
+"""The one prefix of every metric this package exports."""
+
+PREFIX = "krakenbot"

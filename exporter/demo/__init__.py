@@ -1,0 +1,1 @@
+"""The demo: a simulated bot, a local fake Kraken, and the wiring that runs them."""

@@ -1,0 +1,127 @@
+"""The demo's wiring: simulated bots whose orders live in a local fake Kraken, read by our real poller through
+krakenex, on an accelerated clock, with a scripted Kraken outage so the fallback can be seen.
+
+`Demo` is a worker like the poller: `start()` and `stop()`; the CLI binds the HTTP server and waits.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+from ..core.clock import AcceleratedClock
+from ..core.telemetry import CapacityTelemetry
+from ..service import CapacityExporter
+from ..sources.credentials import KrakenCredentials
+from ..sources.kraken_api import ReadOnlyKraken
+from ..sources.kraken_poller import KrakenOpenOrdersPoller, KrakenSourceMetrics, resolve_pairs
+from ..sources.worker import BackgroundWorker
+from .fake_kraken import FakeKraken
+from .simulation import SimulatedBot, SimulatedExchange
+
+log = logging.getLogger("kraken_capacity_exporter")
+
+POLL_WALL_SECONDS = 1.0
+OUTAGE_WALL_SECONDS = 30.0
+FIRST_OUTAGE_AFTER = 90.0
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    pairs: tuple[str, ...]
+    limit: int
+    safety_ratio: float
+    speedup: float
+    seed: int | None = None
+    kraken_stale_after: float = 5.0  # wall seconds; the telemetry runs on simulated time
+    canary_every_hours: float = 0.0
+    outage_every: float = 0.0  # wall seconds; 0: no scripted outage
+
+
+class OutageSchedule:
+    """The scripted Kraken outage: the first at 90 s, then every `every` seconds, 30 s each."""
+
+    def __init__(self, fake: FakeKraken, every: float) -> None:
+        self.fake = fake
+        self.every = every
+        self.next_start = FIRST_OUTAGE_AFTER if every else None
+        self.ends_at: float | None = None
+
+    def update(self, elapsed: float) -> None:
+        if self.ends_at is not None and elapsed >= self.ends_at:
+            self.fake.heal()
+            self.ends_at = None
+            log.info("demo: the fake Kraken answers again")
+        if self.next_start is not None and elapsed >= self.next_start:
+            self.fake.fail("EService:Unavailable")
+            self.ends_at = elapsed + OUTAGE_WALL_SECONDS
+            self.next_start = elapsed + self.every
+            log.info("demo: scripted Kraken outage for %.0f s (falls back to the internal count)", OUTAGE_WALL_SECONDS)
+
+
+class SimulatedOperator(BackgroundWorker):
+    """Ticks every simulated bot about once per simulated bot poll (2 simulated minutes), and the outage script."""
+
+    thread_name = "demo-operator"
+
+    def __init__(self, bots: list[SimulatedBot], outage: OutageSchedule, speedup: float) -> None:
+        super().__init__(min(1.0, max(0.05, 120.0 / speedup)), join_timeout=5)
+        self.bots = bots
+        self.outage = outage
+        self._started: float | None = None
+
+    def run_once(self) -> None:
+        if self._started is None:
+            self._started = time.monotonic()
+        for bot in self.bots:
+            bot.tick()
+        self.outage.update(time.monotonic() - self._started)
+
+
+class Demo:
+    """Everything the demo runs besides the HTTP server."""
+
+    def __init__(self, settings: DemoSettings) -> None:
+        self.settings = settings
+        self.clock = AcceleratedClock(settings.speedup)
+        self.exporter = CapacityExporter(clock=self.clock)
+        rng = random.Random(settings.seed)
+        self.exchange = SimulatedExchange(rng)
+        key, secret = f"demo-{rng.getrandbits(64):016x}", base64.b64encode(rng.randbytes(64)).decode()
+        self.fake = FakeKraken(key, secret, open_orders=lambda: self.exchange.open_orders_result()["open"])
+        client = ReadOnlyKraken(KrakenCredentials(key, secret), self.fake.start(), timeout=2.0)
+        try:
+            names = resolve_pairs(client, settings.pairs)  # raises PairError for a pair Kraken does not know
+            telemetries = [self._add_pair(pair, names) for pair in settings.pairs]
+        except BaseException:
+            self.fake.stop()
+            raise
+        bots = [SimulatedBot(t.pair, self.exchange, t, self.clock, rng, feed_kraken=False,
+                             canary_every_hours=settings.canary_every_hours) for t in telemetries]
+        self.poller = KrakenOpenOrdersPoller(client, telemetries, KrakenSourceMetrics(self.exporter.registry),
+                                             interval=POLL_WALL_SECONDS)
+        self.operator = SimulatedOperator(bots, OutageSchedule(self.fake, settings.outage_every), settings.speedup)
+
+    def _add_pair(self, pair: str, names: dict) -> CapacityTelemetry:
+        stale_sim_seconds = self.settings.kraken_stale_after * self.settings.speedup
+        telemetry = self.exporter.add_pair(pair, self.settings.limit, self.settings.safety_ratio,
+                                           kraken_stale_after=stale_sim_seconds)
+        if pair in names:
+            telemetry.set_pair_names(names[pair])
+        return telemetry
+
+    @property
+    def fake_url(self) -> str:
+        return self.fake.url
+
+    def start(self) -> None:
+        self.poller.start()
+        self.operator.start()
+
+    def stop(self) -> None:
+        self.operator.stop()
+        self.poller.stop()
+        self.fake.stop()

@@ -1,0 +1,40 @@
+"""`BackgroundWorker`: one daemon thread that calls `run_once()` until stopped; the poller and the scraper use it.
+
+A scrape or a status read never waits on the worker: it only ever reads what the last run left.
+"""
+
+from __future__ import annotations
+
+import threading
+
+
+class BackgroundWorker:
+    """Subclasses define `run_once()` (never raising) and may override `next_delay()`."""
+
+    thread_name = "worker"
+
+    def __init__(self, interval: float, join_timeout: float) -> None:
+        self.interval = float(interval)
+        self._join_timeout = join_timeout
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> object:
+        raise NotImplementedError
+
+    def next_delay(self) -> float:
+        return self.interval
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self._join_timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.run_once()
+            self._stop.wait(self.next_delay())
