@@ -84,13 +84,15 @@ def test_closed_order_without_placed_at_records_no_fill_time(telemetry):
     assert sum(telemetry.hook_errors.values()) == 0
 
 
-def test_events_older_than_a_day_drop_out_when_the_clock_advances(telemetry, clock):
+def test_events_older_than_a_day_drop_out_when_the_clock_advances_and_exactly_a_day_old_stay(telemetry, clock):
     telemetry.observe_order_status("TX1", "open", "13", "2")
     telemetry.observe_order_status("TX2", "canceled", "13", "2")
     telemetry.observe_order_status("TX3", "closed", "13", "13", placed_at=clock.now() - 10)
-    clock.advance(DAY_SECONDS - 1)
-    assert telemetry.snapshot().partial_fill_open_events_1d == 1
-    clock.advance(1)
+    clock.advance(DAY_SECONDS)  # exactly 24h old: still in the window, as in the reference bot
+    snap = telemetry.snapshot()
+    assert (snap.partial_fill_open_events_1d, snap.partial_fill_cancel_events_1d) == (1, 1)
+    assert snap.median_fill_seconds_1d == 10.0
+    clock.advance(0.001)
     snap = telemetry.snapshot()
     assert (snap.partial_fill_open_events_1d, snap.partial_fill_cancel_events_1d) == (0, 0)
     assert snap.median_fill_seconds_1d is None
@@ -104,14 +106,18 @@ def test_txids_are_forgotten_once_the_order_is_no_longer_open(telemetry):
     assert "TX1" not in telemetry._partial_seen
 
 
-def test_txid_tables_forget_entries_after_a_day_and_stay_bounded(telemetry, clock):
+def test_txid_tables_forget_entries_after_a_day_a_few_per_hook_call(telemetry, clock):
     for i in range(50):
         telemetry.observe_order_status(f"P{i}", "open", "13", "2")
         telemetry.observe_order_status(f"C{i}", "canceled", "13", "0")
     clock.advance(DAY_SECONDS + 1)
-    telemetry.observe_order_status("LATE", "open", "13", "0")
-    assert len(telemetry._partial_seen) == 0
+    telemetry.observe_order_status("P0", "open", "13", "2")  # forgotten: a partial-open again
+    assert len(telemetry._partial_seen) + len(telemetry._finished) > 50  # amortized: not all in one call
+    for _ in range(100):
+        telemetry.observe_order_status("LATE", "open", "13", "0")
+    assert list(telemetry._partial_seen) == ["P0"]
     assert len(telemetry._finished) == 0
+    assert telemetry.snapshot().partial_fill_open_events_1d == 1
 
 
 def test_txid_table_is_capped_even_within_a_day(telemetry, monkeypatch):
@@ -167,7 +173,7 @@ def test_a_hook_survives_an_internal_failure(telemetry, monkeypatch):
     def boom(*_):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(telemetry, "_observe_order_status", boom)
+    monkeypatch.setattr(telemetry, "_open", boom)
     telemetry.observe_order_status("TX", "open", "13", "1")
     assert telemetry.hook_errors["internal_error"] == 1
 

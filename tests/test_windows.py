@@ -18,20 +18,23 @@ def naive_p95(values):
     return data[math.ceil(0.95 * len(data)) - 1]
 
 
-def test_events_older_than_a_day_drop_out_of_the_count():
+def test_events_older_than_a_day_drop_out_of_the_count_and_exactly_a_day_old_stay():
     w = RollingEventWindow()
     w.append(1000.0)
     w.append(2000.0)
-    assert w.count(1000.0 + DAY_SECONDS - 1) == 2
-    assert w.count(1000.0 + DAY_SECONDS) == 1
-    assert w.count(2000.0 + DAY_SECONDS) == 0
+    assert w.count(1000.0 + DAY_SECONDS) == 2
+    assert w.count(1000.0 + DAY_SECONDS + 1) == 1
+    assert w.count(2000.0 + DAY_SECONDS + 1) == 0
 
 
-def test_appending_trims_the_window_too():
+def test_expiry_removes_at_most_its_budget_per_call_and_the_rest_later():
     w = RollingValueWindow()
-    w.append(0.0, 5.0)
-    w.append(DAY_SECONDS + 1, 7.0)
-    assert len(w) == 1
+    for i in range(10):
+        w.append(float(i), float(i))
+    assert w.expire(DAY_SECONDS + 100, budget=4) == 4
+    assert len(w) == 6
+    assert w.expire(0.0) == 6  # the mark never goes back: the rest still expires
+    assert len(w) == 0 and w.median() is None
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 19, 20, 21, 100, 101])
@@ -66,12 +69,14 @@ def test_value_window_percentiles_use_only_the_last_day():
     assert median(w.values(now)) == 4.5
 
 
-def test_an_event_stamped_before_the_newest_is_kept_at_the_newest_time():
-    w = RollingEventWindow()
-    assert w.append(5000.0) is False
-    assert w.append(4000.0) is True  # clock went backwards: clamped, not lost
-    assert w.count(5000.0) == 2
-    assert w.count(5000.0 + DAY_SECONDS) == 0
+def test_the_cap_counts_a_pushed_out_live_event_as_overflow_but_not_an_expired_one():
+    w = RollingEventWindow(max_items=2)
+    w.append(0.0)
+    w.append(10.0)
+    w.expire(5.0, budget=0)  # the mark passes the first event, which is still held
+    assert w.append(20.0) is False
+    assert w.append(30.0) is True
+    assert (w.overflowed, w.count(30.0)) == (1, 2)
 
 
 def test_a_flood_keeps_the_newest_events_and_counts_the_overflow():

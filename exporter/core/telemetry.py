@@ -1,40 +1,67 @@
 """`CapacityTelemetry`: the object a bot owns and calls from its poll loop (spec sections 1, 2, 4, 5).
 
-The hooks never raise and never do I/O: bad input is counted by kind (`hook_errors`, and the
-`krakenbot_hook_errors_total` counter when metrics are attached) and logged at most once a minute per kind.
-All state sits behind one lock, so the bot thread and the HTTP thread can share the object.
+The hooks never raise and never do I/O under the lock. Each call either records a fully valid observation or
+counts exactly one kind of bad input (`hook_errors`, and `krakenbot_hook_errors_total` when metrics are
+attached), logs it at most once a minute per kind, and changes nothing else. One exception, for safety: a
+`canceled`/`expired` row with a valid `vol_exec > 0` is a partial-cancel even when its `vol` is bad (counted as
+a hook error too), because a possible phantom position must never be hidden by a flaw in another field.
+
+Time. Every accepted hook call raises the high-water mark `hw` (the highest clock reading seen); events are
+stamped with `hw`, so a clock that goes backwards loses no event (counted as `clock_went_backwards`). Everything
+stamped before `max(hw, any read's now) - 24h` has left: an event exactly 24h old is still counted, as in the
+reference bot. Removal is amortized: a hook removes at most a few expired items, a read the rest in short
+batches, so no call does O(n) work and a hook never waits long for a reader.
+
+All state sits behind one lock; a read copies a handful of numbers under it and evaluates outside it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
+from . import logtext
 from .capacity import CapacityFillHealth, CapacityInputs, evaluate
 from .clock import Clock, SystemClock
-from .inputs import BadInput, parse_count, parse_volume, plain_volume
+from .inputs import (
+    MAX_TXID_LENGTH,
+    Rejected,
+    check_count,
+    check_settings,
+    check_status,
+    check_timestamp,
+    check_txid,
+    check_volume,
+)
 from .pairs import PairNames
 from .reading import PairReading
 from .thresholds import DEFAULT_LIMIT, DEFAULT_SAFETY_RATIO, DRIFT_PERSIST_SECONDS, DRIFT_THRESHOLD, KRAKEN_STALE_AFTER_SECONDS
-from .windows import DAY_SECONDS, RollingEventWindow, RollingValueWindow, median, percentile_nearest_rank
+from .windows import DAY_SECONDS, RollingEventWindow, RollingValueWindow
 
 log = logging.getLogger("kraken_capacity_exporter")
 
 CANARY_MARKER = "PHANTOM_POSITION_CANARY"
-MAX_TRACKED_TXIDS = 100_000
+MAX_TRACKED_TXIDS = 100_000  # per table (partial-open txids, finished txids)
+HOOK_EXPIRY_BUDGET = 8  # expired items a hook removes at most (it adds at most two)
+READ_EXPIRY_BUDGET = 512  # expired items a read removes per hold of the lock
 _LOG_EVERY_SECONDS = 60.0
+_MATCH_CACHE_SIZE = 1024
+_INF = math.inf
+_OPEN_STATUS = {"open": "open", "closed": "closed", "canceled": "canceled", "expired": "expired", "pending": "pending"}
+
 
 class EventSink(Protocol):
-    """Where counted events go besides the windows: prometheus-client instruments (see `metrics.py`)."""
+    """Where counted events go besides the windows: prometheus-client instruments (see `web/metrics.py`)."""
 
     def partial_open(self) -> None: ...
     def partial_cancel(self) -> None: ...
     def fill_duration(self, seconds: float) -> None: ...
-    def hook_error(self, kind: str) -> None: ...
+    def hook_error(self, kind: str, amount: int = 1) -> None: ...
 
 
 class NullEventSink:
@@ -49,8 +76,16 @@ class NullEventSink:
     def fill_duration(self, seconds: float) -> None:
         pass
 
-    def hook_error(self, kind: str) -> None:
+    def hook_error(self, kind: str, amount: int = 1) -> None:
         pass
+
+
+class _State(NamedTuple):
+    """What a read copies under the lock; everything else is computed outside it."""
+
+    inputs: CapacityInputs
+    kraken_at: float | None
+    last_update: float | None
 
 
 class CapacityTelemetry:
@@ -58,7 +93,7 @@ class CapacityTelemetry:
 
     Fed by the bot: `observe_order_status` for every polled order, `set_internal_counts` for its own
     bookkeeping, and `observe_kraken_open_orders` with the `OpenOrders` reply it already fetched.
-    Read with `snapshot()`.
+    Read with `snapshot()` or `reading()`. Bad settings raise ValueError here; bad hook input never raises.
     """
 
     def __init__(
@@ -70,25 +105,36 @@ class CapacityTelemetry:
         clock: Clock | None = None,
         events: EventSink | None = None,
         kraken_stale_after: float = KRAKEN_STALE_AFTER_SECONDS,
+        stale_after: float = KRAKEN_STALE_AFTER_SECONDS,
         drift_threshold: int = DRIFT_THRESHOLD,
         drift_persist_seconds: float = DRIFT_PERSIST_SECONDS,
         max_window_events: int = 100_000,
     ) -> None:
+        self.limit, self.safety_ratio = check_settings(
+            limit, safety_ratio, kraken_stale_after=kraken_stale_after, stale_after=stale_after,
+            drift_persist_seconds=drift_persist_seconds,
+        )
+        if isinstance(drift_threshold, bool) or not isinstance(drift_threshold, int) or drift_threshold < 1:
+            raise ValueError(f"drift_threshold must be an integer >= 1, got {drift_threshold!r}")
+        if isinstance(max_window_events, bool) or not isinstance(max_window_events, int) or max_window_events < 1:
+            raise ValueError(f"max_window_events must be an integer >= 1, got {max_window_events!r}")
         self.names = PairNames.offline(pair)
-        self.limit = int(limit)
-        self.safety_ratio = float(safety_ratio)
-        self.clock = clock or SystemClock()
-        self.events: EventSink = events or NullEventSink()
         self.kraken_stale_after = float(kraken_stale_after)
-        self.drift_threshold = max(1, int(drift_threshold))
-        self.drift_persist_seconds = max(0.0, float(drift_persist_seconds))
+        self.stale_after = float(stale_after)
+        self.drift_threshold = drift_threshold
+        self.drift_persist_seconds = float(drift_persist_seconds)
+        self.events: EventSink = events or NullEventSink()
+        self.clock = clock or SystemClock()
 
         self._lock = threading.Lock()
         self._partial_open = RollingEventWindow(max_items=max_window_events)
         self._partial_cancel = RollingEventWindow(max_items=max_window_events)
         self._fill_durations = RollingValueWindow(max_items=max_window_events)
-        self._partial_seen: OrderedDict[str, float] = OrderedDict()  # txid -> last seen open
-        self._finished: OrderedDict[str, float] = OrderedDict()  # txid -> when it ended
+        self._partial_seen: OrderedDict[str, float] = OrderedDict()  # txid -> stamp when last seen open
+        self._finished: OrderedDict[str, float] = OrderedDict()  # txid -> stamp when it ended
+        self._hw = -_INF  # highest clock reading of an accepted hook call: the stamp of new events
+        self._mark = -_INF  # everything stamped before this has left the 24h windows and txid tables
+        self._oldest = _INF  # a lower bound of the oldest stamp held anywhere: expiry is due when mark passes it
         self._active = 0
         self._recovery = 0
         self._slots = 0
@@ -96,8 +142,20 @@ class CapacityTelemetry:
         self._kraken_at: float | None = None
         self._drift_since: float | None = None
         self._last_update: float | None = None
+        self._match_cache: dict[str, bool] = {}
         self.hook_errors: Counter[str] = Counter()
         self._last_logged: dict[str, float] = {}
+        started = self._now()
+        self.window_started_at: float | None = float(started) if _finite(started) else None
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        self._clock = clock
+        self._now = clock.now
 
     @property
     def pair(self) -> str:
@@ -108,6 +166,7 @@ class CapacityTelemetry:
         """Replace the offline aliases with the names Kraken's `AssetPairs` reported (label unchanged)."""
         with self._lock:
             self.names = PairNames(label=self.names.label, spellings=names.spellings | self.names.spellings)
+            self._match_cache = {}
 
     # ---- hooks -------------------------------------------------------------------------------
 
@@ -124,242 +183,426 @@ class CapacityTelemetry:
 
         `context` (e.g. slot=, kind=, local=) is only logged with the canary.
         """
-        self._guard(self._observe_order_status, txid, status, vol, vol_exec, placed_at, context)
+        try:
+            now = self._now()
+            if now - now != 0.0:
+                return self._reject(now, Rejected("invalid_clock", "is not a finite time"), "now", now)
+            if type(txid) is not str or not 0 < len(txid) <= MAX_TXID_LENGTH:
+                checked = check_txid(txid)
+                if type(checked) is Rejected:
+                    return self._reject(now, checked, "txid", txid)
+                txid = checked
+            kind = _OPEN_STATUS.get(status) if type(status) is str else None
+            if kind is None:
+                checked_status = check_status(status)
+                if isinstance(checked_status, Rejected):
+                    return self._reject(now, checked_status, "status", status)
+                kind = checked_status
+            if kind == "open":
+                self._open(now, txid, vol, vol_exec)
+            elif kind == "closed":
+                self._closed(now, txid, placed_at)
+            elif kind == "pending":
+                with self._lock:
+                    self._accept(now)
+            else:
+                self._ended(now, txid, kind, vol, vol_exec, context)
+        except Exception as exc:  # a hook must never raise into the bot's loop
+            self._internal_error(exc)
 
     def set_internal_counts(
         self, active_orders: Any = None, recovery_orders: Any = None, slot_count: Any = None
     ) -> None:
         """The bot's own view: active + recovery orders, and its slot count. None leaves a value as is."""
-        self._guard(self._set_internal_counts, active_orders, recovery_orders, slot_count)
+        try:
+            now = self._now()
+            if now - now != 0.0:
+                return self._reject(now, Rejected("invalid_clock", "is not a finite time"), "now", now)
+            values: list[int | None] = []
+            for name, value in (("active_orders", active_orders), ("recovery_orders", recovery_orders),
+                                ("slot_count", slot_count)):
+                if value is None:
+                    values.append(None)
+                    continue
+                checked = check_count(value)
+                if type(checked) is Rejected:
+                    return self._reject(now, checked, name, value)
+                values.append(checked)  # type: ignore[arg-type]
+            active, recovery, slots = values
+            with self._lock:
+                self._accept(now)
+                if active is not None:
+                    self._active = active
+                if recovery is not None:
+                    self._recovery = recovery
+                if slots is not None:
+                    self._slots = slots
+        except Exception as exc:
+            self._internal_error(exc)
 
-    def observe_kraken_open_orders(self, open_orders: Any, fetched_at: float | None = None) -> None:
+    def observe_kraken_open_orders(self, open_orders: Any, fetched_at: Any = None) -> None:
         """Count this pair's rows in an `OpenOrders` reply the bot already fetched (`result["open"]`).
 
-        The whole `result` (with its `open` key) is accepted too. Only well-formed rows are counted.
+        The whole `result` (with its `open` key) is accepted too. Only well-formed rows are counted; a
+        malformed row is counted as `malformed_kraken_row`. `fetched_at` (Unix seconds, default now) dates it.
         """
-        self._guard(self._observe_kraken_open_orders, open_orders, fetched_at)
+        try:
+            now = self._now()
+            if now - now != 0.0:
+                return self._reject(now, Rejected("invalid_clock", "is not a finite time"), "now", now)
+            rows = open_orders
+            if isinstance(rows, Mapping) and "open" in rows:  # the whole `result`; no txid is "open"
+                rows = rows["open"]
+            if not isinstance(rows, Mapping):
+                return self._reject(now, Rejected("malformed_kraken_reply", "is not a mapping of txid to order"),
+                                    "open", type(rows).__name__)
+            at = now if fetched_at is None else check_timestamp(fetched_at, now, "invalid_fetched_at")
+            if type(at) is Rejected:
+                return self._reject(now, at, "fetched_at", fetched_at)
+            count, malformed = self._count_rows(rows)
+            self._record_kraken(now, count, at, malformed)  # type: ignore[arg-type]
+        except Exception as exc:
+            self._internal_error(exc)
 
-    def observe_kraken_count(self, count: Any, fetched_at: float | None = None) -> None:
+    def observe_kraken_count(self, count: Any, fetched_at: Any = None) -> None:
         """Record an already-counted Kraken open-order number for this pair."""
-        self._guard(self._observe_kraken_count, count, fetched_at)
+        try:
+            now = self._now()
+            if now - now != 0.0:
+                return self._reject(now, Rejected("invalid_clock", "is not a finite time"), "now", now)
+            checked = check_count(count)
+            if type(checked) is Rejected:
+                return self._reject(now, checked, "kraken_open_orders", count)
+            at = now if fetched_at is None else check_timestamp(fetched_at, now, "invalid_fetched_at")
+            if type(at) is Rejected:
+                return self._reject(now, at, "fetched_at", fetched_at)
+            self._record_kraken(now, checked, at, 0)  # type: ignore[arg-type]
+        except Exception as exc:
+            self._internal_error(exc)
 
     def observe_kraken_unavailable(self) -> None:
         """The latest Kraken refresh failed: fall back to the internal count now, not after staleness."""
-        self._guard(self._observe_kraken_unavailable)
+        try:
+            now = self._now()
+            if now - now != 0.0:
+                return self._reject(now, Rejected("invalid_clock", "is not a finite time"), "now", now)
+            with self._lock:
+                self._accept(now)
+                self._kraken_count = None
+                self._kraken_at = None
+                self._drift_since = None
+        except Exception as exc:
+            self._internal_error(exc)
 
     # ---- reads -------------------------------------------------------------------------------
 
     def snapshot(self, now: float | None = None) -> CapacityFillHealth:
         """The spec's `capacity_fill_health` block at `now`."""
-        now = self.clock.now() if now is None else now
-        with self._lock:
-            kraken = self._fresh_kraken_count(now)
-            durations = self._fill_durations.values(now)
-            inputs = CapacityInputs(
-                limit=self.limit,
-                safety_ratio=self.safety_ratio,
-                internal_open_orders=self._active + self._recovery,
-                kraken_open_orders=kraken,
-                slot_count=self._slots,
-                partial_open_1d=self._partial_open.count(now),
-                partial_cancel_1d=self._partial_cancel.count(now),
-                median_fill_seconds_1d=median(durations),
-                p95_fill_seconds_1d=percentile_nearest_rank(durations, 95),
-                drift_persistent=kraken is not None
-                and self._drift_since is not None
-                and now - self._drift_since >= self.drift_persist_seconds,
-            )
-        return evaluate(inputs)
+        now = self._now() if now is None else now
+        return evaluate(self._capture(now).inputs)
 
     def reading(self, now: float | None = None) -> PairReading:
-        """Snapshot plus the state /metrics exports beside it."""
-        now = self.clock.now() if now is None else now
-        health = self.snapshot(now)
-        with self._lock:
-            return PairReading(
-                pair=self.pair,
-                health=health,
-                safety_ratio=self.safety_ratio,
-                slot_count=self._slots,
-                kraken_data_age_seconds=self._kraken_age(now),
-                last_update=self._last_update,
-            )
+        """Snapshot plus the state /metrics and /api/status export beside it, including whether it is blind."""
+        now = self._now() if now is None else now
+        if not _finite(now):
+            return PairReading(pair=self.pair, health=None, safety_ratio=self.safety_ratio, blind=True,
+                               window_started_at=self.window_started_at,
+                               problem="the clock returned a time that is not a finite number")
+        state = self._capture(now)
+        last = state.last_update
+        if last is None:
+            problem: str | None = "no hook call yet: the bot has not fed this pair"
+        elif now - last > self.stale_after:
+            problem = f"no hook call for {now - last:.0f} s (stale after {self.stale_after:g} s): is the bot's loop stuck?"
+        else:
+            problem = None
+        return PairReading(
+            pair=self.pair,
+            health=evaluate(state.inputs),
+            safety_ratio=self.safety_ratio,
+            slot_count=state.inputs.slot_count,
+            kraken_data_age_seconds=None if state.kraken_at is None else max(0.0, now - state.kraken_at),
+            last_update=last,
+            problem=problem,
+            blind=problem is not None,
+            window_started_at=self.window_started_at,
+        )
 
     def kraken_data_age(self, now: float | None = None) -> float | None:
         """Seconds since the last Kraken snapshot, or None if there was none (or it was marked failed)."""
-        now = self.clock.now() if now is None else now
+        now = self._now() if now is None else now
         with self._lock:
-            return self._kraken_age(now)
+            at = self._kraken_at
+        return None if at is None else max(0.0, now - at)
 
     @property
     def last_update(self) -> float | None:
-        """When any hook last ran: a liveness signal for the bot's loop."""
+        """When a hook last recorded something: a liveness signal for the bot's loop."""
+        return self._last_update
+
+    # ---- internals: the hook path (all `_apply`-style helpers run with the lock held) ---------
+
+    def _accept(self, now: float) -> bool:
+        """Start applying an accepted call at `now`; True when the clock is behind the high-water mark."""
+        behind = now < self._hw
+        if not behind:
+            self._hw = now
+            horizon = now - DAY_SECONDS
+            if horizon > self._mark:
+                self._mark = horizon
+        self._last_update = now
+        if self._mark > self._oldest:
+            self._expire(HOOK_EXPIRY_BUDGET)
+        return behind
+
+    def _open(self, now: float, txid: str, vol: Any, vol_exec: Any) -> None:
+        volume = check_volume(vol)
+        if type(volume) is Rejected:
+            return self._reject(now, volume, "vol", vol)
+        executed = check_volume(vol_exec)
+        if type(executed) is Rejected:
+            return self._reject(now, executed, "vol_exec", vol_exec)
+        if executed > volume:  # type: ignore[operator]
+            return self._reject(now, Rejected("vol_exec_exceeds_vol", f"> vol={logtext.text(vol)}"), "vol_exec", vol_exec)
         with self._lock:
-            return self._last_update
+            behind = self._accept(now)
+            mark = self._mark
+            ended = self._finished.get(txid)
+            if ended is not None and ended >= mark:  # already final: a late `open` row changes nothing
+                return
+            seen = self._partial_seen.get(txid)
+            if seen is not None and seen >= mark:
+                self._remember(self._partial_seen, txid)
+                return
+            if not 0.0 < executed < volume:  # type: ignore[operator]
+                return
+            self._remember(self._partial_seen, txid)
+            self._add_event(self._partial_open, behind)
+        self.events.partial_open()
 
-    # ---- internals ---------------------------------------------------------------------------
+    def _closed(self, now: float, txid: str, placed_at: Any) -> None:
+        placed: float | Rejected | None = None
+        if placed_at is not None and not (type(placed_at) in (int, float) and placed_at == 0):  # 0: not known
+            placed = check_timestamp(placed_at, now, "invalid_placed_at")
+            if type(placed) is Rejected:
+                return self._reject(now, placed, "placed_at", placed_at)
+        with self._lock:
+            behind = self._accept(now)
+            self._partial_seen.pop(txid, None)
+            ended = self._finished.get(txid)
+            if ended is not None and ended >= self._mark:
+                return
+            self._remember(self._finished, txid)
+            if placed is None:
+                return
+            duration = now - placed  # type: ignore[operator]
+            self._add_value(duration, behind)
+        self.events.fill_duration(duration)
 
-    def _guard(self, fn: Any, *args: Any) -> None:
+    def _ended(self, now: float, txid: str, status: str, vol: Any, vol_exec: Any, context: dict[str, Any]) -> None:
+        executed = check_volume(vol_exec)
+        if type(executed) is Rejected:
+            return self._reject(now, executed, "vol_exec", vol_exec)
+        volume = check_volume(vol)
+        flaw: tuple[Rejected, str, Any] | None = None
+        if type(volume) is Rejected:
+            flaw = (volume, "vol", vol)
+        elif executed > volume:  # type: ignore[operator]
+            flaw = (Rejected("vol_exec_exceeds_vol", f"> vol={logtext.text(vol)}"), "vol_exec", vol_exec)
+        if flaw is not None:
+            self._reject(now, *flaw)
+            if not executed > 0.0:  # type: ignore[operator]
+                return  # nothing safety-relevant to keep: the whole row is rejected
+        counted = False
+        with self._lock:
+            behind = self._accept(now)
+            self._partial_seen.pop(txid, None)
+            ended = self._finished.get(txid)
+            if ended is not None and ended >= self._mark:
+                return
+            self._remember(self._finished, txid)
+            if executed > 0.0:  # type: ignore[operator]
+                self._add_event(self._partial_cancel, behind)
+                counted = True
+        if counted:
+            self.events.partial_cancel()
+            self._canary(txid, status, executed, vol, context)  # type: ignore[arg-type]
+
+    def _canary(self, txid: str, status: str, executed: float, vol: Any, context: dict[str, Any]) -> None:
+        """The PHANTOM_POSITION_CANARY line: always written, every caller value escaped."""
         try:
-            now = self.clock.now()
-            with self._lock:
-                self._last_update = now
-                fn(now, *args)
-        except BadInput as exc:
-            self._count_error(exc.kind, str(exc))
-        except Exception as exc:  # a hook must never raise into the bot's loop
-            self._count_error("internal_error", f"{type(exc).__name__}: {exc}")
-
-    def _count_error(self, kind: str, message: str) -> None:
-        try:
-            now = self.clock.now()
+            extra = "".join(f" {logtext.text(k)}={logtext.text(v)}" for k, v in sorted(context.items()))
         except Exception:
-            now = 0.0
+            extra = " context=<unprintable>"
+        log.warning("%s pair=%s txid=%s status=%s vol_exec=%.8f vol=%s%s", CANARY_MARKER, self.pair,
+                    logtext.text(txid), status, executed, logtext.number(vol), extra)
+
+    def _count_rows(self, rows: Mapping[Any, Any]) -> tuple[int, int]:
+        """Rows of this pair, and malformed rows, in an OpenOrders `open` mapping (computed outside the lock)."""
+        cache = self._match_cache
+        count = malformed = 0
+        for row in rows.values():
+            try:
+                pair = row["descr"]["pair"]
+            except Exception:
+                malformed += 1
+                continue
+            match = cache.get(pair) if type(pair) is str else None
+            if match is None:
+                if not isinstance(pair, str):
+                    malformed += 1
+                    continue
+                match = self.names.matches(pair)
+                if len(cache) < _MATCH_CACHE_SIZE and type(pair) is str:
+                    cache[pair] = match
+            if match:
+                count += 1
+        return count, malformed
+
+    def _record_kraken(self, now: float, count: int, at: float, malformed: int) -> None:
+        """A Kraken refresh: judge the drift run here, against the internal count of this moment."""
         with self._lock:
-            self.hook_errors[kind] += 1
-            last = self._last_logged.get(kind)
-            should_log = last is None or now - last >= _LOG_EVERY_SECONDS or now < last
-            if should_log:
-                self._last_logged[kind] = now
-        self.events.hook_error(kind)
-        if should_log:
-            log.warning("capacity telemetry hook rejected input pair=%s kind=%s: %s", self.pair, kind, message)
+            previous = self._kraken_at
+            if previous is not None and at < previous:
+                rejected = True
+            else:
+                rejected = False
+                self._accept(now)
+                if previous is None or at - previous > self.kraken_stale_after:
+                    self._drift_since = None  # a stale gap (or no data before) ends a drift run
+                self._kraken_count = count
+                self._kraken_at = at
+                if abs(count - (self._active + self._recovery)) < self.drift_threshold:
+                    self._drift_since = None
+                elif self._drift_since is None:
+                    self._drift_since = at
+                if malformed:
+                    self.hook_errors["malformed_kraken_row"] += malformed
+        if rejected:
+            self._reject(now, Rejected("invalid_fetched_at", "is before the snapshot already recorded"), "fetched_at", at)
+        elif malformed:
+            self.events.hook_error("malformed_kraken_row", malformed)
 
-    def _append(self, window: RollingEventWindow | RollingValueWindow, *item: float) -> None:
-        """Add to a window, counting a clamped timestamp (clock went backwards) and an overflow (flood)."""
-        overflowed = window.overflowed
-        if window.append(*item):
-            self._count_error_unlocked("clock_went_backwards")
-        if window.overflowed > overflowed:
-            self._count_error_unlocked("window_overflow")
+    def _remember(self, table: OrderedDict[str, float], txid: str) -> None:
+        if txid in table:
+            table.move_to_end(txid)
+        table[txid] = self._hw
+        if self._hw < self._oldest:
+            self._oldest = self._hw
+        if len(table) > MAX_TRACKED_TXIDS:
+            _, stamp = table.popitem(last=False)
+            if stamp >= self._mark:
+                self._note("txid_table_full")
 
-    def _count_error_unlocked(self, kind: str) -> None:
-        """Count without logging, for events noticed while the lock is held."""
+    def _add_event(self, window: RollingEventWindow, behind: bool) -> None:
+        if behind:
+            self._note("clock_went_backwards")
+        if window.append(self._hw):
+            self._note("window_overflow")
+        if self._hw < self._oldest:
+            self._oldest = self._hw
+
+    def _add_value(self, duration: float, behind: bool) -> None:
+        if behind:
+            self._note("clock_went_backwards")
+        if self._fill_durations.append(self._hw, duration):
+            self._note("window_overflow")
+        if self._hw < self._oldest:
+            self._oldest = self._hw
+
+    def _note(self, kind: str) -> None:
+        """Count a condition of an accepted call (not a rejection): no log line, the lock is held."""
         self.hook_errors[kind] += 1
         self.events.hook_error(kind)
 
-    def _forget_old_txids(self, now: float) -> None:
+    def _expire(self, budget: int) -> bool:
+        """Remove up to `budget` items stamped before the mark; True when none is left anywhere."""
+        mark = self._mark
+        done = True
+        oldest = _INF
+        for window in (self._partial_open, self._partial_cancel, self._fill_durations):
+            budget -= window.expire(mark, budget)
+            front = window.front()
+            if front < mark:
+                done = False
+            if front < oldest:
+                oldest = front
         for table in (self._partial_seen, self._finished):
-            while table and next(iter(table.values())) <= now - DAY_SECONDS:
+            while table:
+                stamp = next(iter(table.values()))
+                if stamp >= mark:
+                    oldest = min(oldest, stamp)
+                    break
+                if budget <= 0:
+                    done = False
+                    oldest = min(oldest, stamp)
+                    break
                 table.popitem(last=False)
-            while len(table) > MAX_TRACKED_TXIDS:
-                table.popitem(last=False)
-                self._count_error_unlocked("txid_table_full")
+                budget -= 1
+        self._oldest = oldest
+        return done
 
-    def _remember(self, table: OrderedDict[str, float], txid: str, now: float) -> None:
-        table[txid] = now
-        table.move_to_end(txid)
+    def _reject(self, now: float, rejected: Rejected, field: str, value: Any) -> None:
+        """Count one rejected input (lock taken here), and log it at most once a minute per kind."""
+        kind = rejected.kind
+        with self._lock:
+            self.hook_errors[kind] += 1
+            count = self.hook_errors[kind]
+            last = self._last_logged.get(kind)
+            if _finite(now):
+                should_log = last is None or not 0.0 <= now - last < _LOG_EVERY_SECONDS
+                if should_log:
+                    self._last_logged[kind] = now
+            else:
+                should_log = count & (count - 1) == 0  # no usable time: the 1st, 2nd, 4th, 8th … only
+        self.events.hook_error(kind)
+        if should_log:
+            log.warning("capacity telemetry hook rejected input pair=%s kind=%s: %s=%s %s",
+                        self.pair, kind, field, logtext.text(value), rejected.reason)
 
-    def _observe_order_status(
-        self, now: float, txid: Any, status: Any, vol: Any, vol_exec: Any, placed_at: Any, context: dict
-    ) -> None:
-        if not isinstance(txid, str) or not txid:
-            raise BadInput("invalid_txid", f"txid={txid!r} is not a non-empty string")
-        if not isinstance(status, str):
-            raise BadInput("invalid_status", f"txid={txid} status={status!r} is not a string")
-        status = status.lower()
-        self._forget_old_txids(now)
-        if status == "open":
-            volume = parse_volume(vol, "vol")
-            executed = parse_volume(vol_exec, "vol_exec")
-            if executed > volume:
-                raise BadInput("vol_exec_exceeds_vol", f"txid={txid} vol_exec={vol_exec!r} > vol={vol!r}")
-            if txid in self._partial_seen:
-                self._remember(self._partial_seen, txid, now)
-            elif 0 < executed < volume:
-                self._remember(self._partial_seen, txid, now)
-                self._append(self._partial_open, now)
-                self.events.partial_open()
-        elif status in ("canceled", "expired"):
-            self._partial_seen.pop(txid, None)
-            if txid in self._finished:
-                return
-            executed = parse_volume(vol_exec, "vol_exec")
-            self._remember(self._finished, txid, now)
-            if executed > 0:
-                self._append(self._partial_cancel, now)
-                self.events.partial_cancel()
-                extra = " ".join(f"{k}={v}" for k, v in sorted(context.items()))
-                log.warning(
-                    "%s pair=%s txid=%s status=%s vol_exec=%.8f vol=%s %s",
-                    CANARY_MARKER, self.pair, txid, status, executed, plain_volume(vol), extra,
+    def _internal_error(self, exc: Exception) -> None:
+        with contextlib.suppress(Exception):  # the lock or the sink failed too: nothing left to do without raising
+            self._reject(self._hw, Rejected("internal_error", ""), "error",
+                         f"{type(exc).__name__}: {logtext.text(exc)}")
+
+    # ---- internals: the read path --------------------------------------------------------------
+
+    def _capture(self, now: float) -> _State:
+        """Expire in short batches, then copy the inputs of the block under the lock (O(log n) in all)."""
+        horizon = now - DAY_SECONDS
+        while True:
+            with self._lock:
+                if horizon > self._mark:
+                    self._mark = horizon
+                if not self._expire(READ_EXPIRY_BUDGET):
+                    continue
+                kraken = self._kraken_count
+                kraken_at = self._kraken_at
+                if kraken is not None and (kraken_at is None or now - kraken_at > self.kraken_stale_after):
+                    kraken = None
+                internal = self._active + self._recovery
+                since = self._drift_since
+                fills = self._fill_durations
+                inputs = CapacityInputs(
+                    limit=self.limit,
+                    safety_ratio=self.safety_ratio,
+                    internal_open_orders=internal,
+                    kraken_open_orders=kraken,
+                    slot_count=self._slots,
+                    partial_open_1d=len(self._partial_open),
+                    partial_cancel_1d=len(self._partial_cancel),
+                    median_fill_seconds_1d=fills.median(),
+                    p95_fill_seconds_1d=fills.percentile(95),
+                    drift_persistent=kraken is not None
+                    and since is not None
+                    and abs(kraken - internal) >= self.drift_threshold
+                    and now - since >= self.drift_persist_seconds,
                 )
-        elif status == "closed":
-            self._partial_seen.pop(txid, None)
-            if txid in self._finished:
-                return
-            self._remember(self._finished, txid, now)
-            if placed_at is None or placed_at == 0:
-                return
-            if isinstance(placed_at, bool) or not isinstance(placed_at, (int, float)) or not math.isfinite(placed_at):
-                raise BadInput("invalid_placed_at", f"txid={txid} placed_at={placed_at!r} is not a timestamp")
-            if placed_at < 0:
-                return
-            if placed_at > now:
-                raise BadInput("placed_at_in_future", f"txid={txid} placed_at={placed_at} is after now={now}")
-            duration = now - float(placed_at)
-            self._append(self._fill_durations, now, duration)
-            self.events.fill_duration(duration)
-        elif status == "pending":
-            return
-        else:
-            raise BadInput("unknown_status", f"txid={txid} status={status!r} is not a Kraken order status")
+                return _State(inputs, kraken_at, self._last_update)
 
-    def _set_internal_counts(self, now: float, active: Any, recovery: Any, slots: Any) -> None:
-        values = {
-            name: parse_count(value, name)
-            for name, value in (("active_orders", active), ("recovery_orders", recovery), ("slot_count", slots))
-            if value is not None
-        }
-        self._active = values.get("active_orders", self._active)
-        self._recovery = values.get("recovery_orders", self._recovery)
-        self._slots = values.get("slot_count", self._slots)
-        self._update_drift(now)
 
-    def _observe_kraken_open_orders(self, now: float, open_orders: Any, fetched_at: float | None) -> None:
-        if isinstance(open_orders, Mapping) and "open" in open_orders:  # the whole `result`; no txid is "open"
-            open_orders = open_orders["open"]
-        if not isinstance(open_orders, Mapping):
-            raise BadInput("malformed_kraken_reply", f"OpenOrders 'open' is {type(open_orders).__name__}, not a mapping")
-        count = 0
-        malformed = 0
-        for row in open_orders.values():
-            descr = row.get("descr") if isinstance(row, Mapping) else None
-            pair = descr.get("pair") if isinstance(descr, Mapping) else None
-            if not isinstance(pair, str):
-                malformed += 1
-            elif self.names.matches(pair):
-                count += 1
-        for _ in range(malformed):
-            self._count_error_unlocked("malformed_kraken_row")
-        self._record_kraken(now, count, fetched_at)
-
-    def _observe_kraken_count(self, now: float, count: Any, fetched_at: float | None) -> None:
-        self._record_kraken(now, parse_count(count, "kraken_open_orders"), fetched_at)
-
-    def _record_kraken(self, now: float, count: int, fetched_at: float | None) -> None:
-        self._kraken_count = count
-        self._kraken_at = now if fetched_at is None else float(fetched_at)
-        self._update_drift(now)
-
-    def _observe_kraken_unavailable(self, now: float) -> None:
-        self._kraken_count = None
-        self._kraken_at = None
-        self._drift_since = None
-
-    def _kraken_age(self, now: float) -> float | None:
-        return None if self._kraken_at is None else max(0.0, now - self._kraken_at)
-
-    def _fresh_kraken_count(self, now: float) -> int | None:
-        if self._kraken_count is None or self._kraken_at is None:
-            return None
-        if now - self._kraken_at > self.kraken_stale_after:
-            return None
-        return self._kraken_count
-
-    def _update_drift(self, now: float) -> None:
-        kraken = self._fresh_kraken_count(now)
-        if kraken is None or abs(kraken - (self._active + self._recovery)) < self.drift_threshold:
-            self._drift_since = None
-        elif self._drift_since is None:
-            self._drift_since = now
+def _finite(value: Any) -> bool:
+    try:
+        return bool(value - value == 0.0)
+    except Exception:
+        return False

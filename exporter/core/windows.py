@@ -2,11 +2,17 @@
 
 Definitions match robjohncolson/doge-grid-bot so operators see the same numbers in its dashboard and ours:
 median is `statistics.median` (mean of the two middle values for an even count), p95 is the nearest rank
-`sorted[ceil(0.95 * n) - 1]`. Both are None for an empty window.
+`sorted[ceil(0.95 * n) - 1]`. Both are None for an empty window. An event exactly 24h old is still in the
+window (the reference bot drops only events older than its cutoff).
 
-Windows are trimmed on every read and write. Timestamps are kept non-decreasing: an event stamped before
-the newest one (the clock went backwards) is stored at the newest timestamp, so it is neither lost nor able
-to break trimming; `append` reports that it clamped so the caller can count it.
+Expiry is a *mark*: `expire(horizon)` raises the window's mark to `horizon` (never lowers it) and an item is in
+the window while its timestamp is at or after the mark. Items past the mark are removed from the front in
+bounded batches (`budget`), so no single call does O(n) work; reads finish the removal before they count.
+The caller (the telemetry) appends timestamps in non-decreasing order: it stamps events with the highest clock
+reading seen so far, so a clock that went backwards loses no event and never breaks the ordering.
+
+`RollingValueWindow` keeps its values in a `sortedcontainers.SortedList` beside the arrival order, so insert
+and expiry are O(log n) and the median and p95 are two O(log n) index reads with no copy of the window.
 """
 
 from __future__ import annotations
@@ -16,12 +22,15 @@ import statistics
 from collections import deque
 from collections.abc import Iterable
 
+from sortedcontainers import SortedList
+
 DAY_SECONDS = 86_400.0
 DEFAULT_MAX_EVENTS = 100_000
+_UNBOUNDED = 1 << 62
 
 
 def median(values: Iterable[float]) -> float | None:
-    """`statistics.median`, or None when there are no values."""
+    """`statistics.median`, or None when there are no values (the naive reference of `RollingValueWindow`)."""
     data = list(values)
     return float(statistics.median(data)) if data else None
 
@@ -31,60 +40,123 @@ def percentile_nearest_rank(values: Iterable[float], p: float) -> float | None:
     data = sorted(values)
     if not data:
         return None
-    rank = max(1, math.ceil(p / 100.0 * len(data)))
-    return float(data[rank - 1])
+    return float(data[nearest_rank(len(data), p) - 1])
 
 
-class _Window:
-    """Shared trimming for both windows: items are tuples whose first element is the timestamp."""
+def nearest_rank(n: int, p: float) -> int:
+    """The 1-based rank of the p-th percentile among n sorted values (`ceil(p/100 * n)`, at least 1)."""
+    return max(1, math.ceil(p / 100.0 * n))
+
+
+class RollingEventWindow:
+    """Timestamps of events in the last 24h (partial-open, partial-cancel): a deque of floats, 32 B an event."""
+
+    __slots__ = ("max_items", "overflowed", "span_seconds", "_mark", "_stamps")
 
     def __init__(self, span_seconds: float = DAY_SECONDS, max_items: int = DEFAULT_MAX_EVENTS) -> None:
         self.span_seconds = float(span_seconds)
         self.max_items = int(max_items)
-        self._items: deque[tuple[float, float]] = deque()
+        self._stamps: deque[float] = deque()
+        self._mark = -math.inf
         self.overflowed = 0
 
-    def _add(self, ts: float, value: float) -> bool:
-        clamped = bool(self._items) and ts < self._items[-1][0]
-        if clamped:
-            ts = self._items[-1][0]
-        self._items.append((ts, value))
-        if len(self._items) > self.max_items:
-            self._items.popleft()
-            self.overflowed += 1
-        self.trim(ts)
-        return clamped
-
-    def trim(self, now: float) -> None:
-        """Drop items older than the span; an item exactly `span` old is dropped too."""
-        cutoff = now - self.span_seconds
-        items = self._items
-        while items and items[0][0] <= cutoff:
-            items.popleft()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-class RollingEventWindow(_Window):
-    """Timestamps of events in the last 24h (partial-open, partial-cancel)."""
-
     def append(self, ts: float) -> bool:
-        """Record an event at `ts`; True when `ts` was clamped forward (clock went backwards)."""
-        return self._add(ts, 1.0)
+        """Record an event at `ts` (not before the previous one); True when the cap pushed out a live event."""
+        stamps = self._stamps
+        stamps.append(ts)
+        if len(stamps) > self.max_items and stamps.popleft() >= self._mark:
+            self.overflowed += 1
+            return True
+        return False
+
+    def expire(self, horizon: float, budget: int = _UNBOUNDED) -> int:
+        """Raise the mark to `horizon` and remove up to `budget` expired items; returns how many it removed."""
+        if horizon > self._mark:
+            self._mark = horizon
+        stamps, mark = self._stamps, self._mark
+        removed = 0
+        while removed < budget and stamps and stamps[0] < mark:
+            stamps.popleft()
+            removed += 1
+        return removed
+
+    def front(self) -> float:
+        """The oldest timestamp held (expired or not), or +inf when empty."""
+        return self._stamps[0] if self._stamps else math.inf
 
     def count(self, now: float) -> int:
-        self.trim(now)
-        return len(self._items)
+        """Events at or after `now - span` (and the mark)."""
+        self.expire(now - self.span_seconds)
+        return len(self._stamps)
+
+    def __len__(self) -> int:
+        return len(self._stamps)
 
 
-class RollingValueWindow(_Window):
-    """(timestamp, value) pairs in the last 24h (fill durations)."""
+class RollingValueWindow:
+    """(timestamp, value) pairs in the last 24h (fill durations), with an order-statistics index of the values."""
+
+    __slots__ = ("max_items", "overflowed", "span_seconds", "_mark", "_sorted", "_stamps", "_values")
+
+    def __init__(self, span_seconds: float = DAY_SECONDS, max_items: int = DEFAULT_MAX_EVENTS) -> None:
+        self.span_seconds = float(span_seconds)
+        self.max_items = int(max_items)
+        self._stamps: deque[float] = deque()
+        self._values: deque[float] = deque()
+        self._sorted: SortedList = SortedList()
+        self._mark = -math.inf
+        self.overflowed = 0
 
     def append(self, ts: float, value: float) -> bool:
-        """Record `value` at `ts`; True when `ts` was clamped forward (clock went backwards)."""
-        return self._add(ts, float(value))
+        """Record `value` at `ts` (not before the previous one); True when the cap pushed out a live value."""
+        value = float(value)
+        self._stamps.append(ts)
+        self._values.append(value)
+        self._sorted.add(value)
+        if len(self._stamps) > self.max_items:
+            live = self._stamps[0] >= self._mark
+            self._pop_oldest()
+            if live:
+                self.overflowed += 1
+                return True
+        return False
+
+    def _pop_oldest(self) -> None:
+        self._stamps.popleft()
+        self._sorted.remove(self._values.popleft())
+
+    def expire(self, horizon: float, budget: int = _UNBOUNDED) -> int:
+        """Raise the mark to `horizon` and remove up to `budget` expired items; returns how many it removed."""
+        if horizon > self._mark:
+            self._mark = horizon
+        stamps, mark = self._stamps, self._mark
+        removed = 0
+        while removed < budget and stamps and stamps[0] < mark:
+            self._pop_oldest()
+            removed += 1
+        return removed
+
+    def front(self) -> float:
+        """The oldest timestamp held (expired or not), or +inf when empty."""
+        return self._stamps[0] if self._stamps else math.inf
+
+    def median(self) -> float | None:
+        """`statistics.median` of the values now held (call `expire` first), in O(log n)."""
+        data, n = self._sorted, len(self._sorted)
+        if n == 0:
+            return None
+        mid = n // 2
+        return float(data[mid]) if n % 2 else (data[mid - 1] + data[mid]) / 2
+
+    def percentile(self, p: float) -> float | None:
+        """Nearest-rank percentile of the values now held (call `expire` first), in O(log n)."""
+        n = len(self._sorted)
+        return None if n == 0 else float(self._sorted[nearest_rank(n, p) - 1])
 
     def values(self, now: float) -> list[float]:
-        self.trim(now)
-        return [v for _, v in self._items]
+        """The values at or after `now - span`, in arrival order (a copy: for tests and the naive reference)."""
+        self.expire(now - self.span_seconds)
+        return list(self._values)
+
+    def __len__(self) -> int:
+        return len(self._stamps)
