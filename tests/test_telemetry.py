@@ -173,8 +173,8 @@ def test_a_hook_survives_an_internal_failure(telemetry, monkeypatch):
     def boom(*_):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(telemetry, "_open", boom)
-    telemetry.observe_order_status("TX", "open", "13", "1")
+    monkeypatch.setattr(telemetry, "_closed", boom)
+    telemetry.observe_order_status("TX", "closed", "13", "13")
     assert telemetry.hook_errors["internal_error"] == 1
 
 

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import math
 import threading
+from bisect import bisect_left
 from collections import Counter, OrderedDict
 from collections.abc import Mapping
 from typing import Any, NamedTuple, Protocol
@@ -28,6 +29,7 @@ from typing import Any, NamedTuple, Protocol
 from . import logtext
 from .capacity import CapacityFillHealth, CapacityInputs, evaluate
 from .clock import Clock, SystemClock
+from .counters import FILL_DURATION_BUCKETS, EventCounts
 from .inputs import (
     MAX_TXID_LENGTH,
     Rejected,
@@ -52,32 +54,16 @@ READ_EXPIRY_BUDGET = 512  # expired items a read removes per hold of the lock
 _LOG_EVERY_SECONDS = 60.0
 _MATCH_CACHE_SIZE = 1024
 _INF = math.inf
-_OPEN_STATUS = {"open": "open", "closed": "closed", "canceled": "canceled", "expired": "expired", "pending": "pending"}
+_STATUSES = {"open": "open", "closed": "closed", "canceled": "canceled", "expired": "expired", "pending": "pending"}
 
 
 class EventSink(Protocol):
-    """Where counted events go besides the windows: prometheus-client instruments (see `web/metrics.py`)."""
-
-    def partial_open(self) -> None: ...
-    def partial_cancel(self) -> None: ...
-    def fill_duration(self, seconds: float) -> None: ...
-    def hook_error(self, kind: str, amount: int = 1) -> None: ...
+    """Kept for compatibility: the telemetry now counts its events itself (`EventCounts`, exported at scrape
+    time by `web/metrics.py`), so nothing is called on it. Assigning `telemetry.events` is harmless."""
 
 
 class NullEventSink:
-    """Used when the telemetry is not attached to a Prometheus registry."""
-
-    def partial_open(self) -> None:
-        pass
-
-    def partial_cancel(self) -> None:
-        pass
-
-    def fill_duration(self, seconds: float) -> None:
-        pass
-
-    def hook_error(self, kind: str, amount: int = 1) -> None:
-        pass
+    """Kept for compatibility (see `EventSink`)."""
 
 
 class _State(NamedTuple):
@@ -86,6 +72,7 @@ class _State(NamedTuple):
     inputs: CapacityInputs
     kraken_at: float | None
     last_update: float | None
+    counts: EventCounts
 
 
 class CapacityTelemetry:
@@ -123,7 +110,7 @@ class CapacityTelemetry:
         self.stale_after = float(stale_after)
         self.drift_threshold = drift_threshold
         self.drift_persist_seconds = float(drift_persist_seconds)
-        self.events: EventSink = events or NullEventSink()
+        self.events: EventSink | None = events  # unused, kept for compatibility
         self.clock = clock or SystemClock()
 
         self._lock = threading.Lock()
@@ -143,6 +130,10 @@ class CapacityTelemetry:
         self._drift_since: float | None = None
         self._last_update: float | None = None
         self._match_cache: dict[str, bool] = {}
+        self._opens_total = 0
+        self._cancels_total = 0
+        self._fill_buckets = [0] * (len(FILL_DURATION_BUCKETS) + 1)
+        self._fill_sum = 0.0
         self.hook_errors: Counter[str] = Counter()
         self._last_logged: dict[str, float] = {}
         started = self._now()
@@ -186,27 +177,68 @@ class CapacityTelemetry:
         try:
             now = self._now()
             if now - now != 0.0:
-                return self._reject(now, Rejected("invalid_clock", "is not a finite time"), "now", now)
+                return self._reject(None, "invalid_clock", "is not a finite time", "now", now)
             if type(txid) is not str or not 0 < len(txid) <= MAX_TXID_LENGTH:
                 checked = check_txid(txid)
-                if type(checked) is Rejected:
-                    return self._reject(now, checked, "txid", txid)
+                if isinstance(checked, Rejected):
+                    return self._reject(now, *checked, "txid", txid)
                 txid = checked
-            kind = _OPEN_STATUS.get(status) if type(status) is str else None
+            kind = _STATUSES.get(status) if type(status) is str else None
             if kind is None:
                 checked_status = check_status(status)
                 if isinstance(checked_status, Rejected):
-                    return self._reject(now, checked_status, "status", status)
+                    return self._reject(now, *checked_status, "status", status)
                 kind = checked_status
-            if kind == "open":
-                self._open(now, txid, vol, vol_exec)
-            elif kind == "closed":
-                self._closed(now, txid, placed_at)
-            elif kind == "pending":
-                with self._lock:
-                    self._accept(now)
-            else:
-                self._ended(now, txid, kind, vol, vol_exec, context)
+            if kind != "open":
+                if kind == "closed":
+                    self._closed(now, txid, placed_at)
+                elif kind == "pending":
+                    with self._lock:
+                        self._accept(now)
+                else:
+                    self._ended(now, txid, kind, vol, vol_exec, context)
+                return
+            # `open`, the common poll: inlined, the cheapest path
+            try:
+                volume = float(vol) if type(vol) is str else -1.0
+            except ValueError:
+                return self._reject(now, "invalid_volume", "is not a number", "vol", vol)
+            try:
+                executed = float(vol_exec) if type(vol_exec) is str else -1.0
+            except ValueError:
+                return self._reject(now, "invalid_volume", "is not a number", "vol_exec", vol_exec)
+            if not 0.0 <= executed <= volume < _INF:  # not both plain, valid strings: the careful path
+                checked_vol = check_volume(vol)
+                if isinstance(checked_vol, Rejected):
+                    return self._reject(now, *checked_vol, "vol", vol)
+                checked_exec = check_volume(vol_exec)
+                if isinstance(checked_exec, Rejected):
+                    return self._reject(now, *checked_exec, "vol_exec", vol_exec)
+                volume, executed = checked_vol, checked_exec
+                if executed > volume:
+                    return self._reject(now, "vol_exec_exceeds_vol", f"> vol={logtext.text(vol)}", "vol_exec", vol_exec)
+            with self._lock:
+                behind = now < self._hw
+                if not behind:
+                    self._hw = now
+                    if now - DAY_SECONDS > self._mark:
+                        self._mark = now - DAY_SECONDS
+                self._last_update = now
+                if self._mark > self._oldest:
+                    self._expire(HOOK_EXPIRY_BUDGET)
+                mark = self._mark
+                ended = self._finished.get(txid)
+                if ended is not None and ended >= mark:  # already final: a late `open` row changes nothing
+                    return
+                seen = self._partial_seen.get(txid)
+                if seen is not None and seen >= mark:
+                    self._remember(self._partial_seen, txid)
+                    return
+                if executed == 0.0 or executed == volume:
+                    return
+                self._remember(self._partial_seen, txid)
+                self._opens_total += 1
+                self._add_event(self._partial_open, behind)
         except Exception as exc:  # a hook must never raise into the bot's loop
             self._internal_error(exc)
 
@@ -217,7 +249,7 @@ class CapacityTelemetry:
         try:
             now = self._now()
             if now - now != 0.0:
-                return self._reject(now, Rejected("invalid_clock", "is not a finite time"), "now", now)
+                return self._reject(None, "invalid_clock", "is not a finite time", "now", now)
             values: list[int | None] = []
             for name, value in (("active_orders", active_orders), ("recovery_orders", recovery_orders),
                                 ("slot_count", slot_count)):
@@ -225,8 +257,8 @@ class CapacityTelemetry:
                     values.append(None)
                     continue
                 checked = check_count(value)
-                if type(checked) is Rejected:
-                    return self._reject(now, checked, name, value)
+                if isinstance(checked, Rejected):
+                    return self._reject(now, *checked, name, value)
                 values.append(checked)  # type: ignore[arg-type]
             active, recovery, slots = values
             with self._lock:
@@ -249,16 +281,16 @@ class CapacityTelemetry:
         try:
             now = self._now()
             if now - now != 0.0:
-                return self._reject(now, Rejected("invalid_clock", "is not a finite time"), "now", now)
+                return self._reject(None, "invalid_clock", "is not a finite time", "now", now)
             rows = open_orders
             if isinstance(rows, Mapping) and "open" in rows:  # the whole `result`; no txid is "open"
                 rows = rows["open"]
             if not isinstance(rows, Mapping):
-                return self._reject(now, Rejected("malformed_kraken_reply", "is not a mapping of txid to order"),
+                return self._reject(now, "malformed_kraken_reply", "is not a mapping of txid to order",
                                     "open", type(rows).__name__)
             at = now if fetched_at is None else check_timestamp(fetched_at, now, "invalid_fetched_at")
-            if type(at) is Rejected:
-                return self._reject(now, at, "fetched_at", fetched_at)
+            if isinstance(at, Rejected):
+                return self._reject(now, *at, "fetched_at", fetched_at)
             count, malformed = self._count_rows(rows)
             self._record_kraken(now, count, at, malformed)  # type: ignore[arg-type]
         except Exception as exc:
@@ -269,13 +301,13 @@ class CapacityTelemetry:
         try:
             now = self._now()
             if now - now != 0.0:
-                return self._reject(now, Rejected("invalid_clock", "is not a finite time"), "now", now)
+                return self._reject(None, "invalid_clock", "is not a finite time", "now", now)
             checked = check_count(count)
-            if type(checked) is Rejected:
-                return self._reject(now, checked, "kraken_open_orders", count)
+            if isinstance(checked, Rejected):
+                return self._reject(now, *checked, "kraken_open_orders", count)
             at = now if fetched_at is None else check_timestamp(fetched_at, now, "invalid_fetched_at")
-            if type(at) is Rejected:
-                return self._reject(now, at, "fetched_at", fetched_at)
+            if isinstance(at, Rejected):
+                return self._reject(now, *at, "fetched_at", fetched_at)
             self._record_kraken(now, checked, at, 0)  # type: ignore[arg-type]
         except Exception as exc:
             self._internal_error(exc)
@@ -285,7 +317,7 @@ class CapacityTelemetry:
         try:
             now = self._now()
             if now - now != 0.0:
-                return self._reject(now, Rejected("invalid_clock", "is not a finite time"), "now", now)
+                return self._reject(None, "invalid_clock", "is not a finite time", "now", now)
             with self._lock:
                 self._accept(now)
                 self._kraken_count = None
@@ -326,6 +358,7 @@ class CapacityTelemetry:
             problem=problem,
             blind=problem is not None,
             window_started_at=self.window_started_at,
+            counts=state.counts,
         )
 
     def kraken_data_age(self, now: float | None = None) -> float | None:
@@ -355,63 +388,62 @@ class CapacityTelemetry:
             self._expire(HOOK_EXPIRY_BUDGET)
         return behind
 
-    def _open(self, now: float, txid: str, vol: Any, vol_exec: Any) -> None:
-        volume = check_volume(vol)
-        if type(volume) is Rejected:
-            return self._reject(now, volume, "vol", vol)
-        executed = check_volume(vol_exec)
-        if type(executed) is Rejected:
-            return self._reject(now, executed, "vol_exec", vol_exec)
-        if executed > volume:  # type: ignore[operator]
-            return self._reject(now, Rejected("vol_exec_exceeds_vol", f"> vol={logtext.text(vol)}"), "vol_exec", vol_exec)
-        with self._lock:
-            behind = self._accept(now)
-            mark = self._mark
-            ended = self._finished.get(txid)
-            if ended is not None and ended >= mark:  # already final: a late `open` row changes nothing
-                return
-            seen = self._partial_seen.get(txid)
-            if seen is not None and seen >= mark:
-                self._remember(self._partial_seen, txid)
-                return
-            if not 0.0 < executed < volume:  # type: ignore[operator]
-                return
-            self._remember(self._partial_seen, txid)
-            self._add_event(self._partial_open, behind)
-        self.events.partial_open()
-
     def _closed(self, now: float, txid: str, placed_at: Any) -> None:
-        placed: float | Rejected | None = None
-        if placed_at is not None and not (type(placed_at) in (int, float) and placed_at == 0):  # 0: not known
+        placed: float | Rejected | None
+        if type(placed_at) is float and 0.0 < placed_at <= now:  # the common case, checked inline
+            placed = placed_at
+        elif placed_at is None or (type(placed_at) in (int, float) and placed_at == 0):  # 0: not known
+            placed = None
+        else:
             placed = check_timestamp(placed_at, now, "invalid_placed_at")
-            if type(placed) is Rejected:
-                return self._reject(now, placed, "placed_at", placed_at)
+            if isinstance(placed, Rejected):
+                return self._reject(now, *placed, "placed_at", placed_at)
         with self._lock:
-            behind = self._accept(now)
-            self._partial_seen.pop(txid, None)
-            ended = self._finished.get(txid)
-            if ended is not None and ended >= self._mark:
-                return
-            self._remember(self._finished, txid)
+            behind = now < self._hw
+            if not behind:
+                self._hw = now
+                if now - DAY_SECONDS > self._mark:
+                    self._mark = now - DAY_SECONDS
+            self._last_update = now
+            if self._mark > self._oldest:
+                self._expire(HOOK_EXPIRY_BUDGET)
+            if self._partial_seen:
+                self._partial_seen.pop(txid, None)
+            finished = self._finished
+            ended = finished.get(txid)
+            if ended is not None:
+                if ended >= self._mark:
+                    return
+                finished.move_to_end(txid)
+            hw = self._hw
+            finished[txid] = hw
+            if hw < self._oldest:
+                self._oldest = hw
+            if len(finished) > MAX_TRACKED_TXIDS:
+                self._drop_oldest_txid(finished)
             if placed is None:
                 return
-            duration = now - placed  # type: ignore[operator]
-            self._add_value(duration, behind)
-        self.events.fill_duration(duration)
+            duration = now - placed
+            if behind:
+                self._note("clock_went_backwards")
+            if self._fill_durations.append(hw, duration):
+                self._note("window_overflow")
+            self._fill_buckets[bisect_left(FILL_DURATION_BUCKETS, duration)] += 1
+            self._fill_sum += duration
 
     def _ended(self, now: float, txid: str, status: str, vol: Any, vol_exec: Any, context: dict[str, Any]) -> None:
         executed = check_volume(vol_exec)
-        if type(executed) is Rejected:
-            return self._reject(now, executed, "vol_exec", vol_exec)
+        if isinstance(executed, Rejected):
+            return self._reject(now, *executed, "vol_exec", vol_exec)
         volume = check_volume(vol)
-        flaw: tuple[Rejected, str, Any] | None = None
-        if type(volume) is Rejected:
-            flaw = (volume, "vol", vol)
-        elif executed > volume:  # type: ignore[operator]
-            flaw = (Rejected("vol_exec_exceeds_vol", f"> vol={logtext.text(vol)}"), "vol_exec", vol_exec)
+        flaw: tuple[str, str, str, Any] | None = None
+        if isinstance(volume, Rejected):
+            flaw = (*volume, "vol", vol)
+        elif executed > volume:
+            flaw = ("vol_exec_exceeds_vol", f"> vol={logtext.text(vol)}", "vol_exec", vol_exec)
         if flaw is not None:
             self._reject(now, *flaw)
-            if not executed > 0.0:  # type: ignore[operator]
+            if not executed > 0.0:
                 return  # nothing safety-relevant to keep: the whole row is rejected
         counted = False
         with self._lock:
@@ -421,12 +453,12 @@ class CapacityTelemetry:
             if ended is not None and ended >= self._mark:
                 return
             self._remember(self._finished, txid)
-            if executed > 0.0:  # type: ignore[operator]
+            if executed > 0.0:
+                self._cancels_total += 1
                 self._add_event(self._partial_cancel, behind)
                 counted = True
         if counted:
-            self.events.partial_cancel()
-            self._canary(txid, status, executed, vol, context)  # type: ignore[arg-type]
+            self._canary(txid, status, executed, vol, context)
 
     def _canary(self, txid: str, status: str, executed: float, vol: Any, context: dict[str, Any]) -> None:
         """The PHANTOM_POSITION_CANARY line: always written, every caller value escaped."""
@@ -479,9 +511,7 @@ class CapacityTelemetry:
                 if malformed:
                     self.hook_errors["malformed_kraken_row"] += malformed
         if rejected:
-            self._reject(now, Rejected("invalid_fetched_at", "is before the snapshot already recorded"), "fetched_at", at)
-        elif malformed:
-            self.events.hook_error("malformed_kraken_row", malformed)
+            self._reject(now, "invalid_fetched_at", "is before the snapshot already recorded", "fetched_at", at)
 
     def _remember(self, table: OrderedDict[str, float], txid: str) -> None:
         if txid in table:
@@ -490,9 +520,12 @@ class CapacityTelemetry:
         if self._hw < self._oldest:
             self._oldest = self._hw
         if len(table) > MAX_TRACKED_TXIDS:
-            _, stamp = table.popitem(last=False)
-            if stamp >= self._mark:
-                self._note("txid_table_full")
+            self._drop_oldest_txid(table)
+
+    def _drop_oldest_txid(self, table: OrderedDict[str, float]) -> None:
+        _, stamp = table.popitem(last=False)
+        if stamp >= self._mark:
+            self._note("txid_table_full")
 
     def _add_event(self, window: RollingEventWindow, behind: bool) -> None:
         if behind:
@@ -502,18 +535,9 @@ class CapacityTelemetry:
         if self._hw < self._oldest:
             self._oldest = self._hw
 
-    def _add_value(self, duration: float, behind: bool) -> None:
-        if behind:
-            self._note("clock_went_backwards")
-        if self._fill_durations.append(self._hw, duration):
-            self._note("window_overflow")
-        if self._hw < self._oldest:
-            self._oldest = self._hw
-
     def _note(self, kind: str) -> None:
         """Count a condition of an accepted call (not a rejection): no log line, the lock is held."""
         self.hook_errors[kind] += 1
-        self.events.hook_error(kind)
 
     def _expire(self, budget: int) -> bool:
         """Remove up to `budget` items stamped before the mark; True when none is left anywhere."""
@@ -542,28 +566,29 @@ class CapacityTelemetry:
         self._oldest = oldest
         return done
 
-    def _reject(self, now: float, rejected: Rejected, field: str, value: Any) -> None:
-        """Count one rejected input (lock taken here), and log it at most once a minute per kind."""
-        kind = rejected.kind
+    def _reject(self, now: float | None, kind: str, reason: str, field: str, value: Any) -> None:
+        """Count one rejected input (lock taken here), and log it at most once a minute per kind.
+
+        `now` None: no usable time (a broken clock): then only the 1st, 2nd, 4th, 8th … rejection is logged.
+        """
+        errors = self.hook_errors
         with self._lock:
-            self.hook_errors[kind] += 1
-            count = self.hook_errors[kind]
-            last = self._last_logged.get(kind)
-            if _finite(now):
+            count = errors[kind] + 1
+            errors[kind] = count
+            if now is None:
+                should_log = count & (count - 1) == 0
+            else:
+                last = self._last_logged.get(kind)
                 should_log = last is None or not 0.0 <= now - last < _LOG_EVERY_SECONDS
                 if should_log:
                     self._last_logged[kind] = now
-            else:
-                should_log = count & (count - 1) == 0  # no usable time: the 1st, 2nd, 4th, 8th … only
-        self.events.hook_error(kind)
         if should_log:
             log.warning("capacity telemetry hook rejected input pair=%s kind=%s: %s=%s %s",
-                        self.pair, kind, field, logtext.text(value), rejected.reason)
+                        self.pair, kind, field, logtext.text(value), reason)
 
     def _internal_error(self, exc: Exception) -> None:
-        with contextlib.suppress(Exception):  # the lock or the sink failed too: nothing left to do without raising
-            self._reject(self._hw, Rejected("internal_error", ""), "error",
-                         f"{type(exc).__name__}: {logtext.text(exc)}")
+        with contextlib.suppress(Exception):  # the lock failed too: nothing left to do without raising
+            self._reject(None, "internal_error", "", "error", f"{type(exc).__name__}: {logtext.text(exc)}")
 
     # ---- internals: the read path --------------------------------------------------------------
 
@@ -575,6 +600,9 @@ class CapacityTelemetry:
                 if horizon > self._mark:
                     self._mark = horizon
                 if not self._expire(READ_EXPIRY_BUDGET):
+                    continue
+                if self._fill_durations.index(READ_EXPIRY_BUDGET) == READ_EXPIRY_BUDGET \
+                        and not self._fill_durations.indexed:
                     continue
                 kraken = self._kraken_count
                 kraken_at = self._kraken_at
@@ -598,7 +626,15 @@ class CapacityTelemetry:
                     and abs(kraken - internal) >= self.drift_threshold
                     and now - since >= self.drift_persist_seconds,
                 )
-                return _State(inputs, kraken_at, self._last_update)
+                counts = EventCounts(
+                    partial_open_total=self._opens_total,
+                    partial_cancel_total=self._cancels_total,
+                    fill_bucket_counts=tuple(self._fill_buckets),
+                    fill_sum=self._fill_sum,
+                    hook_errors=dict(self.hook_errors),
+                    created=self.window_started_at,
+                )
+                return _State(inputs, kraken_at, self._last_update, counts)
 
 
 def _finite(value: Any) -> bool:

@@ -94,25 +94,30 @@ class RollingEventWindow:
 
 
 class RollingValueWindow:
-    """(timestamp, value) pairs in the last 24h (fill durations), with an order-statistics index of the values."""
+    """(timestamp, value) pairs in the last 24h (fill durations), with an order-statistics index of the values.
 
-    __slots__ = ("max_items", "overflowed", "span_seconds", "_mark", "_sorted", "_stamps", "_values")
+    `append` is O(1): a new value waits in `pending` until a reader moves it into the sorted index (`index`,
+    O(log n) a value, in bounded batches), so the writer never pays for the index. The indexed values are
+    always the oldest ones held, which is what lets expiry take a value out of the index or the queue.
+    """
+
+    __slots__ = ("max_items", "overflowed", "span_seconds", "_mark", "_pending", "_sorted", "_stamps", "_values")
 
     def __init__(self, span_seconds: float = DAY_SECONDS, max_items: int = DEFAULT_MAX_EVENTS) -> None:
         self.span_seconds = float(span_seconds)
         self.max_items = int(max_items)
         self._stamps: deque[float] = deque()
         self._values: deque[float] = deque()
+        self._pending: deque[float] = deque()  # the newest values, not in the index yet
         self._sorted: SortedList = SortedList()
         self._mark = -math.inf
         self.overflowed = 0
 
     def append(self, ts: float, value: float) -> bool:
         """Record `value` at `ts` (not before the previous one); True when the cap pushed out a live value."""
-        value = float(value)
         self._stamps.append(ts)
         self._values.append(value)
-        self._sorted.add(value)
+        self._pending.append(value)
         if len(self._stamps) > self.max_items:
             live = self._stamps[0] >= self._mark
             self._pop_oldest()
@@ -123,7 +128,11 @@ class RollingValueWindow:
 
     def _pop_oldest(self) -> None:
         self._stamps.popleft()
-        self._sorted.remove(self._values.popleft())
+        value = self._values.popleft()
+        if self._sorted:
+            self._sorted.remove(value)
+        else:
+            self._pending.popleft()
 
     def expire(self, horizon: float, budget: int = _UNBOUNDED) -> int:
         """Raise the mark to `horizon` and remove up to `budget` expired items; returns how many it removed."""
@@ -136,12 +145,26 @@ class RollingValueWindow:
             removed += 1
         return removed
 
+    def index(self, budget: int = _UNBOUNDED) -> int:
+        """Move up to `budget` pending values into the sorted index; returns how many it moved."""
+        pending, add = self._pending, self._sorted.add
+        moved = min(budget, len(pending))
+        for _ in range(moved):
+            add(pending.popleft())
+        return moved
+
+    @property
+    def indexed(self) -> bool:
+        """True when every value held is in the index (the percentiles may be read)."""
+        return not self._pending
+
     def front(self) -> float:
         """The oldest timestamp held (expired or not), or +inf when empty."""
         return self._stamps[0] if self._stamps else math.inf
 
     def median(self) -> float | None:
-        """`statistics.median` of the values now held (call `expire` first), in O(log n)."""
+        """`statistics.median` of the values held, in O(log n) (expire and index first)."""
+        self.index()
         data, n = self._sorted, len(self._sorted)
         if n == 0:
             return None
@@ -149,7 +172,8 @@ class RollingValueWindow:
         return float(data[mid]) if n % 2 else (data[mid - 1] + data[mid]) / 2
 
     def percentile(self, p: float) -> float | None:
-        """Nearest-rank percentile of the values now held (call `expire` first), in O(log n)."""
+        """Nearest-rank percentile of the values held, in O(log n) (expire and index first)."""
+        self.index()
         n = len(self._sorted)
         return None if n == 0 else float(self._sorted[nearest_rank(n, p) - 1])
 
