@@ -199,15 +199,18 @@ class CapacityTelemetry:
                     self._ended(now, txid, kind, vol, vol_exec, context)
                 return
             # `open`, the common poll: inlined, the cheapest path
-            try:
-                volume = float(vol) if type(vol) is str else -1.0
-            except ValueError:
-                return self._reject(now, "invalid_volume", "is not a number", "vol", vol)
-            try:
-                executed = float(vol_exec) if type(vol_exec) is str else -1.0
-            except ValueError:
-                return self._reject(now, "invalid_volume", "is not a number", "vol_exec", vol_exec)
-            if not 0.0 <= executed <= volume < _INF:  # not both plain, valid strings: the careful path
+            volume = executed = -1.0
+            if type(vol) is str and type(vol_exec) is str:  # Kraken's own form: parsed inline
+                try:
+                    volume = float(vol)
+                except ValueError:
+                    return self._reject(now, "invalid_volume", "is not a number", "vol", vol)
+                try:
+                    executed = float(vol_exec)
+                except ValueError:
+                    if 0.0 <= volume < _INF:  # vol is fine, so vol_exec is the first bad field
+                        return self._reject(now, "invalid_volume", "is not a number", "vol_exec", vol_exec)
+            if not 0.0 <= executed <= volume < _INF:  # anything else: the careful path, vol first
                 checked_vol = check_volume(vol)
                 if isinstance(checked_vol, Rejected):
                     return self._reject(now, *checked_vol, "vol", vol)
