@@ -69,19 +69,16 @@ def test_value_window_percentiles_use_only_the_last_day():
     assert median(w.values(now)) == 4.5
 
 
-def test_the_cap_counts_a_pushed_out_live_event_as_overflow_but_not_an_expired_one():
+def test_the_cap_pushes_out_the_oldest_and_says_which():
     w = RollingEventWindow(max_items=2)
-    w.append(0.0)
-    w.append(10.0)
-    w.expire(5.0, budget=0)  # the mark passes the first event, which is still held
-    assert w.append(20.0) is False
-    assert w.append(30.0) is True
-    assert (w.overflowed, w.count(30.0)) == (1, 2)
+    assert w.append(0.0) is None
+    assert w.append(10.0) is None
+    assert w.append(20.0) == 0.0
+    assert w.count(20.0) == 2
 
 
-def test_a_flood_keeps_the_newest_events_and_counts_the_overflow():
+def test_a_flood_keeps_the_newest_events():
     w = RollingEventWindow(max_items=100)
-    for i in range(150):
-        w.append(float(i))
+    pushed_out = [w.append(float(i)) for i in range(150)]
     assert w.count(150.0) == 100
-    assert w.overflowed == 50
+    assert pushed_out[100:] == [float(i) for i in range(50)]

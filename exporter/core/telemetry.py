@@ -9,8 +9,8 @@ a hook error too), because a possible phantom position must never be hidden by a
 Time. Every accepted hook call raises the high-water mark `hw` (the highest clock reading seen); events are
 stamped with `hw`, so a clock that goes backwards loses no event (counted as `clock_went_backwards`). Everything
 stamped before `max(hw, any read's now) - 24h` has left: an event exactly 24h old is still counted, as in the
-reference bot. Removal is amortized: a hook removes at most a few expired items, a read the rest in short
-batches, so no call does O(n) work and a hook never waits long for a reader.
+reference bot. Removal is the reader's job, in short batches under the lock, so no hook does O(n) (or any)
+expiry work and a hook never waits long for a reader; the caps bound memory between reads.
 
 All state sits behind one lock; a read copies a handful of numbers under it and evaluates outside it.
 """
@@ -49,10 +49,11 @@ log = logging.getLogger("kraken_capacity_exporter")
 
 CANARY_MARKER = "PHANTOM_POSITION_CANARY"
 MAX_TRACKED_TXIDS = 100_000  # per table (partial-open txids, finished txids)
-HOOK_EXPIRY_BUDGET = 8  # expired items a hook removes at most (it adds at most two)
 READ_EXPIRY_BUDGET = 512  # expired items a read removes per hold of the lock
 _LOG_EVERY_SECONDS = 60.0
 _MATCH_CACHE_SIZE = 1024
+_BUCKETS = FILL_DURATION_BUCKETS
+_bucket = bisect_left
 _INF = math.inf
 _STATUSES = {"open": "open", "closed": "closed", "canceled": "canceled", "expired": "expired", "pending": "pending"}
 
@@ -121,7 +122,6 @@ class CapacityTelemetry:
         self._finished: OrderedDict[str, float] = OrderedDict()  # txid -> stamp when it ended
         self._hw = -_INF  # highest clock reading of an accepted hook call: the stamp of new events
         self._mark = -_INF  # everything stamped before this has left the 24h windows and txid tables
-        self._oldest = _INF  # a lower bound of the oldest stamp held anywhere: expiry is due when mark passes it
         self._active = 0
         self._recovery = 0
         self._slots = 0
@@ -227,21 +227,29 @@ class CapacityTelemetry:
                     if now - DAY_SECONDS > self._mark:
                         self._mark = now - DAY_SECONDS
                 self._last_update = now
-                if self._mark > self._oldest:
-                    self._expire(HOOK_EXPIRY_BUDGET)
                 mark = self._mark
                 ended = self._finished.get(txid)
                 if ended is not None and ended >= mark:  # already final: a late `open` row changes nothing
                     return
-                seen = self._partial_seen.get(txid)
+                seen_table = self._partial_seen
+                seen = seen_table.get(txid)
                 if seen is not None and seen >= mark:
-                    self._remember(self._partial_seen, txid)
+                    self._remember(seen_table, txid)
                     return
                 if executed == 0.0 or executed == volume:
                     return
-                self._remember(self._partial_seen, txid)
+                hw = self._hw
+                if seen is not None:  # seen before the mark: forgotten, so this is a new partial-open
+                    seen_table.move_to_end(txid)
+                seen_table[txid] = hw
+                if len(seen_table) > MAX_TRACKED_TXIDS:
+                    self._drop_oldest_txid(seen_table)
                 self._opens_total += 1
-                self._add_event(self._partial_open, behind)
+                if behind:
+                    self._note("clock_went_backwards")
+                out = self._partial_open.append(hw)
+                if out is not None and out >= mark:
+                    self._note("window_overflow")
         except Exception as exc:  # a hook must never raise into the bot's loop
             self._internal_error(exc)
 
@@ -387,8 +395,6 @@ class CapacityTelemetry:
             if horizon > self._mark:
                 self._mark = horizon
         self._last_update = now
-        if self._mark > self._oldest:
-            self._expire(HOOK_EXPIRY_BUDGET)
         return behind
 
     def _closed(self, now: float, txid: str, placed_at: Any) -> None:
@@ -402,26 +408,24 @@ class CapacityTelemetry:
             if isinstance(placed, Rejected):
                 return self._reject(now, *placed, "placed_at", placed_at)
         with self._lock:
-            behind = now < self._hw
+            hw = self._hw
+            behind = now < hw
             if not behind:
-                self._hw = now
+                self._hw = hw = now
                 if now - DAY_SECONDS > self._mark:
                     self._mark = now - DAY_SECONDS
             self._last_update = now
-            if self._mark > self._oldest:
-                self._expire(HOOK_EXPIRY_BUDGET)
-            if self._partial_seen:
-                self._partial_seen.pop(txid, None)
+            mark = self._mark
+            seen_table = self._partial_seen
+            if seen_table:
+                seen_table.pop(txid, None)
             finished = self._finished
             ended = finished.get(txid)
             if ended is not None:
-                if ended >= self._mark:
+                if ended >= mark:
                     return
                 finished.move_to_end(txid)
-            hw = self._hw
             finished[txid] = hw
-            if hw < self._oldest:
-                self._oldest = hw
             if len(finished) > MAX_TRACKED_TXIDS:
                 self._drop_oldest_txid(finished)
             if placed is None:
@@ -429,9 +433,10 @@ class CapacityTelemetry:
             duration = now - placed
             if behind:
                 self._note("clock_went_backwards")
-            if self._fill_durations.append(hw, duration):
+            out = self._fill_durations.append(hw, duration)
+            if out is not None and out >= mark:
                 self._note("window_overflow")
-            self._fill_buckets[bisect_left(FILL_DURATION_BUCKETS, duration)] += 1
+            self._fill_buckets[_bucket(_BUCKETS, duration)] += 1
             self._fill_sum += duration
 
     def _ended(self, now: float, txid: str, status: str, vol: Any, vol_exec: Any, context: dict[str, Any]) -> None:
@@ -520,8 +525,6 @@ class CapacityTelemetry:
         if txid in table:
             table.move_to_end(txid)
         table[txid] = self._hw
-        if self._hw < self._oldest:
-            self._oldest = self._hw
         if len(table) > MAX_TRACKED_TXIDS:
             self._drop_oldest_txid(table)
 
@@ -533,40 +536,36 @@ class CapacityTelemetry:
     def _add_event(self, window: RollingEventWindow, behind: bool) -> None:
         if behind:
             self._note("clock_went_backwards")
-        if window.append(self._hw):
+        out = window.append(self._hw)
+        if out is not None and out >= self._mark:
             self._note("window_overflow")
-        if self._hw < self._oldest:
-            self._oldest = self._hw
 
     def _note(self, kind: str) -> None:
         """Count a condition of an accepted call (not a rejection): no log line, the lock is held."""
         self.hook_errors[kind] += 1
 
     def _expire(self, budget: int) -> bool:
-        """Remove up to `budget` items stamped before the mark; True when none is left anywhere."""
+        """Remove up to `budget` items stamped before the mark (reads only); True when none is left anywhere.
+
+        Hooks never expire anything: the caps bound memory between reads (an expired item pushed out by the
+        cap is not counted as overflow), and lookups compare stamps with the mark, so what has left the window
+        is gone for the hooks even while it still takes memory.
+        """
         mark = self._mark
         done = True
-        oldest = _INF
         for window in (self._partial_open, self._partial_cancel, self._fill_durations):
             budget -= window.expire(mark, budget)
-            front = window.front()
-            if front < mark:
+            if window.front() < mark:
                 done = False
-            if front < oldest:
-                oldest = front
         for table in (self._partial_seen, self._finished):
             while table:
-                stamp = next(iter(table.values()))
-                if stamp >= mark:
-                    oldest = min(oldest, stamp)
+                if next(iter(table.values())) >= mark:
                     break
                 if budget <= 0:
                     done = False
-                    oldest = min(oldest, stamp)
                     break
                 table.popitem(last=False)
                 budget -= 1
-        self._oldest = oldest
         return done
 
     def _reject(self, now: float | None, kind: str, reason: str, field: str, value: Any) -> None:

@@ -51,23 +51,22 @@ def nearest_rank(n: int, p: float) -> int:
 class RollingEventWindow:
     """Timestamps of events in the last 24h (partial-open, partial-cancel): a deque of floats, 32 B an event."""
 
-    __slots__ = ("max_items", "overflowed", "span_seconds", "_mark", "_stamps")
+    __slots__ = ("max_items", "span_seconds", "_mark", "_stamps")
 
     def __init__(self, span_seconds: float = DAY_SECONDS, max_items: int = DEFAULT_MAX_EVENTS) -> None:
         self.span_seconds = float(span_seconds)
         self.max_items = int(max_items)
         self._stamps: deque[float] = deque()
         self._mark = -math.inf
-        self.overflowed = 0
 
-    def append(self, ts: float) -> bool:
-        """Record an event at `ts` (not before the previous one); True when the cap pushed out a live event."""
+    def append(self, ts: float) -> float | None:
+        """Record an event at `ts` (not before the previous one). Returns the timestamp the cap pushed out, if
+        any: the caller counts it as overflow when it was still in the window (at or after the mark)."""
         stamps = self._stamps
         stamps.append(ts)
-        if len(stamps) > self.max_items and stamps.popleft() >= self._mark:
-            self.overflowed += 1
-            return True
-        return False
+        if len(stamps) > self.max_items:
+            return stamps.popleft()
+        return None
 
     def expire(self, horizon: float, budget: int = _UNBOUNDED) -> int:
         """Raise the mark to `horizon` and remove up to `budget` expired items; returns how many it removed."""
@@ -101,7 +100,7 @@ class RollingValueWindow:
     always the oldest ones held, which is what lets expiry take a value out of the index or the queue.
     """
 
-    __slots__ = ("max_items", "overflowed", "span_seconds", "_mark", "_pending", "_sorted", "_stamps", "_values")
+    __slots__ = ("max_items", "span_seconds", "_mark", "_pending", "_sorted", "_stamps", "_values")
 
     def __init__(self, span_seconds: float = DAY_SECONDS, max_items: int = DEFAULT_MAX_EVENTS) -> None:
         self.span_seconds = float(span_seconds)
@@ -111,20 +110,18 @@ class RollingValueWindow:
         self._pending: deque[float] = deque()  # the newest values, not in the index yet
         self._sorted: SortedList = SortedList()
         self._mark = -math.inf
-        self.overflowed = 0
 
-    def append(self, ts: float, value: float) -> bool:
-        """Record `value` at `ts` (not before the previous one); True when the cap pushed out a live value."""
-        self._stamps.append(ts)
+    def append(self, ts: float, value: float) -> float | None:
+        """Record `value` at `ts` (not before the previous one); returns the timestamp the cap pushed out, if any."""
+        stamps = self._stamps
+        stamps.append(ts)
         self._values.append(value)
         self._pending.append(value)
-        if len(self._stamps) > self.max_items:
-            live = self._stamps[0] >= self._mark
+        if len(stamps) > self.max_items:
+            out = stamps[0]
             self._pop_oldest()
-            if live:
-                self.overflowed += 1
-                return True
-        return False
+            return out
+        return None
 
     def _pop_oldest(self) -> None:
         self._stamps.popleft()
