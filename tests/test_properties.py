@@ -264,7 +264,7 @@ def compare(telemetry, model, now):
     assert reading.last_update == model.last_update
 
 
-examples_run = {"telemetry": 0, "windows": 0}
+examples_run = {"telemetry": 0, "windows": 0, "calls": 0}
 
 
 @settings(max_examples=SEQUENCES, deadline=None, database=None, derandomize=False,
@@ -272,6 +272,7 @@ examples_run = {"telemetry": 0, "windows": 0}
 @given(st.lists(op, min_size=1, max_size=25))
 def check_hook_sequences(ops):
     examples_run["telemetry"] += 1
+    examples_run["calls"] += len(ops)
     run_sequence(ops)
 
 
