@@ -408,7 +408,7 @@ def drift_telemetry(exporter):
 
 def test_drift_persistence_is_judged_at_kraken_refreshes_not_when_the_bot_count_moves(exporter, clock):
     telemetry = drift_telemetry(exporter)
-    for loop in range(11):  # Kraken = internal + 12 at every refresh; the bot's count wobbles in between
+    for _ in range(11):  # Kraken = internal + 12 at every refresh; the bot's count wobbles in between
         telemetry.set_internal_counts(active_orders=100)
         telemetry.observe_kraken_count(112)
         telemetry.set_internal_counts(active_orders=103)
