@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 
 from exporter.core.telemetry import CANARY_MARKER, MAX_TRACKED_TXIDS
+from exporter.core.txids import MAX_BACKLOG, TxidTable
 from exporter.core.windows import DAY_SECONDS
 
 
@@ -107,27 +108,48 @@ def test_txids_are_forgotten_once_the_order_is_no_longer_open(telemetry):
     assert "TX1" not in telemetry._partial_seen
 
 
-def test_txids_are_forgotten_after_a_day_and_the_reader_frees_them(telemetry, clock):
+def test_txids_are_forgotten_after_a_day_and_the_reader_frees_their_memory(telemetry, clock):
     for i in range(50):
         telemetry.observe_order_status(f"P{i}", "open", "13", "2")
         telemetry.observe_order_status(f"C{i}", "canceled", "13", "0")
     clock.advance(DAY_SECONDS + 1)
+    assert len(telemetry._partial_seen) + len(telemetry._finished) == 100  # a hook does no expiry work
+    telemetry.snapshot()  # the reader lets every generation stamped before the mark go
+    assert len(telemetry._partial_seen) + len(telemetry._finished) == 0
     telemetry.observe_order_status("P0", "open", "13", "2")  # forgotten: a partial-open again
     telemetry.observe_order_status("C0", "canceled", "13", "1")  # forgotten: this cancel counts
-    assert len(telemetry._partial_seen) + len(telemetry._finished) > 50  # a hook does no expiry work
     snap = telemetry.snapshot()
     assert (snap.partial_fill_open_events_1d, snap.partial_fill_cancel_events_1d) == (1, 1)
-    assert list(telemetry._partial_seen) == ["P0"]
-    assert list(telemetry._finished) == ["C0"]
+    assert (list(telemetry._partial_seen), list(telemetry._finished)) == (["P0"], ["C0"])
 
 
-def test_txid_table_is_capped_even_within_a_day(telemetry, monkeypatch):
-    monkeypatch.setattr("exporter.core.telemetry.MAX_TRACKED_TXIDS", 10)
+def test_a_forgotten_txid_is_forgotten_even_while_its_generation_is_still_held(telemetry, clock):
+    telemetry.observe_order_status("OLD", "open", "13", "2")
+    clock.advance(DAY_SECONDS + 1)
+    telemetry.observe_order_status("NEW", "open", "13", "2")  # same generation, so OLD's memory is kept
+    telemetry.snapshot()
+    assert "OLD" in telemetry._partial_seen
+    telemetry.observe_order_status("OLD", "open", "13", "2")  # but it counts as a new partial-open
+    assert telemetry.snapshot().partial_fill_open_events_1d == 2
+
+
+def test_txid_table_is_capped_even_within_a_day(telemetry):
+    telemetry._finished = TxidTable(10)
     for i in range(25):
         telemetry.observe_order_status(f"C{i}", "canceled", "13", "0")
-    assert len(telemetry._finished) <= 10 + 1
-    assert telemetry.hook_errors["txid_table_full"] > 0
+    assert len(telemetry._finished) <= 10
+    telemetry.snapshot()  # the reader frees what the table let go, counting what was forgotten early
+    assert telemetry.hook_errors["txid_table_full"] == 25 - len(telemetry._finished)
     assert MAX_TRACKED_TXIDS >= 10_000
+
+
+def test_a_flood_without_readers_keeps_the_txid_tables_bounded(telemetry):
+    telemetry._finished = TxidTable(10)
+    for i in range(1_000):
+        telemetry.observe_order_status(f"C{i}", "canceled", "13", "0")
+    assert len(telemetry._finished._dropped) <= MAX_BACKLOG + 1
+    telemetry.snapshot()
+    assert telemetry.hook_errors["txid_table_full"] == 1_000 - len(telemetry._finished)
 
 
 @pytest.mark.parametrize(

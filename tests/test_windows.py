@@ -82,3 +82,24 @@ def test_a_flood_keeps_the_newest_events():
     pushed_out = [w.append(float(i)) for i in range(150)]
     assert w.count(150.0) == 100
     assert pushed_out[100:] == [float(i) for i in range(50)]
+
+
+def test_long_runs_of_expiry_compact_the_arrays_and_keep_every_answer():
+    values, events = RollingValueWindow(max_items=15_000), RollingEventWindow(max_items=15_000)
+    naive, mark = [], float("-inf")
+    for i in range(30_000):
+        values.append(float(i), float((i * 7919) % 1000))
+        events.append(float(i))
+        naive = (naive + [(float(i), float((i * 7919) % 1000))])[-15_000:]
+        if i % 997 == 0:
+            horizon = i - 9_000.0
+            mark = max(mark, horizon)
+            values.expire(horizon, budget=3_000)
+            events.expire(horizon, budget=3_000)
+            values.index(budget=5_000)
+    now = 29_999.0 + DAY_SECONDS - 10_000
+    live = [v for s, v in naive if s >= max(mark, now - DAY_SECONDS)]
+    assert values.values(now) == live and events.count(now) == len(live)
+    assert values.median() == statistics.median(live)
+    assert values.percentile(95) == naive_p95(live)
+    assert values._head < len(values._stamps) or values._head == 0

@@ -22,7 +22,7 @@ import logging
 import math
 import threading
 from bisect import bisect_left
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any, NamedTuple, Protocol
 
@@ -43,6 +43,7 @@ from .inputs import (
 from .pairs import PairNames
 from .reading import PairReading
 from .thresholds import DEFAULT_LIMIT, DEFAULT_SAFETY_RATIO, DRIFT_PERSIST_SECONDS, DRIFT_THRESHOLD, KRAKEN_STALE_AFTER_SECONDS
+from .txids import TxidTable
 from .windows import DAY_SECONDS, RollingEventWindow, RollingValueWindow
 
 log = logging.getLogger("kraken_capacity_exporter")
@@ -118,8 +119,8 @@ class CapacityTelemetry:
         self._partial_open = RollingEventWindow(max_items=max_window_events)
         self._partial_cancel = RollingEventWindow(max_items=max_window_events)
         self._fill_durations = RollingValueWindow(max_items=max_window_events)
-        self._partial_seen: OrderedDict[str, float] = OrderedDict()  # txid -> stamp when last seen open
-        self._finished: OrderedDict[str, float] = OrderedDict()  # txid -> stamp when it ended
+        self._partial_seen = TxidTable(MAX_TRACKED_TXIDS)  # txid -> stamp when last seen partially filled
+        self._finished = TxidTable(MAX_TRACKED_TXIDS)  # txid -> stamp when it ended
         self._hw = -_INF  # highest clock reading of an accepted hook call: the stamp of new events
         self._mark = -_INF  # everything stamped before this has left the 24h windows and txid tables
         self._active = 0
@@ -234,16 +235,14 @@ class CapacityTelemetry:
                 seen_table = self._partial_seen
                 seen = seen_table.get(txid)
                 if seen is not None and seen >= mark:
-                    self._remember(seen_table, txid)
+                    if seen_table.put(txid, self._hw):
+                        self._free_backlog(seen_table)
                     return
                 if executed == 0.0 or executed == volume:
                     return
                 hw = self._hw
-                if seen is not None:  # seen before the mark: forgotten, so this is a new partial-open
-                    seen_table.move_to_end(txid)
-                seen_table[txid] = hw
-                if len(seen_table) > MAX_TRACKED_TXIDS:
-                    self._drop_oldest_txid(seen_table)
+                if seen_table.put(txid, hw):  # a new partial-open (an entry before the mark is forgotten)
+                    self._free_backlog(seen_table)
                 self._opens_total += 1
                 if behind:
                     self._note("clock_went_backwards")
@@ -416,18 +415,13 @@ class CapacityTelemetry:
                     self._mark = now - DAY_SECONDS
             self._last_update = now
             mark = self._mark
-            seen_table = self._partial_seen
-            if seen_table:
-                seen_table.pop(txid, None)
+            self._partial_seen.pop(txid)
             finished = self._finished
             ended = finished.get(txid)
-            if ended is not None:
-                if ended >= mark:
-                    return
-                finished.move_to_end(txid)
-            finished[txid] = hw
-            if len(finished) > MAX_TRACKED_TXIDS:
-                self._drop_oldest_txid(finished)
+            if ended is not None and ended >= mark:
+                return
+            if finished.put(txid, hw):
+                self._free_backlog(finished)
             if placed is None:
                 return
             duration = now - placed
@@ -456,11 +450,12 @@ class CapacityTelemetry:
         counted = False
         with self._lock:
             behind = self._accept(now)
-            self._partial_seen.pop(txid, None)
+            self._partial_seen.pop(txid)
             ended = self._finished.get(txid)
             if ended is not None and ended >= self._mark:
                 return
-            self._remember(self._finished, txid)
+            if self._finished.put(txid, self._hw):
+                self._free_backlog(self._finished)
             if executed > 0.0:
                 self._cancels_total += 1
                 self._add_event(self._partial_cancel, behind)
@@ -521,18 +516,6 @@ class CapacityTelemetry:
         if rejected:
             self._reject(now, "invalid_fetched_at", "is before the snapshot already recorded", "fetched_at", at)
 
-    def _remember(self, table: OrderedDict[str, float], txid: str) -> None:
-        if txid in table:
-            table.move_to_end(txid)
-        table[txid] = self._hw
-        if len(table) > MAX_TRACKED_TXIDS:
-            self._drop_oldest_txid(table)
-
-    def _drop_oldest_txid(self, table: OrderedDict[str, float]) -> None:
-        _, stamp = table.popitem(last=False)
-        if stamp >= self._mark:
-            self._note("txid_table_full")
-
     def _add_event(self, window: RollingEventWindow, behind: bool) -> None:
         if behind:
             self._note("clock_went_backwards")
@@ -557,15 +540,8 @@ class CapacityTelemetry:
             budget -= window.expire(mark, budget)
             if window.front() < mark:
                 done = False
-        for table in (self._partial_seen, self._finished):
-            while table:
-                if next(iter(table.values())) >= mark:
-                    break
-                if budget <= 0:
-                    done = False
-                    break
-                table.popitem(last=False)
-                budget -= 1
+        self._partial_seen.expire(mark)
+        self._finished.expire(mark)
         return done
 
     def _reject(self, now: float | None, kind: str, reason: str, field: str, value: Any) -> None:
@@ -636,7 +612,33 @@ class CapacityTelemetry:
                     hook_errors=dict(self.hook_errors),
                     created=self.window_started_at,
                 )
-                return _State(inputs, kraken_at, self._last_update, counts)
+                dropped = self._partial_seen.take_dropped() + self._finished.take_dropped()
+                mark = self._mark
+                state = _State(inputs, kraken_at, self._last_update, counts)
+            if dropped:
+                self._release(dropped, mark)
+            return state
+
+    def _release(self, dropped: list[tuple[dict[str, float], dict[str, float]]], mark: float) -> None:
+        """Free txid generations the tables let go (outside the lock), counting the txids they forgot early."""
+        early = _forgotten_early(dropped, mark)
+        dropped.clear()
+        if early:
+            with self._lock:
+                self.hook_errors["txid_table_full"] += early
+
+    def _free_backlog(self, table: TxidTable) -> None:
+        """Nobody has read for a long flood: free the dropped generations here (lock held; O(n) once per
+        `capacity / 2` new txids, and only when no reader comes)."""
+        early = _forgotten_early(table.take_dropped(), self._mark)
+        if early:
+            self.hook_errors["txid_table_full"] += early
+
+
+def _forgotten_early(dropped: list[tuple[dict[str, float], dict[str, float]]], mark: float) -> int:
+    """Txids a full table let go while still within 24h and not remembered again since (`txid_table_full`)."""
+    return sum(1 for generation, successor in dropped for txid, stamp in generation.items()
+               if stamp >= mark and txid not in successor)
 
 
 def _finite(value: Any) -> bool:
