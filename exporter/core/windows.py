@@ -11,8 +11,8 @@ bounded batches (`budget`), so no single call does O(n) work; reads finish the r
 The caller (the telemetry) appends timestamps in non-decreasing order: it stamps events with the highest clock
 reading seen so far, so a clock that went backwards loses no event and never breaks the ordering.
 
-`RollingValueWindow` keeps its values in a `sortedcontainers.SortedList` beside the arrival order, so insert
-and expiry are O(log n) and the median and p95 are two O(log n) index reads with no copy of the window.
+`RollingValueWindow` keeps its values in an order-statistics index (`SortedFloats`) beside the arrival order, so
+insert and expiry are O(log n) and the median and p95 are two O(log n) rank reads with no copy of the window.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import statistics
 from array import array
 from collections.abc import Iterable
 
-from sortedcontainers import SortedList
+from .sortedfloats import SortedFloats
 
 DAY_SECONDS = 86_400.0
 DEFAULT_MAX_EVENTS = 100_000
@@ -108,7 +108,7 @@ class RollingValueWindow:
     """(timestamp, value) pairs in the last 24h (fill durations), with an order-statistics index of the values.
 
     Timestamps and values sit in two `array('d')` (16 bytes a fill, nothing for the garbage collector to walk);
-    the values are also in a `sortedcontainers.SortedList`. `append` is O(1): a new value waits past the indexed
+    the values are also in a `SortedFloats` (arrays too). `append` is O(1): a new value waits past the indexed
     ones until a reader moves it into the index (`index`, O(log n) a value, in bounded batches), so the writer
     never pays for the index. The indexed values are always the oldest held, which is what lets expiry take a
     value out of the index, or out of the waiting ones.
@@ -123,7 +123,7 @@ class RollingValueWindow:
         self._values = array("d")
         self._head = 0  # items before it are removed
         self._indexed = 0  # how many of the oldest items held are in the sorted index
-        self._sorted: SortedList = SortedList()
+        self._sorted = SortedFloats()
         self._mark = -math.inf
 
     def append(self, ts: float, value: float) -> float | None:
