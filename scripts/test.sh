@@ -18,4 +18,5 @@ fi
 
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 python3 -m ruff check exporter tests bench grafana scripts
+python3 -m mypy exporter
 exec python3 -m pytest "$@"

@@ -29,7 +29,7 @@ MAX_TRACKED_TXIDS = 100_000
 _LOG_EVERY_SECONDS = 60.0
 
 class EventSink(Protocol):
-    """Where counted events go besides the windows: prometheus-client instruments (see `metrics.py`)."""
+    """Where counted events go besides the windows: prometheus-client instruments (see `web/metrics.py`)."""
 
     def partial_open(self) -> None: ...
     def partial_cancel(self) -> None: ...
