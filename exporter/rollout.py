@@ -27,7 +27,7 @@ from .core.baseline import DAY_SECONDS, FillTimes, PairHistory, choose_fill, day
 from .core.naming import PREFIX
 from .core.pairs import PairError, PairNames
 from .core.playbook import LOOKBACK_SECONDS, Advice, AdviceInputs, advise, unknown
-from .core.samples import Sample
+from .core.samples import Sample, as_number
 from .sources.prometheus_history import PrometheusHistory, PrometheusHistoryError, Series
 
 PROG = "kraken-capacity-exporter"
@@ -176,6 +176,11 @@ def main(command: str, argv: Sequence[str], now: Callable[[], float] = time.time
         if _wants_json(argv):
             print(json.dumps({"error": str(exc), "exit_code": EXIT_BAD_FLAG}), file=out)
         return EXIT_BAD_FLAG
+    except BrokenPipeError:  # `... | head`: the reader left; not an error worth a traceback
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 # ---------------------------------------------------------------------------------------------------- baseline
@@ -218,7 +223,7 @@ def read_baseline(prom: PrometheusHistory, pairs: list[str] | None, days: int, e
     histories = read_histories(prom, pairs, start - DAY_SECONDS, end, warnings) if pairs else {}
     fills = read_fills(prom, pairs, [e for _, e in day_windows(end, days)], warnings) if pairs else {}
     report = {
-        "prometheus": prom.url, "start": start, "end": end,
+        "prometheus": prom.url, "start": as_number(start), "end": as_number(end),
         "pairs": {pair: pair_report(histories[pair], end, days, fills[pair]) for pair in pairs},
     }
     return report, histories
@@ -307,7 +312,7 @@ COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
 def _num(value: float | None, digits: int = 0) -> str:
     if value is None:
         return "-"
-    return f"{value:,.{digits}f}" if not float(value).is_integer() or digits else f"{int(value)}"
+    return f"{value:.{digits}f}"
 
 
 def _pct(value: float | None) -> str:

@@ -208,3 +208,13 @@ class Week:
                 for t in script.times:
                     yield f'krakenbot_fill_duration_seconds_bucket{{{labels},le="{le}"}} {histogram(t)[b]} {t:.0f}\n'
         yield "# EOF\n"
+
+
+if __name__ == "__main__":  # python3 -m tests.rollout_week week.om [END]: the week the README's examples ran on
+    import sys
+    import time
+
+    end = int(sys.argv[2]) if len(sys.argv) > 2 else int(time.time() // 3600 * 3600 - 3600)
+    with open(sys.argv[1], "w") as out:
+        out.writelines(Week(end).openmetrics())
+    print(f"wrote {sys.argv[1]}: 8 days of XDGUSD, XBTUSD (and SOLUSD's last 7 h) ending at {end}")

@@ -347,6 +347,12 @@ def test_the_reader_says_which_query_prometheus_rejected(prom):
         PrometheusHistory(prom.url).query("rate(krakenbot_slots", time.time())
 
 
+def test_the_reader_returns_range_queries_per_series(prom, week):
+    [series] = PrometheusHistory(prom.url).query_range('krakenbot_slots{pair="XDGUSD"}', week.at(4, 14), week.at(5, 14), 3600)
+    assert series.labels["instance"] == "bot-a:9477"
+    assert [v for _, v in series.samples] == [week.xdg_slots(week.at(4, 14) + h * 3600) for h in range(25)]
+
+
 def test_the_forecast_equals_prometheus_predict_linear_on_the_same_samples(prom, week):
     selector = 'krakenbot_open_orders_headroom{pair="SOLUSD"}'
     reader = PrometheusHistory(prom.url)

@@ -138,8 +138,8 @@ def _decide(pair: str, at: float, band: str, last_stop: float | None, normal_sin
     if last_stop is not None:
         wait = last_stop + RESUME_NORMAL_SECONDS - at
         return WAIT, wait, [
-            f"{pair} was in the stop band until {stamp(last_stop)}, {hours(at - last_stop)} before {stamp(at)}: "
-            f"scaling resumes only after {hours(RESUME_NORMAL_SECONDS)} back out of stop (playbook rule 5), "
+            f"{pair} was last seen in the stop band at {stamp(last_stop)}, {hours(at - last_stop)} before {stamp(at)}: "
+            f"scaling resumes only {RESUME_NORMAL_SECONDS / 3600:g} h after the last stop (playbook rule 5), "
             f"in {hours(wait)} at {stamp(at + wait)}; the band is {band} now."
         ]
     if band == BAND_CAUTION:
@@ -162,14 +162,19 @@ def _decide(pair: str, at: float, band: str, last_stop: float | None, normal_sin
 
 
 def _coverage_note(band: Sequence[Sample], at: float) -> list[str]:
-    """A sentence when the band data of the 72h window has gaps, since a stop inside a gap cannot be seen."""
-    window = in_window(band, at - RESUME_NORMAL_SECONDS, at)
+    """Sentences when the band data of the 72h window has holes, since a stop inside one cannot be seen."""
+    start = at - RESUME_NORMAL_SECONDS
+    window = in_window(band, start, at)
     interval = scrape_interval(band)
     if not window or interval is None:
         return []
-    covered = min(1.0, len(window) * interval / RESUME_NORMAL_SECONDS)
-    if covered >= 0.99:
-        return []
-    return [f"Band data covers {covered:.0%} of the 72 h before (gaps, or a shorter history): "
-            f"a stop during a gap cannot be seen."]
-
+    notes = []
+    if window[0][0] - start > 2 * interval:
+        notes.append(f"Band data begins at {stamp(window[0][0])}, less than 72 h before {stamp(at)}: "
+                     f"a stop before it cannot be seen.")
+    gaps = [(a, b) for (a, _), (b, _) in zip(window, window[1:], strict=False) if b - a > 2 * interval]
+    if gaps:
+        longest = max(gaps, key=lambda g: g[1] - g[0])
+        notes.append(f"Band data has {len(gaps)} gap(s) in the 72 h before, {hours(sum(b - a for a, b in gaps))} in all "
+                     f"(the longest from {stamp(longest[0])} to {stamp(longest[1])}): a stop during a gap cannot be seen.")
+    return notes
