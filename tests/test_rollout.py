@@ -356,8 +356,9 @@ def test_the_reader_returns_range_queries_per_series(prom, week):
 def test_the_forecast_equals_prometheus_predict_linear_on_the_same_samples(prom, week):
     selector = 'krakenbot_open_orders_headroom{pair="SOLUSD"}'
     reader = PrometheusHistory(prom.url)
-    [series] = reader.raw_samples(selector, week.end - 6 * 3600 - 1, week.end)
-    points = [(t, v) for t, v in series.samples if t >= week.end - 6 * 3600]  # PromQL 2.x ranges are closed
+    [series] = reader.query(f"{selector}[6h]", week.end)  # exactly the samples predict_linear sees
+    points = series.samples
+    assert len(points) == 6 * 3600 // STEP + 1  # Prometheus 2.x ranges are closed: [end - 6h, end]
     trend = fit_trend(points, week.end)
     assert trend is not None and trend.slope < 0
     for ahead in (0, 3600, 86400):
