@@ -18,6 +18,8 @@ from .config import Config, ConfigError, add_arguments, load_config
 from .core.pairs import PairError
 from .core.version import __version__
 from .demo.run import Demo, DemoSettings
+from .rollout import COMMAND_HELP as ROLLOUT_HELP
+from .rollout import main as run_rollout
 from .service import CapacityExporter
 from .sources.credentials import CredentialsError, KrakenCredentials
 from .sources.kraken_api import KrakenError, ReadOnlyKraken
@@ -48,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     for name, text in COMMAND_HELP.items():
         add_arguments(sub.add_parser(name, help=text, description=text), name)
+    for name, text in ROLLOUT_HELP.items():  # listed here; parsed by exporter/rollout.py
+        sub.add_parser(name, help=text, add_help=False)
     return parser
 
 
@@ -162,6 +166,8 @@ COMMANDS: dict[str, Callable[[Config, threading.Event], int]] = {
 
 def main(argv: Sequence[str] | None = None, stop: threading.Event | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ROLLOUT_HELP:
+        return run_rollout(argv[0], argv[1:])
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
         argv.insert(0, "demo")
     args = build_parser().parse_args(argv)

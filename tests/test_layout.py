@@ -18,7 +18,8 @@ ALLOWED = {
     "demo": {"core", "sources", "service", "demo"},
     "service": {"core", "sources", "web", "service"},
     "config": {"core", "config"},
-    "cli": {"core", "sources", "web", "demo", "service", "config", "cli"},
+    "rollout": {"core", "sources", "rollout"},
+    "cli": {"core", "sources", "web", "demo", "service", "config", "rollout", "cli"},
     "top": {"core", "web", "service", "cli", "top"},
 }
 NOT_IN_CORE = ("prometheus_client", "requests", "krakenex", "socket", "http", "urllib", "wsgiref")
