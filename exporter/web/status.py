@@ -45,6 +45,7 @@ def status_payload(exporter: ExporterView, pair: str | None = None) -> dict[str,
             raise UnknownPair(pair)
     payload = {
         "pair": chosen,
+        "mode": exporter.mode,
         "pairs": list(by_pair),
         "generated_at": exporter.clock.now(),
         "capacity_fill_health": health_dict(by_pair[chosen]) if chosen else None,
