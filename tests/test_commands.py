@@ -135,3 +135,58 @@ def test_the_demos_scripted_outage_makes_the_poller_fall_back_then_heals(fake_kr
     assert poller.poll_once() == "ok"
     schedule.update(FIRST_OUTAGE_AFTER + 300)
     assert poller.poll_once() == "service_unavailable"
+
+
+def unreadable_key_file(tmp_path):
+    """A key file whose read fails: mode 000 for a normal user; root reads any mode, so there a file whose
+    read fails at the I/O level (/proc/self/mem, mode 600, EIO on read) stands in."""
+    if os.geteuid() == 0:
+        return "/proc/self/mem"
+    path = tmp_path / "locked.key"
+    path.write_text("key\nc2VjcmV0\n")
+    os.chmod(path, 0)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda tmp: str(tmp), "is a directory"),
+        (lambda tmp: str(tmp / "missing.key"), "No such file"),
+        (lambda tmp: _key_file(tmp, b"\xff\xfekey\n\x80secret\n"), "not UTF-8"),
+        (unreadable_key_file, "cannot read key file"),
+        (lambda tmp: _key_file(tmp, b""), "key on line 1 and the secret on line 2"),
+        (lambda tmp: _key_file(tmp, b"only-a-key\n"), "key on line 1 and the secret on line 2"),
+        (lambda tmp: _key_file(tmp, b"key\nnot base64!!\n"), "not base64"),
+        (lambda tmp: _key_file(tmp, b"k" * 70_000), "larger than"),
+        (lambda tmp: _key_file(tmp, b"key\nc2VjcmV0\n", mode=0o644), "chmod 600"),
+    ],
+    ids=["directory", "missing", "not-utf8", "unreadable", "empty", "one-line", "not-base64", "huge", "world-readable"],
+)
+def test_a_key_file_problem_is_one_line_naming_the_file_and_the_problem_with_exit_2(tmp_path, make, problem):
+    path = make(tmp_path)
+    code, out, err = run(["serve", "--port", str(free_port()), "--kraken-key-file", path],
+                         {"KRAKEN_API_URL": "http://127.0.0.1:9"})
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "--kraken-key-file" in lines[0] and path in lines[0] and problem in lines[0]
+    assert "Traceback" not in err
+
+
+def _key_file(tmp, content: bytes, mode: int = 0o600) -> str:
+    path = tmp / "kraken.key"
+    path.write_bytes(content)
+    os.chmod(path, mode)
+    return str(path)
+
+
+def test_demo_with_a_pair_it_does_not_simulate_names_the_pairs_it_does():
+    code, _, err = run(["demo", "--pair", "ADAUSD", "--port", str(free_port())])
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "--pair" in lines[0] and "ADAUSD" in lines[0]
+    for simulated in ("XDGUSD", "XBTUSD", "ETHUSD", "SOLUSD"):
+        assert simulated in lines[0]
+    assert "Kraken does not know" not in lines[0]
