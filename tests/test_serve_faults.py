@@ -80,6 +80,8 @@ def assert_all_blind(exporter):
     for r in readings:
         assert r.blind and r.health is None, r
         assert "no fresh Kraken open-order count" in r.problem
+        assert exporter.registry.get_sample_value("krakenbot_pair_blind", {"pair": r.pair}) == 1
+        assert exporter.registry.get_sample_value("krakenbot_kraken_data_available", {"pair": r.pair}) == 0
     assert exporter.registry.get_sample_value("krakenbot_kraken_up") == 0
 
 
@@ -87,6 +89,9 @@ def assert_all_seen(exporter, counts=(3, 2)):
     readings = exporter.readings()
     assert [r.blind for r in readings] == [False, False]
     assert [r.health.open_orders_kraken for r in readings] == list(counts)
+    for r in readings:
+        assert exporter.registry.get_sample_value("krakenbot_pair_blind", {"pair": r.pair}) == 0
+        assert exporter.registry.get_sample_value("krakenbot_kraken_data_available", {"pair": r.pair}) == 1
     assert exporter.registry.get_sample_value("krakenbot_kraken_up") == 1
 
 
@@ -234,6 +239,9 @@ def test_the_serve_process_survives_the_fault_matrix_with_one_warning_per_fault_
             assert wait_for(lambda: metric(result) > before, timeout=15), fault  # noqa: B023
             body = status()
             assert body["capacity_fill_health_by_pair"] == {"XDGUSD": None, "XBTUSD": None}, fault
+            text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            for pair in PAIRS:
+                assert f'krakenbot_pair_blind{{pair="{pair}"}} 1.0' in text, fault
             assert set(body["problems"]) == set(PAIRS)
             ok = metric("ok")
             fake.heal()

@@ -45,7 +45,6 @@ def status_payload(exporter: ExporterView, pair: str | None = None) -> dict[str,
             raise UnknownPair(pair)
     payload = {
         "pair": chosen,
-        "mode": exporter.mode,
         "pairs": list(by_pair),
         "generated_at": exporter.clock.now(),
         "capacity_fill_health": health_dict(by_pair[chosen]) if chosen else None,
@@ -54,6 +53,7 @@ def status_payload(exporter: ExporterView, pair: str | None = None) -> dict[str,
     problems = {p: r.problem for p, r in by_pair.items() if r.problem}
     if problems:
         payload["problems"] = problems
+    payload["mode"] = exporter.mode  # demo|serve|scrape|embedded: simulated data never passes for production
     return payload
 
 
