@@ -65,6 +65,9 @@ def test_serve_exports_what_kraken_knows_and_says_what_it_cannot(fake_kraken, kr
         fake_kraken.fail("EService:Unavailable")
         assert wait_for(lambda: get(port, "/api/status").json()["capacity_fill_health"] is None, timeout=15)
         assert "no fresh Kraken" in get(port, "/api/status").json()["problems"]["XDGUSD"]
+        metrics = get(port, "/metrics").text
+        assert 'krakenbot_pair_blind{pair="XDGUSD"} 1.0' in metrics and "krakenbot_kraken_up 0.0" in metrics
+        assert 'krakenbot_exporter_info{mode="serve",' in metrics
     finally:
         out, err = stop(proc)
     assert kraken_secret not in out + err
@@ -93,7 +96,9 @@ def test_scrape_turns_a_reference_bot_status_into_metrics_and_drops_up_when_it_g
         bot.go_away()
         assert wait_for(lambda: 'krakenbot_status_scrape_up{pair="XDGUSD"} 0.0' in get(port, "/metrics").text, 15)
         assert "krakenbot_open_orders_current{" not in get(port, "/metrics").text
+        assert 'krakenbot_pair_blind{pair="XDGUSD"} 1.0' in get(port, "/metrics").text
         assert get(port, "/api/status").json()["capacity_fill_health"] is None
+        assert get(port, "/api/status").json()["mode"] == "scrape"
     finally:
         stop(proc)
 
@@ -112,6 +117,8 @@ def test_demo_reads_its_fake_kraken_through_krakenex():
         metrics = get(port, "/metrics").text
         assert 'krakenbot_kraken_requests_total{endpoint="OpenOrders",result="ok"}' in metrics
         assert 'krakenbot_open_orders_drift{pair="XDGUSD"}' in metrics
+        assert 'krakenbot_exporter_info{mode="demo",' in metrics
+        assert get(port, "/api/status").json()["mode"] == "demo"
     finally:
         stop(proc)
 
