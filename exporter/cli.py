@@ -23,7 +23,7 @@ from .rollout import main as run_rollout
 from .service import CapacityExporter
 from .sources.credentials import CredentialsError, KrakenCredentials
 from .sources.kraken_api import KrakenError, ReadOnlyKraken
-from .sources.kraken_poller import KrakenOpenOrdersPoller, KrakenSourceMetrics, resolve_pairs
+from .sources.kraken_poller import FALLBACK_BLIND, KrakenOpenOrdersPoller, KrakenSourceMetrics, resolve_pairs
 from .sources.standalone import StandaloneSource
 from .sources.status_scraper import BotStatusScraper, ScrapeMetrics
 from .web.app import RunningServer
@@ -114,10 +114,16 @@ def load_credentials(config: Config, env: dict[str, str]) -> KrakenCredentials:
 def run_serve(config: Config, stop: threading.Event, env: dict[str, str] | None = None) -> int:
     """Standalone: our own poller with a read-only key; bot-side fields are unknown and said so."""
     credentials = load_credentials(config, dict(os.environ) if env is None else env)
-    exporter = CapacityExporter()
+    exporter, poller = build_serve(config, credentials)
+    return serve_until_stopped(config, exporter, poller, stop)
+
+
+def build_serve(config: Config, credentials: KrakenCredentials) -> tuple[CapacityExporter, KrakenOpenOrdersPoller]:
+    """What `serve` runs: one StandaloneSource per pair, fed by one OpenOrders poller (not started)."""
+    exporter = CapacityExporter(mode="serve")
     client = ReadOnlyKraken(credentials, config.kraken_url, timeout=config.kraken_timeout)
     names = resolve_or_explain(client, config.pair_list)
-    stale = config.kraken_stale_after or 4 * config.kraken_poll_interval
+    stale = config.kraken_stale_after or default_kraken_stale_after(config)
     telemetries = []
     for pair in config.pair_list:
         telemetry = exporter.new_telemetry(pair, config.limit, config.safety_ratio, kraken_stale_after=stale)
@@ -126,8 +132,13 @@ def run_serve(config: Config, stop: threading.Event, env: dict[str, str] | None 
         exporter.add_source(StandaloneSource(telemetry))
         telemetries.append(telemetry)
     poller = KrakenOpenOrdersPoller(client, telemetries, KrakenSourceMetrics(exporter.registry),
-                                    interval=config.kraken_poll_interval)
-    return serve_until_stopped(config, exporter, poller, stop)
+                                    interval=config.kraken_poll_interval, fallback=FALLBACK_BLIND)
+    return exporter, poller
+
+
+def default_kraken_stale_after(config: Config) -> float:
+    """Four poll intervals, and never less than one interval plus a whole call."""
+    return max(4 * config.kraken_poll_interval, config.kraken_poll_interval + config.kraken_timeout)
 
 
 def serve_until_stopped(
@@ -151,10 +162,11 @@ def run_scrape(config: Config, stop: threading.Event) -> int:
     """Mirror one bot's /api/status block."""
     if len(config.pairs) > 1:
         raise ConfigError("--pair: scrape mirrors one bot's block; give one pair (or none to use the payload's)")
-    exporter = CapacityExporter()
+    exporter = CapacityExporter(mode="scrape")
     scraper = BotStatusScraper(config.status_url or "", ScrapeMetrics(exporter.registry),
                                pair=config.pairs[0] if config.pairs else None,
-                               interval=config.scrape_interval, timeout=config.scrape_timeout)
+                               interval=config.scrape_interval, timeout=config.scrape_timeout,
+                               stale_after=config.scrape_stale_after)
     exporter.add_source(scraper)
     return serve_until_stopped(config, exporter, scraper, stop)
 

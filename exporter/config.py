@@ -109,7 +109,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("safety_ratio", "--safety-ratio", "OPEN_ORDER_SAFETY_RATIO", DEFAULT_SAFETY_RATIO, _ratio,
             "share of the limit treated as usable, in (0, 1]", ("demo", "serve")),
     Setting("kraken_stale_after", "--kraken-stale-after", "EXPORTER_KRAKEN_STALE_AFTER", None, _float_positive,
-            "seconds after which a Kraken count no longer counts (serve: 4 poll intervals; demo: 5 wall s)", ("demo", "serve")),
+            "seconds after which a Kraken count no longer counts; serve: the pair is then blind "
+            "(default: 4 poll intervals, at least one interval plus the timeout; demo: 5 wall s)", ("demo", "serve")),
     Setting("kraken_url", "--kraken-url", "KRAKEN_API_URL", "https://api.kraken.com", _url,
             "Kraken REST base URL (tests and the demo use a local fake)", ("serve",)),
     Setting("kraken_key_file", "--kraken-key-file", "KRAKEN_KEY_FILE", None, _text,
@@ -117,13 +118,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("kraken_poll_interval", "--kraken-poll-interval", "EXPORTER_KRAKEN_POLL_INTERVAL", 15.0, _float_positive,
             "seconds between OpenOrders calls (cost 1 each; Starter keys decay 0.33/s)", ("serve",)),
     Setting("kraken_timeout", "--kraken-timeout", "EXPORTER_KRAKEN_TIMEOUT", 10.0, _float_positive,
-            "seconds to wait for a Kraken reply", ("serve",)),
+            "seconds a Kraken call may take in all, however slowly the reply arrives", ("serve",)),
     Setting("status_url", "--status-url", "EXPORTER_STATUS_URL", None, _url,
             "the bot's /api/status URL to mirror (required)", ("scrape",)),
     Setting("scrape_interval", "--scrape-interval", "EXPORTER_SCRAPE_INTERVAL", 15.0, _float_positive,
             "seconds between fetches of the bot's /api/status", ("scrape",)),
     Setting("scrape_timeout", "--scrape-timeout", "EXPORTER_SCRAPE_TIMEOUT", 5.0, _float_positive,
             "seconds to wait for the bot's reply", ("scrape",)),
+    Setting("scrape_stale_after", "--scrape-stale-after", "EXPORTER_SCRAPE_STALE_AFTER", None, _float_positive,
+            "seconds after the last good scrape when the pair turns blind (default: 4 scrape intervals, "
+            "at least one interval plus the timeout)", ("scrape",)),
     Setting("log_level", "--log-level", "EXPORTER_LOG_LEVEL", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR", ALL),
     Setting("speedup", "--speedup", "EXPORTER_DEMO_SPEEDUP", 600.0, _float_positive,
             "demo: simulated seconds per wall second (600: a day in 144 s)", ("demo",)),
@@ -153,6 +157,7 @@ class Config:
     status_url: str | None = None
     scrape_interval: float = 15.0
     scrape_timeout: float = 5.0
+    scrape_stale_after: float | None = None
     log_level: str = "INFO"
     speedup: float = 600.0
     seed: int = 7

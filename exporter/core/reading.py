@@ -23,6 +23,8 @@ class PairReading:
     unknown_fields: tuple[str, ...] = ()  # fields this source cannot know (standalone mode): null in the block
     invalid_fields: tuple[str, ...] = ()  # fields a scraped bot sent missing or mistyped: null in the block
     problem: str | None = None  # why there is no data, or what is wrong with it, in a sentence
+    blind: bool = False  # no usable data now (a source without data also has health None); `problem` says why
+    window_started_at: float | None = None  # since when the 24h windows have been counting (None: unknown)
 
 
 class PairSource(Protocol):

@@ -3,7 +3,8 @@
 Our poller feeds a telemetry per pair; nothing feeds the bot-side hooks, so the fields that need the bot
 (internal counts, drift, slots, partial fills, fill times) are unknown. They are null in `/api/status`, named in
 `unknown_fields`, and absent from /metrics. The band then reflects capacity only. With Kraken unavailable there is
-no count at all: the pair has no block and `problems` says why, rather than a zero that looks like headroom.
+no count at all: the pair is blind (`blind=True`, no block) and `problems` says why, rather than a zero that looks
+like headroom; the pair stays in /metrics with `krakenbot_pair_blind 1`.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class StandaloneSource:
         health = reading.health
         if health is None or health.open_orders_kraken is None:
             return dataclasses.replace(
-                reading, health=None, slot_count=None, unknown_fields=BOT_SIDE_FIELDS,
+                reading, health=None, slot_count=None, unknown_fields=BOT_SIDE_FIELDS, blind=True,
                 problem="no fresh Kraken open-order count, and standalone mode has no internal count to fall back on",
             )
         hints = [h for h in health.blocked_risk_hint if h in ("near_open_order_cap", "open_order_caution")]
@@ -48,4 +49,5 @@ class StandaloneSource:
             health, **{name: None for name in BOT_SIDE_FIELDS}, blocked_risk_hint=hints,
             status_reason=f"{health.status_reason}; capacity only: partial fills are unknown in standalone mode",
         )
-        return dataclasses.replace(reading, health=health, slot_count=None, unknown_fields=BOT_SIDE_FIELDS)
+        return dataclasses.replace(reading, health=health, slot_count=None, unknown_fields=BOT_SIDE_FIELDS,
+                                   blind=False, problem=None)  # a fresh Kraken count is all serve needs

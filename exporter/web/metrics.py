@@ -116,11 +116,15 @@ _PAIR_GAUGES: tuple[tuple[str, str, Callable[[CapacityFillHealth], float | None]
     ("fill_duration_median_1d_seconds", "Median fill time over 24h; absent when none.", lambda s: s.median_fill_seconds_1d),
     ("fill_duration_p95_1d_seconds", "Nearest-rank p95 fill time over 24h; absent when none.", lambda s: s.p95_fill_seconds_1d),
     ("status_band", "Band: 0 normal, 1 caution, 2 stop.", lambda s: None if s.status_band is None else BAND_VALUE[s.status_band]),
-    ("kraken_data_available", "1 when a fresh Kraken open-order count is used.",
-     lambda s: None if s.open_orders_source is None else int(s.open_orders_source == SOURCE_KRAKEN)),
 )
 # Gauges about the pair's data rather than the block: (name, help, value from the reading).
+# The first two are present for every configured pair, always: blind is a state, never silence.
 _READING_GAUGES: tuple[tuple[str, str, Callable[[PairReading], float | None]], ...] = (
+    ("pair_blind", "1 when the exporter has no usable data for the pair (no fresh Kraken count in serve, "
+     "bot unreachable in scrape, no hook call within the stale limit embedded).",
+     lambda r: int(r.blind or r.health is None)),
+    ("kraken_data_available", "1 when a fresh Kraken open-order count is used, else 0 (also when there is no data).",
+     lambda r: int(r.health is not None and r.health.open_orders_source == SOURCE_KRAKEN)),
     ("open_orders_safety_ratio", "Configured share of the limit treated as usable (0-1).", lambda r: r.safety_ratio),
     ("slots", "Slots the bot runs for the pair.", lambda r: r.slot_count),
     ("kraken_data_age_seconds", "Age of the latest Kraken open-order snapshot; absent when none.",
