@@ -61,12 +61,88 @@ def test_unknown_pair_is_a_404_with_a_json_error(served):
     assert "ETHUSD" in reply.json()["error"]
 
 
-def test_healthz_answers_ok(served):
-    body = requests.get(f"{served.url}/healthz", timeout=5).json()
-    assert body["status"] == "ok" and body["pairs"] == ["XDGUSD", "XBTUSD"]
+def test_healthz_is_200_with_each_pairs_data_age_when_every_pair_has_data(served, exporter, clock):
+    exporter.source("XDGUSD").observe_kraken_count(3)
+    clock.advance(7)
+    reply = requests.get(f"{served.url}/healthz", timeout=5)
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body["status"] == "ok" and set(body["pairs"]) == {"XDGUSD", "XBTUSD"}
+    assert body["pairs"]["XDGUSD"]["kraken_data_age_seconds"] == 7.0
+    assert body["pairs"]["XDGUSD"]["last_update_age_seconds"] == 7.0
+    assert body["pairs"]["XDGUSD"]["kraken_data_available"] is True
+    assert body["pairs"]["XBTUSD"]["kraken_data_available"] is False
+
+
+def test_healthz_is_503_naming_each_pair_without_data_and_why(exporter):
+    from exporter.core.reading import PairReading
+
+    class Blind:  # a source with no data, as a scraped bot that is down reports it
+        pair = "ETHUSD"
+
+        def reading(self):
+            return PairReading(pair="ETHUSD", health=None, blind=True, problem="scrape of http://bot failed: refused")
+
+    class NoBlock:  # an older source that only leaves the block out
+        pair = "SOLUSD"
+
+        def reading(self):
+            return PairReading(pair="SOLUSD", health=None, problem="no fresh Kraken open-order count")
+
+    exporter.add_pair("XDGUSD")
+    exporter.add_source(Blind())
+    exporter.add_source(NoBlock())
+    server = start_server(create_app(exporter))
+    try:
+        reply = requests.get(f"{server.url}/healthz", timeout=5)
+    finally:
+        server.stop()
+    assert reply.status_code == 503
+    body = reply.json()
+    assert body["status"] == "blind" and body["blind"] == ["ETHUSD", "SOLUSD"]
+    assert body["pairs"]["ETHUSD"]["reason"] == "scrape of http://bot failed: refused"
+    assert body["pairs"]["SOLUSD"]["reason"] == "no fresh Kraken open-order count"
+    assert body["pairs"]["XDGUSD"]["status"] == "ok"
+    assert "ETHUSD: scrape of http://bot failed" in body["reason"]
+
+
+def test_healthz_is_503_when_a_reading_is_blind_even_with_a_block(exporter):
+    import dataclasses
+
+    telemetry = exporter.add_pair("XDGUSD")
+    exporter.remove_pair("XDGUSD")
+
+    class Stuck:  # the core marks a pair blind when no hook ran within its stale limit, block or not
+        pair = "XDGUSD"
+
+        def reading(self):
+            return dataclasses.replace(telemetry.reading(), blind=True, problem="no hook call for 301 s")
+
+    exporter.add_source(Stuck())
+    server = start_server(create_app(exporter))
+    try:
+        reply = requests.get(f"{server.url}/healthz", timeout=5)
+    finally:
+        server.stop()
+    assert reply.status_code == 503
+    assert reply.json()["pairs"]["XDGUSD"] == {
+        "status": "blind", "kraken_data_available": False, "kraken_data_age_seconds": None,
+        "last_update_age_seconds": None, "open_orders_source": "internal_fallback", "reason": "no hook call for 301 s"}
+
+
+def test_healthz_is_503_with_no_pair_and_livez_is_200_while_serving(exporter):
+    server = start_server(create_app(exporter))
+    try:
+        health = requests.get(f"{server.url}/healthz", timeout=5)
+        live = requests.get(f"{server.url}/livez", timeout=5)
+    finally:
+        server.stop()
+    assert health.status_code == 503 and health.json()["reason"] == "no pair is configured"
+    assert live.status_code == 200 and live.json() == {"status": "alive"}
 
 
 def test_the_server_is_read_only(served):
     reply = requests.post(f"{served.url}/api/status", data="x", timeout=5)
     assert reply.status_code == 405
+    assert reply.headers["Allow"] == "GET, HEAD"
     assert json.loads(reply.text)["error"].startswith("read-only")
