@@ -171,6 +171,11 @@ class _Server:
                 self.rejected += 1
                 writer.close()
                 return
+            sock = writer.get_extra_info("socket")
+            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                # headers and body leave in separate writes: without this, Nagle holds the body for the client's
+                # delayed ACK (40 ms on every keep-alive request)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             task = asyncio.current_task()
             assert task is not None
             self._connections.add(task)
