@@ -162,3 +162,20 @@ def test_a_changed_file_is_reread_and_a_broken_change_keeps_the_previous_version
     write(path, f"basic_auth_users:\n  carol: {bcrypt_hash('three')}\n")
     os.utime(path, ns=(3, 3))
     assert set(web.current().users) == {"carol"}
+
+
+def test_the_readme_web_config_and_prometheus_job_are_the_ones_tested(tmp_path, pki):
+    import re
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("### TLS and basic auth", 1)[1].split("\n## ", 1)[0]
+    web_text, job_text = re.findall(r"```yaml\n(.*?)```", section, flags=re.S)[:2]
+    for name, path in (("exporter.crt", pki.server_cert), ("exporter.key", pki.server_key), ("clients-ca.crt", pki.ca)):
+        web_text = web_text.replace(name, str(path))
+    config = load_web_config(write(tmp_path / "web.yml", web_text))
+    assert config.tls.client_auth_type == "RequireAndVerifyClientCert" and set(config.users) == {"prometheus"}
+    job = yaml.safe_load(job_text)[0]
+    assert job["scheme"] == "https" and {"ca_file", "cert_file", "key_file"} <= set(job["tls_config"])
+    assert job["basic_auth"]["username"] == "prometheus"
