@@ -120,13 +120,16 @@ def test_the_exporter_healthchecks_probe_healthz_and_fail_while_a_pair_is_blind(
     probes = {"Dockerfile": dockerfile.group(1), "compose": SERVICES["exporter"]["healthcheck"]["test"][-1]}
     telemetry = exporter.add_pair("XDGUSD")
     server = start_server(create_app(exporter))
+
+    def run(code: str) -> subprocess.CompletedProcess:
+        probe = code.replace("http://127.0.0.1:9477", server.url)
+        return subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=30)
+
     try:
         for name, code in probes.items():
             assert "'http://127.0.0.1:9477/healthz'" in code, name
-            probe = code.replace("http://127.0.0.1:9477", server.url)
-            run = lambda: subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=30)  # noqa: E731
             telemetry.set_internal_counts(active_orders=1, slot_count=1)
-            assert run().returncode == 0, name
+            assert run(code).returncode == 0, name
             exporter.remove_pair("XDGUSD")
 
             class Blind:
@@ -136,7 +139,7 @@ def test_the_exporter_healthchecks_probe_healthz_and_fail_while_a_pair_is_blind(
                     return PairReading(pair="XDGUSD", health=None, blind=True, problem="no usable data")
 
             exporter.add_source(Blind())
-            assert run().returncode != 0, name
+            assert run(code).returncode != 0, name
             exporter.remove_pair("XDGUSD")
             exporter.add_source(telemetry)
     finally:
