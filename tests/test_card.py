@@ -153,10 +153,13 @@ def open_card(browser, url, **context_options):
     return context, page, reply
 
 
-@pytest.mark.parametrize("mode", ["demo", "serve", None])
-def test_the_card_marks_simulated_data_as_demo_and_only_then(browser, exporter, mode):
+@pytest.mark.parametrize("mode", ["demo", "serve", "scrape", "embedded"])
+def test_the_card_marks_simulated_data_as_demo_and_only_then(browser, registry, clock, mode):
+    from exporter import CapacityExporter
+
+    exporter = CapacityExporter(registry=registry, clock=clock, mode=mode)
     exporter.add_pair("XDGUSD")
-    server = start_server(with_status_fields(create_app(exporter), lambda _: {} if mode is None else {"mode": mode}))
+    server = start_server(create_app(exporter))
     context, page, _ = open_card(browser, server.url + "/")
     try:
         page.get_by_test_id("badge").wait_for(timeout=10_000)

@@ -146,3 +146,37 @@ def test_the_server_is_read_only(served):
     assert reply.status_code == 405
     assert reply.headers["Allow"] == "GET, HEAD"
     assert json.loads(reply.text)["error"].startswith("read-only")
+
+
+def test_healthz_of_a_serve_process_with_kraken_down_is_503_naming_the_pair(kraken_secret, tmp_path):
+    import os
+    import sys
+
+    from tests.conftest import free_port, wait_for
+
+    port = free_port()
+    env = {**os.environ, "KRAKEN_API_KEY": "test-key-0001", "KRAKEN_API_SECRET": kraken_secret}
+    args = [sys.executable, "-m", "exporter", "serve", "--port", str(port), "--pair", "XDGUSD",
+            "--kraken-url", f"http://127.0.0.1:{free_port()}", "--kraken-poll-interval", "1", "--kraken-timeout", "1"]
+    with open(tmp_path / "serve.log", "wb") as log:
+        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+        replies = []
+
+        def answered() -> bool:
+            try:
+                replies.append(requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2))
+            except requests.RequestException:
+                return False
+            return True
+
+        try:
+            assert wait_for(answered, timeout=30, step=0.2), (tmp_path / "serve.log").read_text()
+            live = requests.get(f"http://127.0.0.1:{port}/livez", timeout=2)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    health = replies[-1]
+    assert health.status_code == 503 and live.status_code == 200
+    body = health.json()
+    assert body["blind"] == ["XDGUSD"] and body["pairs"]["XDGUSD"]["kraken_data_available"] is False
+    assert body["pairs"]["XDGUSD"]["reason"]
