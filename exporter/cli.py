@@ -26,7 +26,8 @@ from .sources.kraken_api import KrakenError, ReadOnlyKraken
 from .sources.kraken_poller import FALLBACK_BLIND, KrakenOpenOrdersPoller, KrakenSourceMetrics, resolve_pairs
 from .sources.standalone import StandaloneSource
 from .sources.status_scraper import BotStatusScraper, ScrapeMetrics
-from .web.app import RunningServer
+from .web.app import HttpSettings, RunningServer
+from .web.web_config import WebConfigError, WebConfigFile
 
 PROG = "kraken-capacity-exporter"
 log = logging.getLogger("kraken_capacity_exporter")
@@ -55,14 +56,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def load_web_config_file(config: Config) -> WebConfigFile | None:
+    """The `--web-config-file`, loaded and checked (TLS files, hashes); a problem is a one-line ConfigError."""
+    try:
+        return WebConfigFile(config.web_config_file) if config.web_config_file else None
+    except WebConfigError as exc:
+        raise ConfigError(f"--web-config-file: {exc}") from None
+
+
 def bind(config: Config, exporter: CapacityExporter) -> RunningServer:
     """Start the HTTP server, turning a taken port into a ConfigError that names the setting."""
+    web = load_web_config_file(config)
+    settings = HttpSettings(idle_timeout=config.web_idle_timeout, max_connections=config.web_max_connections,
+                            threads=config.web_threads)
     try:
-        server = exporter.serve(config.host, config.port)
+        server = exporter.serve(config.host, config.port, web=web, settings=settings)
     except OSError as exc:
         raise ConfigError(f"--port/--host: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
     print(f"{PROG} {__version__} ({config.command}) listening on {server.url}", flush=True)
-    for path in ("/metrics", "/api/status", "/healthz"):
+    for path in ("/metrics", "/api/status", "/healthz", "/"):
         print(f"  {server.url}{path}", flush=True)
     return server
 
@@ -189,6 +201,7 @@ def main(argv: Sequence[str] | None = None, stop: threading.Event | None = None)
     try:
         config = load_config(args.command, args, os.environ)
         logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        load_web_config_file(config)  # fail before starting anything else; bind() loads it again
         return COMMANDS[args.command](config, stop)
     except ConfigError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

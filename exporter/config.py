@@ -128,6 +128,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("scrape_stale_after", "--scrape-stale-after", "EXPORTER_SCRAPE_STALE_AFTER", None, _float_positive,
             "seconds after the last good scrape when the pair turns blind (default: 4 scrape intervals, "
             "at least one interval plus the timeout)", ("scrape",)),
+    Setting("web_config_file", "--web-config-file", "EXPORTER_WEB_CONFIG_FILE", None, _text,
+            "exporter-toolkit web config: TLS, basic auth, headers (re-read when it changes)", ALL),
+    Setting("web_idle_timeout", "--web-idle-timeout", "EXPORTER_WEB_IDLE_TIMEOUT", 30.0, _float_positive,
+            "seconds an HTTP connection may stay without a complete request before it is closed", ALL),
+    Setting("web_max_connections", "--web-max-connections", "EXPORTER_WEB_MAX_CONNECTIONS", 2048, _int(1, 65536),
+            "HTTP connections open at once; more are closed on accept", ALL),
+    Setting("web_threads", "--web-threads", "EXPORTER_WEB_THREADS", 8, _int(1, 256),
+            "HTTP requests served at once (requests are read without a thread)", ALL),
     Setting("log_level", "--log-level", "EXPORTER_LOG_LEVEL", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR", ALL),
     Setting("speedup", "--speedup", "EXPORTER_DEMO_SPEEDUP", 600.0, _float_positive,
             "demo: simulated seconds per wall second (600: a day in 144 s)", ("demo",)),
@@ -158,6 +166,10 @@ class Config:
     scrape_interval: float = 15.0
     scrape_timeout: float = 5.0
     scrape_stale_after: float | None = None
+    web_config_file: str | None = None
+    web_idle_timeout: float = 30.0
+    web_max_connections: int = 2048
+    web_threads: int = 8
     log_level: str = "INFO"
     speedup: float = 600.0
     seed: int = 7

@@ -17,7 +17,7 @@ from .core.reading import PairReading, PairSource
 from .core.telemetry import CapacityTelemetry
 from .core.thresholds import DEFAULT_LIMIT, DEFAULT_SAFETY_RATIO
 from .core.version import __version__
-from .web.app import RunningServer, create_app, start_server
+from .web.app import HttpSettings, RunningServer, WebConfigFile, create_app, start_server
 from .web.metrics import CapacityCollector, EventMetrics
 
 MODES = ("demo", "serve", "scrape", "embedded")
@@ -80,9 +80,14 @@ class CapacityExporter:
         with self._lock:
             return next((s for s in self._sources if s.pair == pair), None)
 
-    def serve(self, host: str = "127.0.0.1", port: int = 9477) -> RunningServer:
-        """Serve /metrics, /api/status and /healthz from a daemon thread; `stop()` the result to end it."""
-        return start_server(create_app(self), host, port)
+    def serve(
+        self, host: str = "127.0.0.1", port: int = 9477,
+        web: WebConfigFile | None = None, settings: HttpSettings | None = None,
+    ) -> RunningServer:
+        """Serve /metrics, /api/status and /healthz from a daemon thread; `stop()` the result to end it.
+        `web`: a loaded `--web-config-file` (TLS, basic auth, headers); `settings`: the HTTP edge's bounds."""
+        tls = web.ssl_context() if web is not None else None
+        return start_server(create_app(self, web), host, port, settings=settings, tls=tls)
 
     def readings(self) -> list[PairReading]:
         with self._lock:
