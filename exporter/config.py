@@ -94,8 +94,14 @@ class Setting:
     env: str
     default: Any
     parse: Callable[[str], Any]
-    help: str
+    help: str | Mapping[str, str]  # one text, or one per command whose meaning (or default) differs
     commands: tuple[str, ...]
+
+    def help_for(self, command: str) -> str:
+        """The flag's help as `command --help` shows it: only what applies to that command."""
+        if isinstance(self.help, str):
+            return f"{self.help} (env {self.env}, default {_show(self.default)})"
+        return f"{self.help[command]} (env {self.env})"
 
 
 ALL = ("demo", "serve", "scrape")
@@ -103,14 +109,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", "--host", "EXPORTER_HOST", "127.0.0.1", _text, "address to bind; 0.0.0.0 exposes it", ALL),
     Setting("port", "--port", "EXPORTER_PORT", 9477, _int(0, 65535), "port for /metrics, /api/status, /healthz", ALL),
     Setting("pairs", "--pair", "EXPORTER_PAIRS", ("XDGUSD",), _pairs,
-            "pair(s), comma-separated (XDGUSD, DOGE/USD, XBTUSD...); scrape: overrides the payload's pair", ALL),
+            {"demo": "pair(s) to simulate, comma-separated (XDGUSD, XBTUSD, ETHUSD, SOLUSD; default XDGUSD)",
+             "serve": "pair(s) to export, comma-separated, any spelling (XDGUSD, DOGE/USD, XBTUSD...; default XDGUSD)",
+             "scrape": "the bot's pair, overriding the one its payload names (default: the payload's)"}, ALL),
     Setting("limit", "--limit", "KRAKEN_OPEN_ORDERS_PER_PAIR_LIMIT", DEFAULT_LIMIT, _int(1, 1_000_000),
             "Kraken open-order limit per pair (Starter 60, Intermediate 80, Pro 225)", ("demo", "serve")),
     Setting("safety_ratio", "--safety-ratio", "OPEN_ORDER_SAFETY_RATIO", DEFAULT_SAFETY_RATIO, _ratio,
             "share of the limit treated as usable, in (0, 1]", ("demo", "serve")),
     Setting("kraken_stale_after", "--kraken-stale-after", "EXPORTER_KRAKEN_STALE_AFTER", None, _float_positive,
-            "seconds after which a Kraken count no longer counts; serve: the pair is then blind "
-            "(default: 4 poll intervals, at least one interval plus the timeout; demo: 5 wall s)", ("demo", "serve")),
+            {"serve": "seconds after which a Kraken count no longer counts and the pair is blind "
+                      "(default: 4 poll intervals, at least one interval plus the timeout)",
+             "demo": "wall seconds after which the fake Kraken's count no longer counts and the simulated bot's "
+                     "internal count is used (default 5)"}, ("demo", "serve")),
     Setting("kraken_url", "--kraken-url", "KRAKEN_API_URL", "https://api.kraken.com", _url,
             "Kraken REST base URL (tests and the demo use a local fake)", ("serve",)),
     Setting("kraken_key_file", "--kraken-key-file", "KRAKEN_KEY_FILE", None, _text,
@@ -138,14 +148,14 @@ SETTINGS: tuple[Setting, ...] = (
             "HTTP requests served at once (requests are read without a thread)", ALL),
     Setting("log_level", "--log-level", "EXPORTER_LOG_LEVEL", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR", ALL),
     Setting("speedup", "--speedup", "EXPORTER_DEMO_SPEEDUP", 600.0, _float_positive,
-            "demo: simulated seconds per wall second (600: a day in 144 s)", ("demo",)),
-    Setting("seed", "--seed", "EXPORTER_DEMO_SEED", 7, _int(0, 2**31), "demo: random seed", ("demo",)),
+            "simulated seconds per wall second (600: a day in 144 s)", ("demo",)),
+    Setting("seed", "--seed", "EXPORTER_DEMO_SEED", 7, _int(0, 2**31), "random seed of the simulation", ("demo",)),
     Setting("duration", "--duration", "EXPORTER_DEMO_DURATION", 0.0, _seconds_or_zero,
-            "demo: stop after this many wall seconds (0: run until Ctrl-C)", ("demo",)),
+            "stop after this many wall seconds (0: run until Ctrl-C)", ("demo",)),
     Setting("canary_every", "--canary-every", "EXPORTER_DEMO_CANARY_EVERY", 36.0, _seconds_or_zero,
-            "demo: simulated hours between partial-cancel canaries, the first after 20 (0: never)", ("demo",)),
+            "simulated hours between partial-cancel canaries, the first after 20 (0: never)", ("demo",)),
     Setting("outage_every", "--kraken-outage-every", "EXPORTER_DEMO_OUTAGE_EVERY", 300.0, _seconds_or_zero,
-            "demo: the fake Kraken fails for 30 s this often, first after 90 s (0: never)", ("demo",)),
+            "the fake Kraken fails for 30 s this often, first after 90 s (0: never)", ("demo",)),
 )
 
 
@@ -186,7 +196,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     """Add the flags of `command`; defaults stay None so the environment can fill in."""
     for s in SETTINGS:
         if command in s.commands:
-            parser.add_argument(s.flag, dest=s.name, default=None, help=f"{s.help} (env {s.env}, default {_show(s.default)})")
+            parser.add_argument(s.flag, dest=s.name, default=None, help=s.help_for(command))
 
 
 def load_config(command: str, args: argparse.Namespace | None = None, env: Mapping[str, str] | None = None) -> Config:
