@@ -84,14 +84,14 @@ def utilization_gauge() -> gauge.Panel:
     return (gauge.Panel().title("Utilization of the safe cap").description(
         "Open orders / floor(limit x safety ratio). With the default cap of 168, caution starts near 88%, stop near 94%.")
         .datasource(DATASOURCE)
-        .with_target(query(f"pair:krakenbot_open_orders_utilization:ratio{{{PAIR}}}", "A", instant=True))
+        .with_target(query(f"pair:krakenbot_open_orders_current_per_safe_cap:ratio{{{PAIR}}}", "A", instant=True))
         .unit("percentunit").min(0).max(1)
         .thresholds(thresholds((None, GREEN), (0.88, ORANGE), (0.94, RED))).grid_pos(at(12, 0, 6, 5)))
 
 
 def orders_stat() -> stat.Panel:
     return (stat.Panel().reduce_options(last_value()).title("Open orders / safe cap").datasource(DATASOURCE)
-        .with_target(query(f"pair:krakenbot_open_orders_current:account{{{PAIR}}}", "A", "{{pair}} open", instant=True))
+        .with_target(query(f"pair:krakenbot_open_orders_current:max_or_sum{{{PAIR}}}", "A", "{{pair}} open", instant=True))
         .with_target(query(f"pair:krakenbot_open_orders_safe_cap:min{{{PAIR}}}", "B", "{{pair}} safe cap", instant=True))
         .graph_mode(common.BigValueGraphMode.NONE).color_mode(common.BigValueColorMode.NONE)
         .text_mode(common.BigValueTextMode.VALUE_AND_NAME).grid_pos(at(18, 0, 6, 5)))
@@ -101,7 +101,7 @@ def headroom_stat() -> stat.Panel:
     return (stat.Panel().reduce_options(last_value()).title("Headroom and runway").description(
         "Orders left under the safe cap, and the advisory estimate of slots that still fit.")
         .datasource(DATASOURCE)
-        .with_target(query(f"pair:krakenbot_open_orders_headroom:account{{{PAIR}}}", "A", "{{pair}} headroom", instant=True))
+        .with_target(query(f"pair:krakenbot_open_orders_headroom:min{{{PAIR}}}", "A", "{{pair}} headroom", instant=True))
         .with_target(query(f"min by (pair) (krakenbot_estimated_slots_remaining{{{PAIR}}})", "B", "{{pair}} slots left",
                            instant=True))
         .thresholds(thresholds((None, RED), (10, ORANGE), (20, GREEN)))
