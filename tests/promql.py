@@ -91,3 +91,7 @@ def is_matrix(node: Any) -> bool:
 
 def call_name(node: Any) -> str | None:
     return node.func.name if isinstance(node, pp.Call) else None
+
+
+def is_selector(node: Any) -> bool:
+    return isinstance(node, pp.VectorSelector)
