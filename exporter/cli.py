@@ -18,13 +18,16 @@ from .config import Config, ConfigError, add_arguments, load_config
 from .core.pairs import PairError
 from .core.version import __version__
 from .demo.run import Demo, DemoSettings
+from .rollout import COMMAND_HELP as ROLLOUT_HELP
+from .rollout import main as run_rollout
 from .service import CapacityExporter
 from .sources.credentials import CredentialsError, KrakenCredentials
 from .sources.kraken_api import KrakenError, ReadOnlyKraken
-from .sources.kraken_poller import KrakenOpenOrdersPoller, KrakenSourceMetrics, resolve_pairs
+from .sources.kraken_poller import FALLBACK_BLIND, KrakenOpenOrdersPoller, KrakenSourceMetrics, resolve_pairs
 from .sources.standalone import StandaloneSource
 from .sources.status_scraper import BotStatusScraper, ScrapeMetrics
-from .web.app import RunningServer
+from .web.app import HttpSettings, RunningServer
+from .web.web_config import WebConfigError, WebConfigFile
 
 PROG = "kraken-capacity-exporter"
 log = logging.getLogger("kraken_capacity_exporter")
@@ -48,17 +51,30 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     for name, text in COMMAND_HELP.items():
         add_arguments(sub.add_parser(name, help=text, description=text), name)
+    for name, text in ROLLOUT_HELP.items():  # listed here; parsed by exporter/rollout.py
+        sub.add_parser(name, help=text, add_help=False)
     return parser
+
+
+def load_web_config_file(config: Config) -> WebConfigFile | None:
+    """The `--web-config-file`, loaded and checked (TLS files, hashes); a problem is a one-line ConfigError."""
+    try:
+        return WebConfigFile(config.web_config_file) if config.web_config_file else None
+    except WebConfigError as exc:
+        raise ConfigError(f"--web-config-file: {exc}") from None
 
 
 def bind(config: Config, exporter: CapacityExporter) -> RunningServer:
     """Start the HTTP server, turning a taken port into a ConfigError that names the setting."""
+    web = load_web_config_file(config)
+    settings = HttpSettings(idle_timeout=config.web_idle_timeout, max_connections=config.web_max_connections,
+                            threads=config.web_threads)
     try:
-        server = exporter.serve(config.host, config.port)
+        server = exporter.serve(config.host, config.port, web=web, settings=settings)
     except OSError as exc:
         raise ConfigError(f"--port/--host: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
     print(f"{PROG} {__version__} ({config.command}) listening on {server.url}", flush=True)
-    for path in ("/metrics", "/api/status", "/healthz"):
+    for path in ("/metrics", "/api/status", "/healthz", "/"):
         print(f"  {server.url}{path}", flush=True)
     return server
 
@@ -110,10 +126,16 @@ def load_credentials(config: Config, env: dict[str, str]) -> KrakenCredentials:
 def run_serve(config: Config, stop: threading.Event, env: dict[str, str] | None = None) -> int:
     """Standalone: our own poller with a read-only key; bot-side fields are unknown and said so."""
     credentials = load_credentials(config, dict(os.environ) if env is None else env)
-    exporter = CapacityExporter()
+    exporter, poller = build_serve(config, credentials)
+    return serve_until_stopped(config, exporter, poller, stop)
+
+
+def build_serve(config: Config, credentials: KrakenCredentials) -> tuple[CapacityExporter, KrakenOpenOrdersPoller]:
+    """What `serve` runs: one StandaloneSource per pair, fed by one OpenOrders poller (not started)."""
+    exporter = CapacityExporter(mode="serve")
     client = ReadOnlyKraken(credentials, config.kraken_url, timeout=config.kraken_timeout)
     names = resolve_or_explain(client, config.pair_list)
-    stale = config.kraken_stale_after or 4 * config.kraken_poll_interval
+    stale = config.kraken_stale_after or default_kraken_stale_after(config)
     telemetries = []
     for pair in config.pair_list:
         telemetry = exporter.new_telemetry(pair, config.limit, config.safety_ratio, kraken_stale_after=stale)
@@ -122,8 +144,13 @@ def run_serve(config: Config, stop: threading.Event, env: dict[str, str] | None 
         exporter.add_source(StandaloneSource(telemetry))
         telemetries.append(telemetry)
     poller = KrakenOpenOrdersPoller(client, telemetries, KrakenSourceMetrics(exporter.registry),
-                                    interval=config.kraken_poll_interval)
-    return serve_until_stopped(config, exporter, poller, stop)
+                                    interval=config.kraken_poll_interval, fallback=FALLBACK_BLIND)
+    return exporter, poller
+
+
+def default_kraken_stale_after(config: Config) -> float:
+    """Four poll intervals, and never less than one interval plus a whole call."""
+    return max(4 * config.kraken_poll_interval, config.kraken_poll_interval + config.kraken_timeout)
 
 
 def serve_until_stopped(
@@ -147,10 +174,11 @@ def run_scrape(config: Config, stop: threading.Event) -> int:
     """Mirror one bot's /api/status block."""
     if len(config.pairs) > 1:
         raise ConfigError("--pair: scrape mirrors one bot's block; give one pair (or none to use the payload's)")
-    exporter = CapacityExporter()
+    exporter = CapacityExporter(mode="scrape")
     scraper = BotStatusScraper(config.status_url or "", ScrapeMetrics(exporter.registry),
                                pair=config.pairs[0] if config.pairs else None,
-                               interval=config.scrape_interval, timeout=config.scrape_timeout)
+                               interval=config.scrape_interval, timeout=config.scrape_timeout,
+                               stale_after=config.scrape_stale_after)
     exporter.add_source(scraper)
     return serve_until_stopped(config, exporter, scraper, stop)
 
@@ -162,6 +190,8 @@ COMMANDS: dict[str, Callable[[Config, threading.Event], int]] = {
 
 def main(argv: Sequence[str] | None = None, stop: threading.Event | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ROLLOUT_HELP:
+        return run_rollout(argv[0], argv[1:])
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
         argv.insert(0, "demo")
     args = build_parser().parse_args(argv)
@@ -171,6 +201,7 @@ def main(argv: Sequence[str] | None = None, stop: threading.Event | None = None)
     try:
         config = load_config(args.command, args, os.environ)
         logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        load_web_config_file(config)  # fail before starting anything else; bind() loads it again
         return COMMANDS[args.command](config, stop)
     except ConfigError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

@@ -94,8 +94,14 @@ class Setting:
     env: str
     default: Any
     parse: Callable[[str], Any]
-    help: str
+    help: str | Mapping[str, str]  # one text, or one per command whose meaning (or default) differs
     commands: tuple[str, ...]
+
+    def help_for(self, command: str) -> str:
+        """The flag's help as `command --help` shows it: only what applies to that command."""
+        if isinstance(self.help, str):
+            return f"{self.help} (env {self.env}, default {_show(self.default)})"
+        return f"{self.help[command]} (env {self.env})"
 
 
 ALL = ("demo", "serve", "scrape")
@@ -103,13 +109,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", "--host", "EXPORTER_HOST", "127.0.0.1", _text, "address to bind; 0.0.0.0 exposes it", ALL),
     Setting("port", "--port", "EXPORTER_PORT", 9477, _int(0, 65535), "port for /metrics, /api/status, /healthz", ALL),
     Setting("pairs", "--pair", "EXPORTER_PAIRS", ("XDGUSD",), _pairs,
-            "pair(s), comma-separated (XDGUSD, DOGE/USD, XBTUSD...); scrape: overrides the payload's pair", ALL),
+            {"demo": "pair(s) to simulate, comma-separated (XDGUSD, XBTUSD, ETHUSD, SOLUSD; default XDGUSD)",
+             "serve": "pair(s) to export, comma-separated, any spelling (XDGUSD, DOGE/USD, XBTUSD...; default XDGUSD)",
+             "scrape": "the bot's pair, overriding the one its payload names (default: the payload's)"}, ALL),
     Setting("limit", "--limit", "KRAKEN_OPEN_ORDERS_PER_PAIR_LIMIT", DEFAULT_LIMIT, _int(1, 1_000_000),
             "Kraken open-order limit per pair (Starter 60, Intermediate 80, Pro 225)", ("demo", "serve")),
     Setting("safety_ratio", "--safety-ratio", "OPEN_ORDER_SAFETY_RATIO", DEFAULT_SAFETY_RATIO, _ratio,
             "share of the limit treated as usable, in (0, 1]", ("demo", "serve")),
     Setting("kraken_stale_after", "--kraken-stale-after", "EXPORTER_KRAKEN_STALE_AFTER", None, _float_positive,
-            "seconds after which a Kraken count no longer counts (serve: 4 poll intervals; demo: 5 wall s)", ("demo", "serve")),
+            {"serve": "seconds after which a Kraken count no longer counts and the pair is blind "
+                      "(default: 4 poll intervals, at least one interval plus the timeout)",
+             "demo": "wall seconds after which the fake Kraken's count no longer counts and the simulated bot's "
+                     "internal count is used (default 5)"}, ("demo", "serve")),
     Setting("kraken_url", "--kraken-url", "KRAKEN_API_URL", "https://api.kraken.com", _url,
             "Kraken REST base URL (tests and the demo use a local fake)", ("serve",)),
     Setting("kraken_key_file", "--kraken-key-file", "KRAKEN_KEY_FILE", None, _text,
@@ -117,23 +128,34 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("kraken_poll_interval", "--kraken-poll-interval", "EXPORTER_KRAKEN_POLL_INTERVAL", 15.0, _float_positive,
             "seconds between OpenOrders calls (cost 1 each; Starter keys decay 0.33/s)", ("serve",)),
     Setting("kraken_timeout", "--kraken-timeout", "EXPORTER_KRAKEN_TIMEOUT", 10.0, _float_positive,
-            "seconds to wait for a Kraken reply", ("serve",)),
+            "seconds a Kraken call may take in all, however slowly the reply arrives", ("serve",)),
     Setting("status_url", "--status-url", "EXPORTER_STATUS_URL", None, _url,
             "the bot's /api/status URL to mirror (required)", ("scrape",)),
     Setting("scrape_interval", "--scrape-interval", "EXPORTER_SCRAPE_INTERVAL", 15.0, _float_positive,
             "seconds between fetches of the bot's /api/status", ("scrape",)),
     Setting("scrape_timeout", "--scrape-timeout", "EXPORTER_SCRAPE_TIMEOUT", 5.0, _float_positive,
             "seconds to wait for the bot's reply", ("scrape",)),
+    Setting("scrape_stale_after", "--scrape-stale-after", "EXPORTER_SCRAPE_STALE_AFTER", None, _float_positive,
+            "seconds after the last good scrape when the pair turns blind (default: 4 scrape intervals, "
+            "at least one interval plus the timeout)", ("scrape",)),
+    Setting("web_config_file", "--web-config-file", "EXPORTER_WEB_CONFIG_FILE", None, _text,
+            "exporter-toolkit web config: TLS, basic auth, headers (re-read when it changes)", ALL),
+    Setting("web_idle_timeout", "--web-idle-timeout", "EXPORTER_WEB_IDLE_TIMEOUT", 30.0, _float_positive,
+            "seconds an HTTP connection may stay without a complete request before it is closed", ALL),
+    Setting("web_max_connections", "--web-max-connections", "EXPORTER_WEB_MAX_CONNECTIONS", 2048, _int(1, 65536),
+            "HTTP connections open at once; more are closed on accept", ALL),
+    Setting("web_threads", "--web-threads", "EXPORTER_WEB_THREADS", 8, _int(1, 256),
+            "HTTP requests served at once (requests are read without a thread)", ALL),
     Setting("log_level", "--log-level", "EXPORTER_LOG_LEVEL", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR", ALL),
     Setting("speedup", "--speedup", "EXPORTER_DEMO_SPEEDUP", 600.0, _float_positive,
-            "demo: simulated seconds per wall second (600: a day in 144 s)", ("demo",)),
-    Setting("seed", "--seed", "EXPORTER_DEMO_SEED", 7, _int(0, 2**31), "demo: random seed", ("demo",)),
+            "simulated seconds per wall second (600: a day in 144 s)", ("demo",)),
+    Setting("seed", "--seed", "EXPORTER_DEMO_SEED", 7, _int(0, 2**31), "random seed of the simulation", ("demo",)),
     Setting("duration", "--duration", "EXPORTER_DEMO_DURATION", 0.0, _seconds_or_zero,
-            "demo: stop after this many wall seconds (0: run until Ctrl-C)", ("demo",)),
+            "stop after this many wall seconds (0: run until Ctrl-C)", ("demo",)),
     Setting("canary_every", "--canary-every", "EXPORTER_DEMO_CANARY_EVERY", 36.0, _seconds_or_zero,
-            "demo: simulated hours between partial-cancel canaries, the first after 20 (0: never)", ("demo",)),
+            "simulated hours between partial-cancel canaries, the first after 20 (0: never)", ("demo",)),
     Setting("outage_every", "--kraken-outage-every", "EXPORTER_DEMO_OUTAGE_EVERY", 300.0, _seconds_or_zero,
-            "demo: the fake Kraken fails for 30 s this often, first after 90 s (0: never)", ("demo",)),
+            "the fake Kraken fails for 30 s this often, first after 90 s (0: never)", ("demo",)),
 )
 
 
@@ -153,6 +175,11 @@ class Config:
     status_url: str | None = None
     scrape_interval: float = 15.0
     scrape_timeout: float = 5.0
+    scrape_stale_after: float | None = None
+    web_config_file: str | None = None
+    web_idle_timeout: float = 30.0
+    web_max_connections: int = 2048
+    web_threads: int = 8
     log_level: str = "INFO"
     speedup: float = 600.0
     seed: int = 7
@@ -169,7 +196,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     """Add the flags of `command`; defaults stay None so the environment can fill in."""
     for s in SETTINGS:
         if command in s.commands:
-            parser.add_argument(s.flag, dest=s.name, default=None, help=f"{s.help} (env {s.env}, default {_show(s.default)})")
+            parser.add_argument(s.flag, dest=s.name, default=None, help=s.help_for(command))
 
 
 def load_config(command: str, args: argparse.Namespace | None = None, env: Mapping[str, str] | None = None) -> Config:

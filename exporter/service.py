@@ -9,20 +9,35 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import REGISTRY, CollectorRegistry, Info, gc_collector, platform_collector, process_collector
 
 from .core.clock import Clock, SystemClock
+from .core.naming import PREFIX
 from .core.reading import PairReading, PairSource
 from .core.telemetry import CapacityTelemetry
 from .core.thresholds import DEFAULT_LIMIT, DEFAULT_SAFETY_RATIO
-from .web.app import RunningServer, create_app, start_server
+from .core.version import __version__
+from .web.app import HttpSettings, RunningServer, WebConfigFile, create_app, start_server
 from .web.metrics import CapacityCollector, EventMetrics
+
+MODES = ("demo", "serve", "scrape", "embedded")
 
 
 class CapacityExporter:
-    def __init__(self, registry: CollectorRegistry | None = None, clock: Clock | None = None) -> None:
+    """`mode` says where the data comes from (demo|serve|scrape|embedded): exported in
+    `krakenbot_exporter_info{version, mode}` and /api/status, so simulated data never passes for production."""
+
+    def __init__(
+        self, registry: CollectorRegistry | None = None, clock: Clock | None = None, mode: str = "embedded"
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.registry = registry if registry is not None else CollectorRegistry()
         self.clock = clock or SystemClock()
+        self.mode = mode
+        add_standard_collectors(self.registry)
+        Info(f"{PREFIX}_exporter", "The exporter's version and where its data comes from (demo is simulated).",
+             registry=self.registry).info({"version": __version__, "mode": mode})
         self.events = EventMetrics(self.registry)
         self._sources: list[PairSource] = []  # a list: a scraped source learns its pair from the payload
         self._lock = threading.Lock()
@@ -65,11 +80,26 @@ class CapacityExporter:
         with self._lock:
             return next((s for s in self._sources if s.pair == pair), None)
 
-    def serve(self, host: str = "127.0.0.1", port: int = 9477) -> RunningServer:
-        """Serve /metrics, /api/status and /healthz from a daemon thread; `stop()` the result to end it."""
-        return start_server(create_app(self), host, port)
+    def serve(
+        self, host: str = "127.0.0.1", port: int = 9477,
+        web: WebConfigFile | None = None, settings: HttpSettings | None = None,
+    ) -> RunningServer:
+        """Serve /metrics, /api/status and /healthz from a daemon thread; `stop()` the result to end it.
+        `web`: a loaded `--web-config-file` (TLS, basic auth, headers); `settings`: the HTTP edge's bounds."""
+        tls = web.ssl_context() if web is not None else None
+        return start_server(create_app(self, web), host, port, settings=settings, tls=tls)
 
     def readings(self) -> list[PairReading]:
         with self._lock:
             sources = list(self._sources)
         return [s.reading() for s in sources]
+
+
+def add_standard_collectors(registry: CollectorRegistry) -> None:
+    """The process (`process_start_time_seconds`, CPU, memory, fds), platform and GC collectors every Python
+    exporter has. prometheus_client's default registry already holds them, so it is left as it is."""
+    if registry is REGISTRY:
+        return
+    process_collector.ProcessCollector(registry=registry)
+    platform_collector.PlatformCollector(registry=registry)
+    gc_collector.GCCollector(registry=registry)

@@ -6,6 +6,7 @@ band reaches the pager receiver for that pair. The README's PromQL cookbook runs
 """
 
 import re
+import runpy
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,9 @@ from tests.conftest import wait_for
 from tests.harness import WebhookReceiver, fast_rules, start_alertmanager, start_prometheus
 
 pytestmark = pytest.mark.integration
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+RUNBOOK_BASE = runpy.run_path(str(ROOT / "alerts" / "generate.py"))["committed_base"]()
 BAND = {"normal": 0, "caution": 1, "stop": 2}
 
 
@@ -61,8 +64,8 @@ def feed(stack, kraken, internal_a, internal_b, slots_a, slots_b):
 def assert_bands_agree(stack, expected):
     prom = stack["prom"]
     assert native_band(stack) == expected
-    got = prom.wait_value('pair:krakenbot_status_band:promql{pair="XDGUSD"}', BAND[expected])
-    assert got == BAND[expected], f"PromQL band {got}, /api/status says {expected}"
+    got = prom.wait_value('pair:krakenbot_status_band_computed:max{pair="XDGUSD"}', BAND[expected])
+    assert got == BAND[expected], f"rules' band {got}, /api/status says {expected}"
 
 
 def test_bands_agree_and_stop_pages_the_pair(stack):
@@ -71,7 +74,7 @@ def test_bands_agree_and_stop_pages_the_pair(stack):
     feed(stack, kraken=100, internal_a=60, internal_b=40, slots_a=30, slots_b=20)
     assert wait_for(lambda: prom.value('count(up{job="kraken-capacity-exporter"} == 1)') == 2, timeout=30)
     assert_bands_agree(stack, "normal")
-    assert prom.wait_value('pair:krakenbot_open_orders_current:account{pair="XDGUSD"}', 100) == 100
+    assert prom.wait_value('pair:krakenbot_open_orders_current:max_or_sum{pair="XDGUSD"}', 100) == 100
     assert prom.wait_value('pair:krakenbot_slots:sum{pair="XDGUSD"}', 50) == 50
     # caution: headroom 13
     feed(stack, kraken=155, internal_a=90, internal_b=65, slots_a=45, slots_b=32)
@@ -79,8 +82,8 @@ def test_bands_agree_and_stop_pages_the_pair(stack):
     # without Kraken, the bots' internal counts add up at account level: 90 + 65 = 155, still caution there,
     # while each bot alone sees only its own 90 or 65 (normal): the account-level band is the one that pages
     feed(stack, kraken=None, internal_a=90, internal_b=65, slots_a=45, slots_b=32)
-    assert prom.wait_value('pair:krakenbot_open_orders_current:account{pair="XDGUSD"}', 155) == 155
-    assert prom.wait_value('pair:krakenbot_status_band:promql{pair="XDGUSD"}', 1) == 1
+    assert prom.wait_value('pair:krakenbot_open_orders_current:max_or_sum{pair="XDGUSD"}', 155) == 155
+    assert prom.wait_value('pair:krakenbot_status_band_computed:max{pair="XDGUSD"}', 1) == 1
     assert native_band(stack) == "normal"
     feed(stack, kraken=155, internal_a=90, internal_b=65, slots_a=45, slots_b=32)
     assert_bands_agree(stack, "caution")
@@ -96,7 +99,7 @@ def test_bands_agree_and_stop_pages_the_pair(stack):
     page = next(a for a in receiver.alerts("/pager") if a["labels"]["alertname"] == "KrakenBotStopBand")
     assert page["labels"]["severity"] == "critical"
     assert "partial-cancels in 24h: 1" in page["annotations"]["description"]
-    assert page["annotations"]["runbook_url"] == "README.md#krakenbotstopband"
+    assert page["annotations"]["runbook_url"] == f"{RUNBOOK_BASE}#krakenbotstopband"
     assert wait_for(lambda: any(a["labels"]["alertname"] == "KrakenBotPartialCancelCanary"
                                 for a in receiver.alerts("/pager")), timeout=30)
     # caution went to tickets at most before stop; stop inhibits it for the same pair from then on

@@ -126,3 +126,112 @@ def test_the_card_page_is_self_contained_and_read_only(served):
     assert "http://" not in html and "https://" not in html  # no CDN, nothing external
     assert "method:" not in html and "POST" not in html
     assert "connect-src 'self'" in reply.headers["Content-Security-Policy"]
+
+
+def with_status_fields(app, extra):
+    """`app` with `extra(payload)` merged into /api/status: a payload as the other parts of the exporter add to it."""
+    import json
+
+    def wrapped(environ, start_response):
+        if environ.get("PATH_INFO") != "/api/status":
+            return app(environ, start_response)
+        seen = {}
+        body = b"".join(app(environ, lambda status, headers, exc_info=None: seen.update(status=status)))
+        payload = json.loads(body)
+        payload.update(extra(payload))
+        data = json.dumps(payload).encode()
+        start_response(seen["status"], [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+        return [data]
+
+    return wrapped
+
+
+def open_card(browser, url, **context_options):
+    context = browser.new_context(**context_options)
+    page = context.new_page()
+    reply = page.goto(url)
+    return context, page, reply
+
+
+@pytest.mark.parametrize("mode", ["demo", "serve", "scrape", "embedded"])
+def test_the_card_marks_simulated_data_as_demo_and_only_then(browser, registry, clock, mode):
+    from exporter import CapacityExporter
+
+    exporter = CapacityExporter(registry=registry, clock=clock, mode=mode)
+    exporter.add_pair("XDGUSD")
+    server = start_server(create_app(exporter))
+    context, page, _ = open_card(browser, server.url + "/")
+    try:
+        page.get_by_test_id("badge").wait_for(timeout=10_000)
+        marker = page.get_by_test_id("demo")
+        if mode == "demo":
+            assert marker.is_visible() and marker.inner_text().startswith("DEMO")
+            assert page.title().startswith("DEMO")
+        else:
+            assert not marker.is_visible() and not page.title().startswith("DEMO")
+    finally:
+        context.close()
+        server.stop()
+
+
+@pytest.mark.parametrize(("age_hours", "shown"), [(2.5, "counting for 2 h"), (0.25, "counting for 15 min"), (24, None),
+                                                  (None, None)])
+def test_the_card_says_how_long_it_has_been_counting_while_the_window_is_younger_than_a_day(browser, exporter, age_hours,
+                                                                                           shown):
+    exporter.add_pair("XDGUSD")
+
+    def window(payload):  # the block's own window_started_at (core's field), set to the age under test
+        started = None if age_hours is None else payload["generated_at"] - age_hours * 3600
+        blocks = {p: {**b, "window_started_at": started} for p, b in payload["capacity_fill_health_by_pair"].items()}
+        return {"capacity_fill_health": blocks[payload["pair"]], "capacity_fill_health_by_pair": blocks}
+
+    server = start_server(with_status_fields(create_app(exporter), window))
+    context, page, _ = open_card(browser, server.url + "/")
+    try:
+        page.get_by_test_id("badge").wait_for(timeout=10_000)
+        notes = page.get_by_test_id("window")
+        if shown is None:
+            assert notes.count() == 0
+        else:
+            assert notes.inner_text().startswith(shown + ":")
+    finally:
+        context.close()
+        server.stop()
+
+
+def test_the_card_and_its_fetches_work_behind_basic_auth_in_chromium(browser, exporter, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from exporter.web.app import WebConfigFile
+    from tests.certs import bcrypt_hash
+
+    exporter.add_pair("XDGUSD").set_internal_counts(active_orders=10, slot_count=5)
+    path = tmp_path / "web.yml"
+    path.write_text(f"basic_auth_users:\n  viewer: {bcrypt_hash('let me see')}\n")
+    server = start_server(create_app(exporter, WebConfigFile(path)))
+    try:
+        context, page, reply = open_card(browser, server.url + "/?refresh_ms=300", http_credentials={
+            "username": "viewer", "password": "let me see"})
+        try:
+            assert reply.status == 200
+            page.get_by_test_id("badge").wait_for(timeout=10_000)  # drawn from a fetch of api/status
+            assert page.get_by_test_id("orders").inner_text().startswith("10 / 168")
+            later = page.wait_for_event("response", lambda r: "api/status" in r.url and r.status == 200, timeout=10_000)
+            assert later.ok  # later refreshes keep working
+            assert not page.locator("#stale.on").count()
+        finally:
+            context.close()
+        for credentials in (None, {"username": "viewer", "password": "wrong"}):
+            context = browser.new_context(http_credentials=credentials)
+            try:
+                try:
+                    reply = context.new_page().goto(server.url + "/")
+                    refused = reply.status == 401
+                except sync_api.Error as exc:  # headless Chromium cannot show the login prompt
+                    refused = "ERR_INVALID_AUTH_CREDENTIALS" in str(exc)
+                assert refused
+            finally:
+                context.close()
+        denied = requests.get(server.url + "/api/status", auth=("viewer", "wrong"), timeout=5)
+        assert denied.status_code == 401
+    finally:
+        server.stop()

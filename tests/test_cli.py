@@ -119,3 +119,19 @@ def test_demo_command_serves_all_fields_over_http():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("command", ["demo", "serve", "scrape"])
+def test_each_command_help_mentions_only_what_applies_to_that_command(command):
+    import re
+
+    from exporter.cli import build_parser
+
+    sub = next(a for a in build_parser()._subparsers._group_actions if a.choices)  # the commands
+    text = " ".join(sub.choices[command].format_help().split())
+    others = [c for c in ("demo", "serve", "scrape") if c != command]
+    assert [c for c in others if re.search(rf"\b{c}:", text)] == []
+    if command == "scrape":
+        assert "default XDGUSD" not in text  # scrape takes the pair from the bot's payload
+    if command != "serve":
+        assert "poll interval" not in text

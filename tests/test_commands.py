@@ -65,6 +65,9 @@ def test_serve_exports_what_kraken_knows_and_says_what_it_cannot(fake_kraken, kr
         fake_kraken.fail("EService:Unavailable")
         assert wait_for(lambda: get(port, "/api/status").json()["capacity_fill_health"] is None, timeout=15)
         assert "no fresh Kraken" in get(port, "/api/status").json()["problems"]["XDGUSD"]
+        metrics = get(port, "/metrics").text
+        assert 'krakenbot_pair_blind{pair="XDGUSD"} 1.0' in metrics and "krakenbot_kraken_up 0.0" in metrics
+        assert 'krakenbot_exporter_info{mode="serve",' in metrics
     finally:
         out, err = stop(proc)
     assert kraken_secret not in out + err
@@ -93,7 +96,9 @@ def test_scrape_turns_a_reference_bot_status_into_metrics_and_drops_up_when_it_g
         bot.go_away()
         assert wait_for(lambda: 'krakenbot_status_scrape_up{pair="XDGUSD"} 0.0' in get(port, "/metrics").text, 15)
         assert "krakenbot_open_orders_current{" not in get(port, "/metrics").text
+        assert 'krakenbot_pair_blind{pair="XDGUSD"} 1.0' in get(port, "/metrics").text
         assert get(port, "/api/status").json()["capacity_fill_health"] is None
+        assert get(port, "/api/status").json()["mode"] == "scrape"
     finally:
         stop(proc)
 
@@ -112,6 +117,8 @@ def test_demo_reads_its_fake_kraken_through_krakenex():
         metrics = get(port, "/metrics").text
         assert 'krakenbot_kraken_requests_total{endpoint="OpenOrders",result="ok"}' in metrics
         assert 'krakenbot_open_orders_drift{pair="XDGUSD"}' in metrics
+        assert 'krakenbot_exporter_info{mode="demo",' in metrics
+        assert get(port, "/api/status").json()["mode"] == "demo"
     finally:
         stop(proc)
 
@@ -135,3 +142,58 @@ def test_the_demos_scripted_outage_makes_the_poller_fall_back_then_heals(fake_kr
     assert poller.poll_once() == "ok"
     schedule.update(FIRST_OUTAGE_AFTER + 300)
     assert poller.poll_once() == "service_unavailable"
+
+
+def unreadable_key_file(tmp_path):
+    """A key file whose read fails: mode 000 for a normal user; root reads any mode, so there a file whose
+    read fails at the I/O level (/proc/self/mem, mode 600, EIO on read) stands in."""
+    if os.geteuid() == 0:
+        return "/proc/self/mem"
+    path = tmp_path / "locked.key"
+    path.write_text("key\nc2VjcmV0\n")
+    os.chmod(path, 0)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda tmp: str(tmp), "is a directory"),
+        (lambda tmp: str(tmp / "missing.key"), "No such file"),
+        (lambda tmp: _key_file(tmp, b"\xff\xfekey\n\x80secret\n"), "not UTF-8"),
+        (unreadable_key_file, "cannot read key file"),
+        (lambda tmp: _key_file(tmp, b""), "key on line 1 and the secret on line 2"),
+        (lambda tmp: _key_file(tmp, b"only-a-key\n"), "key on line 1 and the secret on line 2"),
+        (lambda tmp: _key_file(tmp, b"key\nnot base64!!\n"), "not base64"),
+        (lambda tmp: _key_file(tmp, b"k" * 70_000), "larger than"),
+        (lambda tmp: _key_file(tmp, b"key\nc2VjcmV0\n", mode=0o644), "chmod 600"),
+    ],
+    ids=["directory", "missing", "not-utf8", "unreadable", "empty", "one-line", "not-base64", "huge", "world-readable"],
+)
+def test_a_key_file_problem_is_one_line_naming_the_file_and_the_problem_with_exit_2(tmp_path, make, problem):
+    path = make(tmp_path)
+    code, out, err = run(["serve", "--port", str(free_port()), "--kraken-key-file", path],
+                         {"KRAKEN_API_URL": "http://127.0.0.1:9"})
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "--kraken-key-file" in lines[0] and path in lines[0] and problem in lines[0]
+    assert "Traceback" not in err
+
+
+def _key_file(tmp, content: bytes, mode: int = 0o600) -> str:
+    path = tmp / "kraken.key"
+    path.write_bytes(content)
+    os.chmod(path, mode)
+    return str(path)
+
+
+def test_demo_with_a_pair_it_does_not_simulate_names_the_pairs_it_does():
+    code, _, err = run(["demo", "--pair", "ADAUSD", "--port", str(free_port())])
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "--pair" in lines[0] and "ADAUSD" in lines[0]
+    for simulated in ("XDGUSD", "XBTUSD", "ETHUSD", "SOLUSD"):
+        assert simulated in lines[0]
+    assert "Kraken does not know" not in lines[0]

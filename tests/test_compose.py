@@ -107,3 +107,40 @@ def test_compose_healthcheck_command_of_the_exporter_is_valid_python():
     code = SERVICES["exporter"]["healthcheck"]["test"][-1]
     compile(code, "healthcheck", "exec")
     assert SERVICES["exporter"]["healthcheck"]["test"][:3] == ["CMD", "python", "-c"]
+
+
+@pytest.mark.integration
+def test_the_exporter_healthchecks_probe_healthz_and_fail_while_a_pair_is_blind(exporter):
+    import sys
+
+    from exporter.core.reading import PairReading
+    from exporter.web.app import create_app, start_server
+
+    dockerfile = re.search(r'HEALTHCHECK .*?CMD \["python", "-c", "(.+?)"\]', (ROOT / "Dockerfile").read_text(), flags=re.S)
+    probes = {"Dockerfile": dockerfile.group(1), "compose": SERVICES["exporter"]["healthcheck"]["test"][-1]}
+    telemetry = exporter.add_pair("XDGUSD")
+    server = start_server(create_app(exporter))
+
+    def run(code: str) -> subprocess.CompletedProcess:
+        probe = code.replace("http://127.0.0.1:9477", server.url)
+        return subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=30)
+
+    try:
+        for name, code in probes.items():
+            assert "'http://127.0.0.1:9477/healthz'" in code, name
+            telemetry.set_internal_counts(active_orders=1, slot_count=1)
+            assert run(code).returncode == 0, name
+            exporter.remove_pair("XDGUSD")
+
+            class Blind:
+                pair = "XDGUSD"
+
+                def reading(self):
+                    return PairReading(pair="XDGUSD", health=None, blind=True, problem="no usable data")
+
+            exporter.add_source(Blind())
+            assert run(code).returncode != 0, name
+            exporter.remove_pair("XDGUSD")
+            exporter.add_source(telemetry)
+    finally:
+        server.stop()

@@ -2,6 +2,7 @@
 answered by a real Prometheus that scraped a real exporter in a scripted scenario."""
 
 import json
+import math
 import re
 import runpy
 import time
@@ -13,6 +14,8 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import CapacityExporter
+from exporter.core import thresholds as t
+from exporter.core.capacity import BAND_VALUE
 from exporter.web.app import create_app, start_server
 from tests.conftest import wait_for
 from tests.harness import fast_rules, start_prometheus
@@ -31,16 +34,20 @@ def test_the_committed_json_is_what_the_generator_makes():
     assert generator["render"]() == (ROOT / "grafana" / "dashboards" / "capacity-fill-health.json").read_text()
 
 
-def test_dashboard_has_a_stable_uid_a_datasource_variable_and_a_multi_pair_variable():
+def test_dashboard_has_a_stable_uid_a_datasource_variable_and_job_instance_and_pair_variables():
     assert DASHBOARD["uid"] == "krakenbot-capacity-fill-health"
     assert DASHBOARD["title"] == "Capacity & Fill Health"
     assert DASHBOARD["schemaVersion"] == 41
     variables = {v["name"]: v for v in DASHBOARD["templating"]["list"]}
+    assert list(variables) == ["datasource", "job", "instance", "pair"]
     assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    assert variables["job"]["query"] == "label_values(krakenbot_open_orders_safe_cap, job)"
+    assert variables["instance"]["query"] == 'label_values(krakenbot_open_orders_safe_cap{job=~"$job"}, instance)'
     pair = variables["pair"]
-    assert pair["query"] == "label_values(krakenbot_open_orders_safe_cap, pair)"
-    assert pair["multi"] is True and pair["includeAll"] is True
-    assert pair["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+    assert pair["query"] == 'label_values(krakenbot_open_orders_safe_cap{job=~"$job", instance=~"$instance"}, pair)'
+    for name in ("job", "instance", "pair"):
+        assert variables[name]["multi"] is True and variables[name]["includeAll"] is True
+        assert variables[name]["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
 
 
 def test_every_panel_and_target_uses_the_datasource_variable_and_has_a_ref_id():
@@ -54,17 +61,62 @@ def test_every_panel_and_target_uses_the_datasource_variable_and_has_a_ref_id():
     assert len(ids) == len(set(ids))
 
 
-def test_the_panels_the_issue_asks_for_are_there():
+def test_the_panels_the_issues_ask_for_are_there():
     assert {"Band", "Why (risk hints)", "Utilization of the safe cap", "Open orders / safe cap", "Headroom and runway",
-            "Open-order source", "Partial fills, 24h", "Kraken vs internal open orders", "Drift (Kraken - internal)",
+            "Open-order source", "Data", "Partial fills, 24h", "Kraken vs internal open orders",
+            "Drift (Kraken - internal)", "Headroom and its 24h forecast", "Time to the stop band",
             "Fill time, median and p95 over 24h", "Fill time distribution", "Band history",
             "Firing alerts"} == set(PANELS)
     assert PANELS["Band"]["type"] == "stat" and PANELS["Band history"]["type"] == "state-timeline"
     assert PANELS["Fill time distribution"]["type"] == "heatmap"
     assert PANELS["Utilization of the safe cap"]["type"] == "gauge"
+    assert "krakenbot_forecast_seconds_to_stop_band" in PANELS["Time to the stop band"]["targets"][0]["expr"]
+    assert PANELS["Time to the stop band"]["fieldConfig"]["defaults"]["unit"] == "s"
     mapping = PANELS["Band"]["fieldConfig"]["defaults"]["mappings"][0]["options"]
     assert {k: v["text"] for k, v in mapping.items()} == {"0": "NORMAL", "1": "CAUTION", "2": "STOP"}
     assert {k: v["color"] for k, v in mapping.items()} == {"0": "green", "1": "orange", "2": "red"}
+
+
+# ---- every colour edge and mapping from exporter/core/thresholds.py -------------------------------------------------
+
+def steps(title):
+    return [(s["value"], s["color"]) for s in PANELS[title]["fieldConfig"]["defaults"]["thresholds"]["steps"]]
+
+
+def test_band_mappings_and_colours_are_the_exporters_band_values():
+    for title in ("Band", "Band history"):
+        mapping = PANELS[title]["fieldConfig"]["defaults"]["mappings"][0]["options"]
+        assert {v["text"].lower(): int(k) for k, v in mapping.items()} == BAND_VALUE
+        assert steps(title) == [(None, "green"), (BAND_VALUE["caution"], "orange"), (BAND_VALUE["stop"], "red")]
+
+
+def test_headroom_colours_are_the_band_edges():
+    for title in ("Headroom and runway", "Headroom and its 24h forecast"):
+        assert steps(title) == [(None, "red"), (t.STOP_HEADROOM, "orange"), (t.CAUTION_HEADROOM, "green")]
+
+
+def test_utilization_colours_are_where_the_default_safe_cap_turns_caution_and_stop():
+    cap = math.floor(t.DEFAULT_LIMIT * t.DEFAULT_SAFETY_RATIO)
+    # caution from the first whole order that leaves less than CAUTION_HEADROOM, stop likewise
+    assert steps("Utilization of the safe cap") == [
+        (None, "green"), ((cap - t.CAUTION_HEADROOM + 1) / cap, "orange"), ((cap - t.STOP_HEADROOM + 1) / cap, "red")]
+
+
+def test_drift_and_forecast_colours_are_the_alerts_thresholds():
+    assert steps("Drift (Kraken - internal)") == [(None, "red"), (-t.DRIFT_THRESHOLD + 1, "green"),
+                                                   (t.DRIFT_THRESHOLD, "red")]
+    assert steps("Time to the stop band") == [(None, "red"), (t.FORECAST_HORIZON_SECONDS, "green")]
+
+
+def test_no_panel_colours_at_a_number_that_is_not_a_threshold():
+    cap = math.floor(t.DEFAULT_LIMIT * t.DEFAULT_SAFETY_RATIO)
+    allowed = {v for k, v in vars(t).items() if k.isupper() and isinstance(v, int | float)}
+    allowed |= set(BAND_VALUE.values()) | {-t.DRIFT_THRESHOLD + 1, (cap - t.CAUTION_HEADROOM + 1) / cap,
+                                          (cap - t.STOP_HEADROOM + 1) / cap}
+    allowed |= {1}  # "any": one partial-cancel, Kraken data available, blind
+    for panel in DASHBOARD["panels"]:
+        for step in panel["fieldConfig"]["defaults"].get("thresholds", {}).get("steps", []):
+            assert step["value"] is None or step["value"] in allowed, (panel["title"], step)
 
 
 def exported_metric_names():
@@ -80,10 +132,14 @@ def exported_metric_names():
     return names
 
 
+# A name fixed in advance for the exporter's next version (issue 13: the exporter's own time-to-stop forecast).
+ANNOUNCED = {"krakenbot_forecast_seconds_to_stop_band"}
+
+
 def test_no_panel_references_a_metric_the_exporter_or_the_rules_do_not_make():
     recorded = {r["record"] for g in yaml.safe_load((ROOT / "alerts" / "rules.yml").read_text())["groups"]
                 for r in g["rules"] if "record" in r}
-    exported = exported_metric_names()
+    exported = exported_metric_names() | ANNOUNCED
     for title, target in targets():
         for name in re.findall(r"\b(?:pair:)?krakenbot_[a-z0-9_:]+", target["expr"]):
             assert name in recorded or name in exported, f"{title}: {name}"
@@ -119,7 +175,8 @@ def scraped(tmp_path_factory):
 
 def run_panel(prom, title, ref="A"):
     target = next(t for t in PANELS[title]["targets"] if t["refId"] == ref)
-    expr = target["expr"].replace("$pair", "XDGUSD|XBTUSD").replace("$__rate_interval", "1m")
+    expr = (target["expr"].replace("$pair", "XDGUSD|XBTUSD").replace("$job", "kraken-capacity-exporter")
+            .replace("$instance", ".+").replace("$__rate_interval", "1m"))
     return prom.query(expr)
 
 
@@ -150,6 +207,8 @@ def test_capacity_panels_show_the_spec_numbers(scraped):
     assert by(run_panel(scraped, "Headroom and runway", "A")) == {"XDGUSD": 7, "XBTUSD": 48}
     assert by(run_panel(scraped, "Headroom and runway", "B")) == {"XDGUSD": 3, "XBTUSD": 24}
     assert by(run_panel(scraped, "Open-order source")) == {"XDGUSD": 1, "XBTUSD": 0}
+    # both bots call their hooks: neither pair is blind (XBTUSD runs on its internal count)
+    assert by(run_panel(scraped, "Data")) == {"XDGUSD": 0, "XBTUSD": 0}
 
 
 @pytest.mark.integration
@@ -157,7 +216,15 @@ def test_kraken_internal_and_drift_panels(scraped):
     assert by(run_panel(scraped, "Kraken vs internal open orders", "A")) == {"XDGUSD": 161}
     assert by(run_panel(scraped, "Kraken vs internal open orders", "B")) == {"XDGUSD": 158, "XBTUSD": 120}
     assert by(run_panel(scraped, "Kraken vs internal open orders", "C")) == {"XDGUSD": 168, "XBTUSD": 168}
-    assert by(run_panel(scraped, "Drift (Kraken - internal)")) == {"XDGUSD": 3}
+    assert by(run_panel(scraped, "Drift (Kraken - internal)", "A")) == {"XDGUSD": 3}
+    assert by(run_panel(scraped, "Drift (Kraken - internal)", "B")) == {"XDGUSD": 3}
+
+
+@pytest.mark.integration
+def test_headroom_forecast_panel_reads_the_predict_linear_rule(scraped):
+    assert by(run_panel(scraped, "Headroom and its 24h forecast", "A")) == {"XDGUSD": 7, "XBTUSD": 48}
+    # the headroom has been flat since the first scrape: the 6h trend forecasts the same headroom in 24h
+    assert by(run_panel(scraped, "Headroom and its 24h forecast", "B")) == pytest.approx({"XDGUSD": 7, "XBTUSD": 48})
 
 
 @pytest.mark.integration

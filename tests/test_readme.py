@@ -58,10 +58,13 @@ def test_the_metric_table_lists_exactly_the_exported_metrics(exporter, registry,
     t.observe_order_status("C", "closed", "13", "13", placed_at=clock.now() - 5)
     families = text_string_to_metric_families(generate_latest(registry).decode())
     exported = {f.name for f in families if not f.name.endswith("_created")}  # prometheus-client's own
+    standard = {name for name in exported if name.startswith(("process_", "python_"))}
     names = table_first_column(section("Metrics"))
     core = names[:names.index("krakenbot_kraken_requests_total")]
-    table = {name.removesuffix("_total") for name in core}
-    assert table == exported
+    process = names[names.index("krakenbot_exporter_info"):]
+    table = {name.removesuffix("_total") for name in core + process}
+    assert table == exported - standard
+    assert {"process_start_time_seconds", "python_info"} <= standard
 
 
 def test_the_source_metric_table_lists_the_poller_and_scraper_metrics(registry):
@@ -77,7 +80,7 @@ def test_the_source_metric_table_lists_the_poller_and_scraper_metrics(registry):
     families = text_string_to_metric_families(generate_latest(registry).decode())
     exported = {f.name for f in families if not f.name.endswith("_created")}
     names = table_first_column(section("Metrics"))
-    sources = names[names.index("krakenbot_kraken_requests_total"):]
+    sources = names[names.index("krakenbot_kraken_requests_total"):names.index("krakenbot_exporter_info")]
     assert {name.removesuffix("_total") for name in sources} == exported
 
 

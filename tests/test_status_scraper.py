@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.sources.status_scraper import BotStatusScraper, ScrapeMetrics, parse_block
 from exporter.web.app import create_app, start_server
@@ -223,3 +223,43 @@ def test_scraped_metrics_pass_promtool(scraper, registry, bot):
     scraper.scrape_once()
     check = subprocess.run([promtool, "check", "metrics"], input=generate_latest(registry), capture_output=True, timeout=30)
     assert check.returncode == 0 and check.stdout == b"", check.stdout
+
+
+def test_before_the_first_scrape_the_pair_is_blind(scraper):
+    reading = scraper.reading()
+    assert reading.blind and reading.health is None and "no successful scrape" in reading.problem
+
+
+def test_an_unreachable_bot_makes_the_pair_blind_and_keeps_when_it_last_answered(scraper, bot, clock):
+    assert scraper.scrape_once() == "ok"
+    answered_at = clock.now()
+    assert not scraper.reading().blind
+    clock.advance(15)
+    bot.go_away()
+    scraper.scrape_once()
+    reading = scraper.reading()
+    assert reading.blind and reading.health is None
+    assert reading.last_update == answered_at
+    bot.come_back()
+    scraper.scrape_once()
+    assert not scraper.reading().blind
+
+
+def test_a_last_good_scrape_older_than_the_stale_limit_makes_the_pair_blind(bot, registry, clock):
+    s = BotStatusScraper(bot.url, ScrapeMetrics(registry), interval=15, timeout=2, clock=clock, stale_after=45)
+    assert s.scrape_once() == "ok"
+    clock.advance(45)
+    assert not s.reading().blind and s.reading().health is not None
+    clock.advance(1)  # e.g. a scrape that hangs, or a worker that died: no failure is ever recorded
+    reading = s.reading()
+    assert reading.blind and reading.health is None
+    assert "46 s old (stale after 45 s)" in reading.problem
+    assert s.scrape_once() == "ok"
+    assert not s.reading().blind
+
+
+def test_the_default_stale_limit_is_four_intervals_and_never_shorter_than_an_interval_plus_the_timeout(bot, registry):
+    assert BotStatusScraper(bot.url, ScrapeMetrics(registry), interval=15, timeout=5).stale_after == 60
+    assert BotStatusScraper(bot.url, ScrapeMetrics(CollectorRegistry()), interval=1, timeout=10).stale_after == 11
+    with pytest.raises(ValueError, match="stale_after"):
+        BotStatusScraper(bot.url, ScrapeMetrics(CollectorRegistry()), stale_after=0)

@@ -484,7 +484,10 @@ def test_an_open_row_for_a_txid_already_final_is_ignored(telemetry):
 
 def test_an_embedded_telemetry_is_blind_without_a_hook_call_within_its_stale_limit(exporter, clock):
     telemetry = exporter.add_pair("XDGUSD", stale_after=120)
-    assert telemetry.reading().blind and "no hook call yet" in telemetry.reading().problem
+    clock.advance(120)
+    assert not telemetry.reading().blind  # just created: the bot has until the stale limit to call
+    clock.advance(1)
+    assert telemetry.reading().blind and "no hook call since the telemetry was created" in telemetry.reading().problem
     telemetry.set_internal_counts(active_orders=1)
     clock.advance(120)
     assert not telemetry.reading().blind and telemetry.reading().problem is None

@@ -352,8 +352,11 @@ class CapacityTelemetry:
                                problem="the clock returned a time that is not a finite number")
         state = self._capture(now)
         last = state.last_update
-        if last is None:
-            problem: str | None = "no hook call yet: the bot has not fed this pair"
+        started = self.window_started_at
+        if last is None and started is not None and now - started <= self.stale_after:
+            problem: str | None = None  # just created: the bot has until the stale limit to call a hook
+        elif last is None:
+            problem = f"no hook call since the telemetry was created (stale after {self.stale_after:g} s): is the bot feeding it?"
         elif now - last > self.stale_after:
             problem = f"no hook call for {now - last:.0f} s (stale after {self.stale_after:g} s): is the bot's loop stuck?"
         else:

@@ -3,7 +3,9 @@
 It speaks Kraken's shapes (`{"error": [...], "result": {...}}`, numbers as strings, `descr.pair` altnames) and
 checks what krakenex really sends: the `API-Key` header, the `API-Sign` HMAC-SHA512 over the URL path and the
 SHA-256 of nonce + body, and a strictly increasing nonce per key. A bad key or signature gets
-`EAPI:Invalid key`, an old nonce `EAPI:Invalid nonce`. It can be told to fail (`fail(...)`), records every
+`EAPI:Invalid key`, an old nonce `EAPI:Invalid nonce`. It can be told to fail (`fail(...)`: any HTTP 5xx, a slow
+or trickling reply, a body cut off, garbage, an empty body, `open` of the wrong type, or any Kraken error string),
+to revoke the key (`revoke_key()`) or to see a higher nonce from another client (`advance_nonce()`), records every
 endpoint called (`calls`), and never trades: any other private endpoint is recorded and refused.
 It binds 127.0.0.1 only.
 """
@@ -30,9 +32,14 @@ ASSET_PAIRS: dict[str, dict[str, Any]] = {
 }
 
 # Failure modes besides Kraken error strings (any "E..." string is returned in the error array).
-HTTP_500 = "http_500"
-SLOW = "slow"
+HTTP_500 = "http_500"  # any "http_5xx" works: http_502, http_503, http_504...
+SLOW = "slow"  # the whole reply after `slow_seconds`
+TRICKLE = "trickle"  # a valid reply, one byte every `trickle_seconds`
+TRUNCATED = "truncated"  # Content-Length promises more than is sent, then the connection closes
+TRUNCATED_JSON = "truncated_json"  # a complete HTTP reply whose JSON stops half-way
 GARBAGE = "garbage"
+EMPTY = "empty"  # 200 with an empty body
+WRONG_OPEN = "wrong_open"  # a valid envelope whose `open` is a list, not an object
 STALE_NONCE = "stale_nonce"
 
 
@@ -62,11 +69,14 @@ class FakeKraken:
         secret: str,
         open_orders: dict[str, dict] | Callable[[], dict[str, dict]] | None = None,
         slow_seconds: float = 5.0,
+        trickle_seconds: float = 1.0,
     ) -> None:
         self.key = key
         self._secret = secret
         self._open_orders = open_orders if open_orders is not None else {}
         self.slow_seconds = slow_seconds
+        self.trickle_seconds = trickle_seconds
+        self._stopping = threading.Event()
         self.calls: list[str] = []
         self.rejections: list[str] = []
         self._failure: str | None = None
@@ -81,7 +91,7 @@ class FakeKraken:
     # ---- scripting ---------------------------------------------------------------------------
 
     def fail(self, mode: str, times: int | None = None) -> None:
-        """Fail every request (or the next `times`) with `mode`: HTTP_500, SLOW, GARBAGE, STALE_NONCE or "E..."."""
+        """Fail every request (or the next `times`) with `mode`: one of the modes above or "E..."."""
         with self._lock:
             self._failure, self._failures_left = mode, times
 
@@ -89,13 +99,28 @@ class FakeKraken:
         with self._lock:
             self._failure, self._failures_left = None, None
 
+    def revoke_key(self) -> None:
+        """The key is deleted on Kraken's side: every private call now gets `EAPI:Invalid key`."""
+        with self._lock:
+            self.key = f"revoked-{self.key}"
+
+    def restore_key(self, key: str) -> None:
+        with self._lock:
+            self.key = key
+
+    def advance_nonce(self, milliseconds: float) -> None:
+        """Another client used the key with a nonce `milliseconds` ahead of now: older nonces are refused."""
+        with self._lock:
+            self._last_nonce[self.key] = max(self._last_nonce.get(self.key, 0), int(time.time() * 1000 + milliseconds))
+
     def set_open_orders(self, open_orders: dict[str, dict] | Callable[[], dict[str, dict]]) -> None:
         with self._lock:
             self._open_orders = open_orders
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> str:
+    def start(self, port: int = 0) -> str:
+        """Listen on 127.0.0.1:`port` (0: any free port) and return the URL."""
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -110,7 +135,7 @@ class FakeKraken:
             def do_POST(self) -> None:
                 fake._handle(self, "POST")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, args=(0.1,), name="fake-kraken", daemon=True).start()
         return self.url
@@ -122,6 +147,7 @@ class FakeKraken:
         return f"http://{host!s}:{port}"
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -148,16 +174,18 @@ class FakeKraken:
         with self._lock:
             self.calls.append(f"{kind}/{endpoint}")
         mode = self._take_failure()
-        if mode == HTTP_500:
-            return self._send(request, 500, b"<html><body>500 Internal Server Error</body></html>", "text/html")
+        if mode is not None and mode.startswith("http_5"):
+            code = int(mode.removeprefix("http_"))
+            return self._send(request, code, f"<html><body>{code} Server Error</body></html>".encode(), "text/html")
         if mode == SLOW:
-            time.sleep(self.slow_seconds)
-        if mode == GARBAGE:
-            return self._send(request, 200, b"<html>cloudflare says hello</html>", "text/html")
+            self._stopping.wait(self.slow_seconds)
+        if mode in _BODY_FAULTS:
+            return self._send(request, 200, *_BODY_FAULTS[mode])
         if mode == STALE_NONCE:
             return self._reply(request, ["EAPI:Invalid nonce"])
         if mode and mode.startswith("E"):
             return self._reply(request, [mode])
+        request.fault = mode  # type: ignore[attr-defined]  # TRICKLE, TRUNCATED, WRONG_OPEN: shape the real reply
         if kind == "public":
             if method != "GET":
                 return self._reply(request, ["EGeneral:Invalid arguments"])
@@ -206,6 +234,8 @@ class FakeKraken:
             source = self._open_orders
         orders = source() if callable(source) else source
         if endpoint == "OpenOrders":
+            if getattr(request, "fault", None) == WRONG_OPEN:
+                return self._reply(request, [], {"open": list(orders.values())})
             return self._reply(request, [], {"open": orders})
         if endpoint == "QueryOrders":
             txids = (form.get("txid") or [""])[0].split(",")
@@ -219,11 +249,34 @@ class FakeKraken:
         self._send(request, 200, json.dumps(payload).encode(), "application/json")
 
     def _send(self, request: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str) -> None:
+        fault = getattr(request, "fault", None)
         try:
             request.send_response(status)
             request.send_header("Content-Type", content_type)
             request.send_header("Content-Length", str(len(body)))
             request.end_headers()
-            request.wfile.write(body)
+            if fault == TRUNCATED:
+                request.wfile.write(body[: len(body) // 2])
+                request.wfile.flush()
+                request.close_connection = True
+            elif fault == TRICKLE:
+                self._trickle(request, body)
+            else:
+                request.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (e.g. after its timeout)
+
+    def _trickle(self, request: BaseHTTPRequestHandler, body: bytes) -> None:
+        for i in range(len(body)):
+            if self._stopping.wait(self.trickle_seconds):
+                request.close_connection = True
+                return
+            request.wfile.write(body[i:i + 1])
+            request.wfile.flush()
+
+
+_BODY_FAULTS: dict[str, tuple[bytes, str]] = {
+    GARBAGE: (b"<html>cloudflare says hello</html>", "text/html"),
+    TRUNCATED_JSON: (b'{"error":[],"result":{"open":{"OQCLML-BW3P3-BUCMWZ":{"status":"open","descr":{"pa', "application/json"),
+    EMPTY: (b"", "application/json"),
+}

@@ -12,14 +12,17 @@ import random
 import time
 from dataclasses import dataclass
 
+from ..core.capacity import BAND_CAUTION, BAND_STOP, CapacityFillHealth
 from ..core.clock import AcceleratedClock
+from ..core.pairs import PairError, PairNames
 from ..core.telemetry import CapacityTelemetry
+from ..core.thresholds import CAUTION_HEADROOM, STOP_HEADROOM
 from ..service import CapacityExporter
 from ..sources.credentials import KrakenCredentials
 from ..sources.kraken_api import ReadOnlyKraken
 from ..sources.kraken_poller import KrakenOpenOrdersPoller, KrakenSourceMetrics, resolve_pairs
 from ..sources.worker import BackgroundWorker
-from .fake_kraken import FakeKraken
+from .fake_kraken import ASSET_PAIRS, FakeKraken
 from .simulation import SimulatedBot, SimulatedExchange
 
 log = logging.getLogger("kraken_capacity_exporter")
@@ -39,6 +42,18 @@ class DemoSettings:
     kraken_stale_after: float = 5.0  # wall seconds; the telemetry runs on simulated time
     canary_every_hours: float = 0.0
     outage_every: float = 0.0  # wall seconds; 0: no scripted outage
+
+
+def simulated_pairs() -> list[str]:
+    """The pairs the demo's fake Kraken lists in AssetPairs, so the only ones the demo can simulate."""
+    return [info["altname"] for info in ASSET_PAIRS.values()]
+
+
+def not_simulated_message(pairs: tuple[str, ...]) -> str:
+    known = set(simulated_pairs())
+    missing = [p for p in pairs if PairNames.offline(p).label not in known and p not in known] or list(pairs)
+    return (f"the demo simulates {', '.join(simulated_pairs())} only, not {', '.join(missing)} "
+            "(serve and scrape take any pair Kraken lists)")
 
 
 class OutageSchedule:
@@ -62,6 +77,37 @@ class OutageSchedule:
             log.info("demo: scripted Kraken outage for %.0f s (falls back to the internal count)", OUTAGE_WALL_SECONDS)
 
 
+def band_reason(health: CapacityFillHealth) -> str:
+    """Why the pair is in its band, in the words of the thresholds: `headroom 18 < 20`."""
+    headroom, cancels = health.open_order_headroom, health.partial_fill_cancel_events_1d or 0
+    if health.status_band == BAND_STOP:
+        reasons = [f"partial-cancels in 24h: {cancels}"] if cancels else []
+        if headroom is not None and headroom < STOP_HEADROOM:
+            reasons.append(f"headroom {headroom} < {STOP_HEADROOM}")
+        return "; ".join(reasons)
+    if health.status_band == BAND_CAUTION:
+        return f"headroom {headroom} < {CAUTION_HEADROOM}"
+    return f"headroom {headroom} ≥ {CAUTION_HEADROOM}, no partial-cancel in 24h"
+
+
+class BandChangeLog:
+    """Writes one line per band change of each pair, so the terminal shows what the card shows."""
+
+    def __init__(self) -> None:
+        self._bands: dict[str, str | None] = {}
+
+    def update(self, pair: str, health: CapacityFillHealth) -> str | None:
+        """The line for a change (also logged), or None when the band is as before."""
+        band, before = health.status_band, self._bands.get(pair)
+        if band is None or band == before:
+            return None
+        self._bands[pair] = band
+        line = (f"{pair}: {before} → {band} ({band_reason(health)})" if before is not None
+                else f"{pair}: starts in {band} ({band_reason(health)})")
+        log.info("%s", line)
+        return line
+
+
 class SimulatedOperator(BackgroundWorker):
     """Ticks every simulated bot about once per simulated bot poll (2 simulated minutes), and the outage script."""
 
@@ -71,6 +117,7 @@ class SimulatedOperator(BackgroundWorker):
         super().__init__(min(1.0, max(0.05, 120.0 / speedup)), join_timeout=5)
         self.bots = bots
         self.outage = outage
+        self.bands = BandChangeLog()
         self._started: float | None = None
 
     def run_once(self) -> None:
@@ -78,6 +125,8 @@ class SimulatedOperator(BackgroundWorker):
             self._started = time.monotonic()
         for bot in self.bots:
             bot.tick()
+            if bot.telemetry is not None:
+                self.bands.update(bot.pair, bot.telemetry.snapshot())
         self.outage.update(time.monotonic() - self._started)
 
 
@@ -87,15 +136,18 @@ class Demo:
     def __init__(self, settings: DemoSettings) -> None:
         self.settings = settings
         self.clock = AcceleratedClock(settings.speedup)
-        self.exporter = CapacityExporter(clock=self.clock)
+        self.exporter = CapacityExporter(clock=self.clock, mode="demo")
         rng = random.Random(settings.seed)
         self.exchange = SimulatedExchange(rng)
         key, secret = f"demo-{rng.getrandbits(64):016x}", base64.b64encode(rng.randbytes(64)).decode()
         self.fake = FakeKraken(key, secret, open_orders=lambda: self.exchange.open_orders_result()["open"])
         client = ReadOnlyKraken(KrakenCredentials(key, secret), self.fake.start(), timeout=2.0)
         try:
-            names = resolve_pairs(client, settings.pairs)  # raises PairError for a pair Kraken does not know
+            names = resolve_pairs(client, settings.pairs)
             telemetries = [self._add_pair(pair, names) for pair in settings.pairs]
+        except PairError:
+            self.fake.stop()
+            raise PairError(not_simulated_message(settings.pairs)) from None
         except BaseException:
             self.fake.stop()
             raise

@@ -9,7 +9,11 @@ in stop soft-closes recovery orders and orphans and drops slots, so every band c
 track of an order now and then, so Kraken's count drifts from the internal one.
 
 `SimulatedExchange` holds the account's order book as Kraken would report it; the fake Kraken server
-serves the same book.
+serves the same book, and `history` lists every order placed and removed, in order.
+
+The bot runs the same with or without telemetry (`telemetry=None`): the hooks only read, and the random draws
+never depend on them. Only the simulated operator reads the telemetry (the band it scales by); give it
+`band_of` to act on another source of the band.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +70,7 @@ class SimulatedExchange:
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
         self._orders: dict[str, SimOrder] = {}
+        self.history: list[tuple[Any, ...]] = []  # ("place", txid, pair, slot, role, side, price, at) / ("remove", txid, why, at)
         self.lock = threading.Lock()
 
     def new_txid(self) -> str:
@@ -75,10 +81,13 @@ class SimulatedExchange:
     def add(self, order: SimOrder) -> None:
         with self.lock:
             self._orders[order.txid] = order
+            self.history.append(("place", order.txid, order.pair, order.slot, order.role, order.side, order.price,
+                                 order.placed_at))
 
-    def remove(self, txid: str) -> None:
+    def remove(self, txid: str, why: str = "canceled", at: float | None = None) -> None:
         with self.lock:
-            self._orders.pop(txid, None)
+            if self._orders.pop(txid, None) is not None:
+                self.history.append(("remove", txid, why, at))
 
     def orders(self, pair: str | None = None) -> list[SimOrder]:
         with self.lock:
@@ -106,12 +115,13 @@ class SimulatedBot:
         self,
         pair: str,
         exchange: SimulatedExchange,
-        telemetry: CapacityTelemetry,
+        telemetry: CapacityTelemetry | None,
         clock: Clock,
         rng: random.Random,
         start_slots: int = 58,
         feed_kraken: bool = True,
         canary_every_hours: float = 36.0,
+        band_of: Callable[[float], str | None] | None = None,
     ) -> None:
         self.pair = pair
         self.exchange = exchange
@@ -120,6 +130,9 @@ class SimulatedBot:
         self.rng = rng
         self.start_slots = start_slots
         self.feed_kraken = feed_kraken
+        if band_of is None and telemetry is None:
+            raise ValueError("without telemetry the simulated operator needs band_of")
+        self.band_of = band_of
         self.slots = 0
         self._last_tick = clock.now()
         self._last_slot_add = self._last_tick
@@ -157,12 +170,14 @@ class SimulatedBot:
             if self._chance(1.0, mean, dt):
                 order.vol_exec = order.vol
                 self._finish(order, "closed", now)
-            elif order.tracked:
+            elif order.tracked and self.telemetry is not None:
                 self.telemetry.observe_order_status(order.txid, "open", f"{order.vol:.8f}", f"{order.vol_exec:.8f}")
         if now >= self._next_canary:
             self._next_canary = now + self.canary_every
             self._cancel_a_partial_fill(now)
         self._operate(now)
+        if self.telemetry is None:
+            return
         tracked = [o.role for o in self.exchange.orders(self.pair) if o.tracked]
         entries, recoveries = tracked.count("entry"), tracked.count("recovery")
         self.telemetry.set_internal_counts(active_orders=entries, recovery_orders=recoveries, slot_count=self.slots)
@@ -177,12 +192,13 @@ class SimulatedBot:
         order = next((o for o in entries if o.vol_exec > 0), None) or self.rng.choice(entries)
         if order.vol_exec == 0:
             order.vol_exec = round(order.vol * self.rng.uniform(0.2, 0.8), 8)
-            self.telemetry.observe_order_status(order.txid, "open", f"{order.vol:.8f}", f"{order.vol_exec:.8f}")
+            if self.telemetry is not None:
+                self.telemetry.observe_order_status(order.txid, "open", f"{order.vol:.8f}", f"{order.vol_exec:.8f}")
         self._finish(order, "canceled", now)
 
     def _finish(self, order: SimOrder, status: str, now: float) -> None:
-        self.exchange.remove(order.txid)
-        if order.tracked:
+        self.exchange.remove(order.txid, status, now)
+        if order.tracked and self.telemetry is not None:
             self.telemetry.observe_order_status(
                 order.txid, status, f"{order.vol:.8f}", f"{order.vol_exec:.8f}", placed_at=order.placed_at,
                 slot=order.slot,
@@ -194,7 +210,7 @@ class SimulatedBot:
 
     def _operate(self, now: float) -> None:
         """The simulated operator: the playbook, plus a clean-up after half a day in stop."""
-        band = self.telemetry.snapshot(now).status_band
+        band = self.band_of(now) if self.band_of is not None else self._telemetry_band(now)
         if band != BAND_STOP:
             self._stop_since = None
         every = {BAND_NORMAL: self.SLOT_EVERY_NORMAL, BAND_CAUTION: self.SLOT_EVERY_CAUTION}.get(band or BAND_STOP)
@@ -206,13 +222,17 @@ class SimulatedBot:
             if now - self._stop_since >= DAY / 2:
                 self._clean_up(now)
 
+    def _telemetry_band(self, now: float) -> str | None:
+        assert self.telemetry is not None  # checked in __init__
+        return self.telemetry.snapshot(now).status_band
+
     def _clean_up(self, now: float) -> None:
         log.info("demo operator: soft-closing recovery orders and orphans, dropping slots (pair=%s)", self.pair)
         keep = max(self.start_slots - 10, 1)
         for order in self.exchange.orders(self.pair):
             if order.role == "recovery" or not order.tracked or order.slot > keep:
-                self.exchange.remove(order.txid)
-                if order.tracked:
+                self.exchange.remove(order.txid, "canceled", now)
+                if order.tracked and self.telemetry is not None:
                     self.telemetry.observe_order_status(order.txid, "canceled", f"{order.vol:.8f}", "0")
         self.slots = keep
         self._stop_since = None

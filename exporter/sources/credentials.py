@@ -12,6 +12,8 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+MAX_KEY_FILE_BYTES = 64 * 1024  # a key file is two short lines
+
 
 class CredentialsError(ValueError):
     """Credentials that cannot be used; the message never contains the secret."""
@@ -45,18 +47,37 @@ class KrakenCredentials:
 
     @classmethod
     def from_file(cls, path: str) -> KrakenCredentials:
-        """krakenex's format: key on line 1, secret on line 2. Refuses a file others can read."""
+        """krakenex's format: key on line 1, secret on line 2. Refuses a file others can read.
+
+        Every problem with the file (missing, a directory, unreadable, not UTF-8, too short) is a
+        CredentialsError naming the file; the message never quotes its content."""
         try:
             mode = os.stat(path).st_mode
         except OSError as exc:
             raise CredentialsError(f"cannot read key file {path}: {exc.strerror}") from None
+        if not stat.S_ISREG(mode):
+            kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+            raise CredentialsError(f"key file {path} is {kind}; give the file holding the key and the secret")
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise CredentialsError(f"key file {path} is readable by others (mode {stat.S_IMODE(mode):o}); run chmod 600 {path}")
-        with open(path, encoding="utf-8") as handle:
-            lines = [line.strip() for line in handle.read().splitlines()]
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read(MAX_KEY_FILE_BYTES + 1)
+        except OSError as exc:
+            raise CredentialsError(f"cannot read key file {path}: {exc.strerror or type(exc).__name__}") from None
+        if len(raw) > MAX_KEY_FILE_BYTES:
+            raise CredentialsError(f"key file {path} is larger than {MAX_KEY_FILE_BYTES} bytes; is it the right file?")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CredentialsError(f"key file {path} is not UTF-8 text (byte {exc.start}); save it as plain text") from None
+        lines = [line.strip() for line in text.splitlines()]
         if len(lines) < 2:
             raise CredentialsError(f"key file {path} must hold the key on line 1 and the secret on line 2")
-        return cls(lines[0], lines[1])
+        try:
+            return cls(lines[0], lines[1])
+        except CredentialsError as exc:
+            raise CredentialsError(f"key file {path}: {exc}") from None
 
 
 def mask(value: str) -> str:

@@ -3,10 +3,17 @@
 krakenex signs requests (API-Key / API-Sign) and raises or returns errors in several ways: HTTP errors,
 timeouts, refused connections, non-JSON bodies, or Kraken's `error` array in a 200 reply. `ReadOnlyKraken`
 turns each into a `KrakenError` with a stable `result` label for `krakenbot_kraken_requests_total`.
+
+`timeout` bounds the whole call, not each socket read: requests' own timeout restarts with every byte, so a
+server trickling its reply could hold a call for minutes. Each call runs in its own daemon thread; when the
+deadline passes the call is abandoned (it ends by itself at requests' read timeout or when the server finishes),
+counted as `timeout`, and the next call gets a fresh krakenex client, so it never shares a connection with it.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import krakenex
@@ -41,6 +48,7 @@ RESULTS = (
 )
 RATE_LIMIT_RESULTS = frozenset({"rate_limited"})
 AUTH_RESULTS = frozenset({"invalid_key", "permission_denied"})
+MAX_ABANDONED_CALLS = 4  # calls past their deadline still running; beyond this no new call starts
 
 
 class ReadOnlyViolation(RuntimeError):
@@ -62,50 +70,135 @@ def classify_kraken_errors(errors: list[Any]) -> str:
 
 
 class ReadOnlyKraken:
-    """krakenex.API limited to read endpoints. `url` may point at a local fake Kraken."""
+    """krakenex.API limited to read endpoints. `url` may point at a local fake Kraken; `timeout` bounds each call."""
 
     def __init__(self, credentials: KrakenCredentials | None, url: str = KRAKEN_URL, timeout: float = 10.0) -> None:
-        self._api = krakenex.API()
-        if credentials is not None:
-            self._api.key, self._api.secret = credentials.key, credentials.secret
-        self._api.uri = url.rstrip("/")
-        self.url = self._api.uri
+        self._credentials = credentials
+        self.url = url.rstrip("/")
         self.timeout = timeout
         self.has_credentials = credentials is not None
+        self._api = self._new_api()
+        self._abandoned = 0
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"ReadOnlyKraken(url={self.url!r}, credentials={'set' if self.has_credentials else 'none'})"
 
+    def _new_api(self) -> krakenex.API:
+        api = krakenex.API()
+        if self._credentials is not None:
+            api.key, api.secret = self._credentials.key, self._credentials.secret
+        api.uri = self.url
+        return api
+
+    @property
+    def abandoned_calls(self) -> int:
+        """Calls that passed their deadline and are still running in the background."""
+        with self._lock:
+            return self._abandoned
+
     def public(self, method: str, data: dict[str, Any] | None = None) -> Any:
         if method not in READ_ONLY_PUBLIC:
             raise ReadOnlyViolation(f"public endpoint {method} is not on the read-only allow-list")
-        return self._call(lambda: self._api.query_public(method, data, timeout=self.timeout))
+        return self._call(lambda api: api.query_public(method, data, timeout=self.timeout))
 
     def private(self, method: str, data: dict[str, Any] | None = None) -> Any:
         if method not in READ_ONLY_PRIVATE:
             raise ReadOnlyViolation(f"private endpoint {method} is not on the read-only allow-list")
         if not self.has_credentials:
             raise KrakenError("invalid_key", "no Kraken API key configured")
-        return self._call(lambda: self._api.query_private(method, dict(data or {}), timeout=self.timeout))
+        return self._call(lambda api: api.query_private(method, dict(data or {}), timeout=self.timeout))
 
-    def _call(self, request: Any) -> Any:
+    def _call(self, request: Callable[[krakenex.API], Any]) -> Any:
+        return _check_envelope(self._within_deadline(request))
+
+    def _within_deadline(self, request: Callable[[krakenex.API], Any]) -> Any:
+        """Run `request` on the current client in a daemon thread and wait at most `timeout` seconds for it."""
+        with self._lock:
+            if self._abandoned >= MAX_ABANDONED_CALLS:
+                raise KrakenError("timeout", f"{self._abandoned} earlier calls are still hanging; not starting another")
+            api = self._api
+        call = _Call(api, request)
+        thread = threading.Thread(target=call.run, args=(self._on_abandoned_end,), name="kraken-call", daemon=True)
+        thread.start()
+        if not call.done.wait(self.timeout):
+            with self._lock:
+                if call.abandon():
+                    self._abandoned += 1
+                    self._api = self._new_api()
+            if call.abandoned:
+                raise KrakenError("timeout", f"no complete reply within {self.timeout:g} s")
+        return call.outcome()
+
+    def _on_abandoned_end(self) -> None:
+        with self._lock:
+            self._abandoned -= 1
+
+
+class _Call:
+    """One krakenex call and its outcome, handed between the caller and the thread that runs it."""
+
+    def __init__(self, api: krakenex.API, request: Callable[[krakenex.API], Any]) -> None:
+        self.api = api
+        self.request = request
+        self.done = threading.Event()
+        self.abandoned = False
+        self._finished = False
+        self._lock = threading.Lock()
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def run(self, on_abandoned_end: Callable[[], None]) -> None:
         try:
-            reply = request()
-        except requests.exceptions.Timeout:
-            raise KrakenError("timeout", f"no reply within {self.timeout:g} s") from None
-        except requests.exceptions.ConnectionError as exc:
-            raise KrakenError("connection_error", f"cannot connect: {type(exc).__name__}") from None
-        except requests.exceptions.HTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else "?"
+            self._value = self.request(self.api)
+        except BaseException as exc:  # handed to the caller, classified there
+            self._error = exc
+        with self._lock:
+            self._finished = True
+            abandoned = self.abandoned
+        self.done.set()
+        if abandoned:  # nobody waits for it: free its connection and its slot
+            self.api.close()
+            on_abandoned_end()
+
+    def abandon(self) -> bool:
+        """Give up on the call unless it has just finished; True when it was abandoned now."""
+        with self._lock:
+            if self._finished:
+                return False
+            self.abandoned = True
+            return True
+
+    def outcome(self) -> Any:
+        error = self._error
+        if error is None:
+            return self._value
+        if isinstance(error, requests.exceptions.Timeout):
+            raise KrakenError("timeout", "no reply within the timeout") from None
+        if isinstance(error, requests.exceptions.HTTPError):
+            status = error.response.status_code if error.response is not None else "?"
             raise KrakenError("http_error", f"HTTP {status}") from None
-        except ValueError:  # requests' JSONDecodeError
+        if isinstance(error, requests.exceptions.ConnectionError):
+            raise KrakenError("connection_error", f"cannot connect: {type(error).__name__}") from None
+        if isinstance(error, requests.exceptions.ChunkedEncodingError):
+            raise KrakenError("connection_error", "the connection broke in the middle of the reply") from None
+        if isinstance(error, requests.exceptions.ContentDecodingError):
+            raise KrakenError("invalid_json", "the reply cannot be decoded") from None
+        if isinstance(error, ValueError):  # requests' JSONDecodeError
             raise KrakenError("invalid_json", "the reply is not JSON") from None
-        if not isinstance(reply, dict) or not isinstance(reply.get("error", []), list):
-            raise KrakenError("malformed_reply", "the reply is not a Kraken envelope")
-        if reply.get("error"):
-            errors = reply["error"]
-            raise KrakenError(classify_kraken_errors(errors), ", ".join(map(str, errors)))
-        result = reply.get("result")
-        if not isinstance(result, dict):
-            raise KrakenError("malformed_reply", "the reply has no result object")
-        return result
+        if isinstance(error, requests.exceptions.RequestException):
+            raise KrakenError("connection_error", f"request failed: {type(error).__name__}") from None
+        raise error
+
+
+def _check_envelope(reply: Any) -> Any:
+    """The `result` of a Kraken reply, or a KrakenError for its `error` array or a wrong shape."""
+    if not isinstance(reply, dict) or not isinstance(reply.get("error", []), list):
+        raise KrakenError("malformed_reply", "the reply is not a Kraken envelope")
+    if reply.get("error"):
+        errors = reply["error"]
+        raise KrakenError(classify_kraken_errors(errors), ", ".join(map(str, errors)))
+    result = reply.get("result")
+    if not isinstance(result, dict):
+        raise KrakenError("malformed_reply", "the reply has no result object")
+    return result

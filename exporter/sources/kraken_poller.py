@@ -17,17 +17,20 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from ..core.naming import PREFIX
 from ..core.pairs import PairNames, names_from_asset_pairs
 from ..core.telemetry import CapacityTelemetry
-from .kraken_api import AUTH_RESULTS, RATE_LIMIT_RESULTS, RESULTS, KrakenError, ReadOnlyKraken
+from .kraken_api import RATE_LIMIT_RESULTS, RESULTS, KrakenError, ReadOnlyKraken
 from .worker import BackgroundWorker
 
 log = logging.getLogger("kraken_capacity_exporter.kraken")
 
 DEFAULT_POLL_INTERVAL = 15.0  # 1 call / 15 s: 20% of a Starter key's 0.33/s decay, less on higher tiers
 MAX_BACKOFF = 300.0
-_PERMISSION_HINT = (
-    "the API key lacks the 'Query Open Orders & Trades' permission (Kraken > Settings > API); "
-    "the exporter keeps running on the internal count"
-)
+_HINTS = {
+    "permission_denied": "the API key lacks the 'Query Open Orders & Trades' permission (Kraken > Settings > API)",
+    "invalid_key": "the API key or secret is wrong, or the key was deleted (Kraken > Settings > API)",
+    "invalid_nonce": "another client uses this key with a higher nonce; give the exporter its own key",
+}
+FALLBACK_INTERNAL = "using the internal count"
+FALLBACK_BLIND = "the pairs are blind until Kraken answers (standalone mode has no internal count)"
 
 
 class KrakenSourceMetrics:
@@ -65,12 +68,14 @@ class KrakenOpenOrdersPoller(BackgroundWorker):
         metrics: KrakenSourceMetrics,
         interval: float = DEFAULT_POLL_INTERVAL,
         max_backoff: float = MAX_BACKOFF,
+        fallback: str = FALLBACK_INTERNAL,
     ) -> None:
         self.client = client
         self.telemetries = list(telemetries)
         self.metrics = metrics
         super().__init__(interval, join_timeout=client.timeout + 5)
         self.max_backoff = float(max_backoff)
+        self.fallback = fallback  # what a failure means for the pairs, for the log line
         self.backoff = 0.0
         self.last_result: str | None = None
 
@@ -90,7 +95,6 @@ class KrakenOpenOrdersPoller(BackgroundWorker):
             outcome, message = "ok", ""
         finally:
             self.metrics.duration.labels(endpoint="OpenOrders").observe(time.monotonic() - started)
-        self.metrics.requests.labels(endpoint="OpenOrders", result=outcome).inc()
         if outcome == "ok":
             for telemetry in self.telemetries:
                 telemetry.observe_kraken_open_orders(open_orders)
@@ -106,9 +110,11 @@ class KrakenOpenOrdersPoller(BackgroundWorker):
             if outcome in RATE_LIMIT_RESULTS:
                 self.backoff = min(self.max_backoff, max(self.interval, self.backoff * 2))
             if outcome != self.last_result:
-                hint = f": {_PERMISSION_HINT}" if outcome in AUTH_RESULTS else "; using the internal count"
-                log.warning("Kraken OpenOrders failed (%s: %s)%s", outcome, message, hint)
+                hint = f": {_HINTS[outcome]}" if outcome in _HINTS else ""
+                log.warning("Kraken OpenOrders failed (%s: %s)%s; %s", outcome, message, hint, self.fallback)
         self.metrics.backoff.set(self.backoff)
+        # counted last, so that whoever sees the count also sees the pairs' new state
+        self.metrics.requests.labels(endpoint="OpenOrders", result=outcome).inc()
         self.last_result = outcome
         return outcome
 

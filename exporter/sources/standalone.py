@@ -3,7 +3,8 @@
 Our poller feeds a telemetry per pair; nothing feeds the bot-side hooks, so the fields that need the bot
 (internal counts, drift, slots, partial fills, fill times) are unknown. They are null in `/api/status`, named in
 `unknown_fields`, and absent from /metrics. The band then reflects capacity only. With Kraken unavailable there is
-no count at all: the pair has no block and `problems` says why, rather than a zero that looks like headroom.
+no count at all: the pair is blind (`blind=True`, no block) and `problems` says why, rather than a zero that looks
+like headroom; the pair stays in /metrics with `krakenbot_pair_blind 1`.
 """
 
 from __future__ import annotations

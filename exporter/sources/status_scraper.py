@@ -4,11 +4,14 @@ For operators of the reference bot (robjohncolson/doge-grid-bot) and any bot ser
 background thread fetches the URL every `interval` seconds with `requests`; a scrape or status read never
 waits on the bot. Unknown extra keys are ignored. A missing or mistyped field is counted
 (`krakenbot_status_field_errors_total{field=…}`), reported in `/api/status` (`invalid_fields`) and left out of
-/metrics — never guessed. An unreachable bot exports `krakenbot_status_scrape_up 0` and no values at all.
+/metrics — never guessed. An unreachable bot exports `krakenbot_status_scrape_up 0` and no values at all, and the
+pair is blind (`krakenbot_pair_blind 1`); so is a pair whose last good scrape is older than `stale_after` (a
+scrape that hangs, a stopped worker).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -29,6 +32,11 @@ log = logging.getLogger("kraken_capacity_exporter.scrape")
 
 SCRAPE_ERRORS = ("connection_error", "timeout", "http_error", "invalid_json", "no_capacity_block", "no_pair")
 UNKNOWN_PAIR = "unknown"
+
+
+def default_stale_after(interval: float, timeout: float) -> float:
+    """Four missed scrapes, and never less than one scrape plus its timeout."""
+    return max(4 * interval, interval + timeout)
 
 
 class ScrapeMetrics:
@@ -103,6 +111,7 @@ class BotStatusScraper(BackgroundWorker):
         interval: float = 15.0,
         timeout: float = 5.0,
         clock: Clock | None = None,
+        stale_after: float | None = None,
     ) -> None:
         self.url = url
         self.metrics = metrics
@@ -110,6 +119,9 @@ class BotStatusScraper(BackgroundWorker):
         self._learned_pair: str | None = None
         super().__init__(interval, join_timeout=timeout + 5)
         self.timeout = timeout
+        self.stale_after = float(stale_after) if stale_after is not None else default_stale_after(interval, timeout)
+        if not self.stale_after > 0:
+            raise ValueError(f"stale_after must be > 0, got {stale_after!r}")
         self.clock = clock or SystemClock()
         self._session = requests.Session()
         self._lock = threading.Lock()
@@ -123,9 +135,18 @@ class BotStatusScraper(BackgroundWorker):
 
     def reading(self) -> PairReading:
         with self._lock:
-            if self._reading is not None:
-                return self._reading
-        return PairReading(pair=self.pair, health=None, problem=f"no successful scrape of {self.url} yet")
+            reading = self._reading
+        if reading is None:
+            return PairReading(pair=self.pair, health=None, blind=True, problem=f"no successful scrape of {self.url} yet")
+        if reading.blind or reading.last_update is None:
+            return reading
+        age = self.clock.now() - reading.last_update
+        if age > self.stale_after:
+            return dataclasses.replace(
+                reading, health=None, blind=True, invalid_fields=(),
+                problem=f"the last good scrape of {self.url} is {age:.0f} s old (stale after {self.stale_after:g} s)",
+            )
+        return reading
 
     def scrape_once(self) -> str:
         """Fetch and mirror the bot's block once; returns "ok" or the error reason. Never raises."""
@@ -155,7 +176,9 @@ class BotStatusScraper(BackgroundWorker):
             self.metrics.last_success.labels(pair=pair).set(now)
             self._last_outcome = "ok_invalid" if invalid else "ok"
         else:
-            reading = PairReading(pair=pair, health=None, problem=f"scrape of {self.url} failed: {problem}")
+            last_good = self._reading.last_update if self._reading is not None and self._reading.pair == pair else None
+            reading = PairReading(pair=pair, health=None, blind=True, last_update=last_good,
+                                  problem=f"scrape of {self.url} failed: {problem}")
             self.metrics.errors.labels(pair=pair, reason=outcome).inc()
             self.metrics.up.labels(pair=pair).set(0)
             if outcome != self._last_outcome:

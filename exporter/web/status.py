@@ -64,6 +64,7 @@ def status_payload(exporter: ExporterView, pair: str | None = None) -> dict[str,
     problems = {p: r.problem for p, r in by_pair.items() if r.problem}
     if problems:
         payload["problems"] = problems
+    payload["mode"] = exporter.mode  # demo|serve|scrape|embedded: simulated data never passes for production
     return payload
 
 

@@ -15,6 +15,7 @@ class ExporterView(Protocol):
 
     registry: CollectorRegistry
     clock: Clock
+    mode: str  # demo|serve|scrape|embedded
 
     @property
     def pairs(self) -> list[str]: ...

@@ -1,0 +1,296 @@
+"""`--web-config-file`: TLS, basic auth and response headers in the exporter-toolkit format that node_exporter
+and the other official exporters read.
+
+    tls_server_config:
+      cert_file: server.crt           # relative paths are relative to this file
+      key_file: server.key
+      client_ca_file: ca.crt          # with client_auth_type RequireAndVerifyClientCert: mutual TLS
+      client_auth_type: RequireAndVerifyClientCert
+      min_version: TLS12
+    basic_auth_users:
+      prometheus: $2b$10$...          # bcrypt hash
+    http_server_config:
+      headers:
+        X-Frame-Options: deny
+
+Any problem (an unknown key, an unreadable file, a certificate or key that does not load, a hash that is not
+bcrypt) is a `WebConfigError` whose message names it, in one line. `WebConfigFile` re-reads the file, and the
+certificate files it names, when they change: a new password or certificate applies to the next request or
+connection without a restart. A change that does not load is logged and the previous configuration stays.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import ssl
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import yaml
+
+log = logging.getLogger("kraken_capacity_exporter.http")
+
+TOP_KEYS = ("tls_server_config", "basic_auth_users", "http_server_config")
+TLS_KEYS = ("cert_file", "key_file", "client_ca_file", "client_auth_type", "min_version", "max_version")
+HTTP_KEYS = ("headers",)
+# The response headers exporter-toolkit lets a web config set.
+ALLOWED_HEADERS = ("Strict-Transport-Security", "X-Content-Type-Options", "X-Frame-Options", "X-XSS-Protection",
+                   "Content-Security-Policy")
+TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1, "TLS12": ssl.TLSVersion.TLSv1_2,
+                "TLS13": ssl.TLSVersion.TLSv1_3}
+CLIENT_AUTH = {"NoClientCert": ssl.CERT_NONE, "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+               "RequireAndVerifyClientCert": ssl.CERT_REQUIRED}
+UNVERIFIED_CLIENT_AUTH = ("RequestClientCert", "RequireAnyClientCert")
+BCRYPT_HASH = re.compile(r"^\$2[abxy]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
+
+
+class WebConfigError(ValueError):
+    """The web config file cannot be used; the message names the problem in one line."""
+
+
+@dataclass(frozen=True)
+class TLSServerConfig:
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+    client_auth_type: str = "NoClientCert"
+    min_version: str = "TLS12"
+    max_version: str | None = None
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """One loaded version of the file. `users` maps a user name to its bcrypt hash."""
+
+    tls: TLSServerConfig | None = None
+    users: Mapping[str, bytes] = field(default_factory=dict)
+    headers: tuple[tuple[str, str], ...] = ()
+    dummy_hash: bytes = field(default=b"", repr=False)  # compared against for an unknown user: same cost
+    ssl_context: ssl.SSLContext | None = field(default=None, repr=False, compare=False)
+
+    def files(self) -> tuple[Path, ...]:
+        """The certificate files this version read (re-read when they change)."""
+        if self.tls is None:
+            return ()
+        return tuple(p for p in (self.tls.cert_file, self.tls.key_file, self.tls.client_ca_file) if p is not None)
+
+
+def _mapping(value: Any, where: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise WebConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+    for key in value:
+        if key not in allowed:
+            raise WebConfigError(f"{where}: unknown or unsupported key {key!r} (known: {', '.join(allowed)})")
+    return value
+
+
+def _string(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise WebConfigError(f"{where}: expected a non-empty string")
+    return value.strip()
+
+
+def _tls(raw: Any, base: Path) -> TLSServerConfig | None:
+    section = _mapping(raw, "tls_server_config", TLS_KEYS)
+    if not section:
+        return None
+    for key in ("cert_file", "key_file"):
+        if key not in section:
+            raise WebConfigError(f"tls_server_config: missing {key}")
+    auth = _string(section.get("client_auth_type", "NoClientCert"), "tls_server_config.client_auth_type")
+    if auth in UNVERIFIED_CLIENT_AUTH:
+        raise WebConfigError(f"tls_server_config.client_auth_type: {auth} (a client certificate nobody verifies) is "
+                             "not supported; use RequireAndVerifyClientCert or VerifyClientCertIfGiven")
+    if auth not in CLIENT_AUTH:
+        raise WebConfigError(f"tls_server_config.client_auth_type: {auth!r} is not one of {', '.join(CLIENT_AUTH)}")
+    ca = base / _string(section["client_ca_file"], "tls_server_config.client_ca_file") if "client_ca_file" in section else None
+    if ca is not None and auth == "NoClientCert":
+        raise WebConfigError("tls_server_config: client_ca_file is set but client_auth_type is NoClientCert")
+    if ca is None and auth != "NoClientCert":
+        raise WebConfigError(f"tls_server_config: client_auth_type {auth} needs client_ca_file")
+    for key in ("min_version", "max_version"):
+        if key in section and section[key] not in TLS_VERSIONS:
+            raise WebConfigError(f"tls_server_config.{key}: {section[key]!r} is not one of {', '.join(TLS_VERSIONS)}")
+    return TLSServerConfig(
+        cert_file=base / _string(section["cert_file"], "tls_server_config.cert_file"),
+        key_file=base / _string(section["key_file"], "tls_server_config.key_file"),
+        client_ca_file=ca, client_auth_type=auth, min_version=section.get("min_version", "TLS12"),
+        max_version=section.get("max_version"),
+    )
+
+
+def _users(raw: Any) -> dict[str, bytes]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise WebConfigError("basic_auth_users: expected a mapping of user name to bcrypt hash")
+    users = {}
+    for user, hashed in raw.items():
+        if not isinstance(user, str) or not user or ":" in user:
+            raise WebConfigError(f"basic_auth_users: {user!r} is not a valid user name")
+        if not isinstance(hashed, str) or not BCRYPT_HASH.match(hashed):
+            raise WebConfigError(f"basic_auth_users.{user}: not a bcrypt hash ($2b$..., 60 characters; "
+                                 "the README's 'TLS and basic auth' shows how to make one)")
+        users[user] = hashed.encode()
+    return users
+
+
+def _headers(raw: Any) -> tuple[tuple[str, str], ...]:
+    section = _mapping(raw, "http_server_config", HTTP_KEYS)
+    headers = section.get("headers") or {}
+    if not isinstance(headers, dict):
+        raise WebConfigError("http_server_config.headers: expected a mapping of header name to value")
+    allowed = {h.lower(): h for h in ALLOWED_HEADERS}
+    out = []
+    for name, value in headers.items():
+        if not isinstance(name, str) or name.lower() not in allowed:
+            raise WebConfigError(f"http_server_config.headers: {name!r} cannot be set (allowed: {', '.join(ALLOWED_HEADERS)})")
+        if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+            raise WebConfigError(f"http_server_config.headers.{name}: expected a one-line string")
+        out.append((allowed[name.lower()], value))
+    return tuple(out)
+
+
+def _context(tls: TLSServerConfig) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = TLS_VERSIONS[tls.min_version]
+    if tls.max_version is not None:
+        context.maximum_version = TLS_VERSIONS[tls.max_version]
+    context.set_alpn_protocols(["http/1.1"])
+    for key, path in (("cert_file", tls.cert_file), ("key_file", tls.key_file), ("client_ca_file", tls.client_ca_file)):
+        if path is not None and not os.access(path, os.R_OK):
+            reason = "no such file" if not path.exists() else "not readable"
+            raise WebConfigError(f"tls_server_config.{key}: cannot read {path}: {reason}")
+    try:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    except (ssl.SSLError, OSError) as exc:
+        raise WebConfigError(f"tls_server_config: certificate {tls.cert_file} with key {tls.key_file} does not load: "
+                             f"{_ssl_reason(exc)}") from None
+    context.verify_mode = CLIENT_AUTH[tls.client_auth_type]
+    if tls.client_ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=tls.client_ca_file)
+        except (ssl.SSLError, OSError) as exc:
+            raise WebConfigError(f"tls_server_config.client_ca_file: {tls.client_ca_file} does not load: "
+                                 f"{_ssl_reason(exc)}") from None
+    return context
+
+
+def _ssl_reason(exc: Exception) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return exc.reason or str(exc)
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+def _dummy_hash(users: Mapping[str, bytes]) -> bytes:
+    """A hash of a random password at the highest cost in use: an unknown user costs what a known one does."""
+    if not users:
+        return b""
+    cost = max(int(h.split(b"$")[2]) for h in users.values())
+    return bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=cost))
+
+
+def load_web_config(path: str | os.PathLike[str]) -> WebConfig:
+    """Read and check the file; raise `WebConfigError` naming the first problem."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WebConfigError(f"{file}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise WebConfigError(f"{file}: not valid YAML{where}") from None
+    try:
+        top = _mapping(raw, "web config", TOP_KEYS)
+        tls = _tls(top.get("tls_server_config"), file.parent)
+        users = _users(top.get("basic_auth_users"))
+        config = WebConfig(tls=tls, users=users, headers=_headers(top.get("http_server_config")),
+                           dummy_hash=_dummy_hash(users), ssl_context=_context(tls) if tls else None)
+    except WebConfigError as exc:
+        raise WebConfigError(f"{file}: {exc}") from None
+    return config
+
+
+def _signature(paths: tuple[Path, ...]) -> tuple[tuple[int, int, int] | None, ...]:
+    out: list[tuple[int, int, int] | None] = []
+    for path in paths:
+        try:
+            st = path.stat()
+            out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+class WebConfigFile:
+    """The web config file, re-read when it (or a certificate file it names) changes.
+
+    Construction loads it and raises `WebConfigError` when it is unusable. Later, `current()` checks the
+    files' modification times (a few `stat` calls) and reloads; a version that does not load is logged and
+    the previous one stays in force (never fail open).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._config = load_web_config(self.path)
+        self._signature = self._current_signature(self._config)
+
+    def _current_signature(self, config: WebConfig) -> tuple:
+        return _signature((self.path, *config.files()))
+
+    def current(self) -> WebConfig:
+        config = self._config
+        signature = self._current_signature(config)
+        if signature == self._signature:
+            return config
+        with self._lock:
+            if signature != self._signature:
+                self._reload(signature)
+            return self._config
+
+    def _reload(self, signature: tuple) -> None:
+        old = self._config
+        try:
+            new = load_web_config(self.path)
+        except WebConfigError as exc:
+            log.error("web config changed but cannot be used, keeping the previous one: %s", exc)
+            self._signature = signature
+            return
+        if (old.tls is None) != (new.tls is None):
+            log.error("web config %s: turning TLS on or off takes a restart; keeping the previous one", self.path)
+            self._signature = signature
+            return
+        if old.tls and new.tls and (old.tls.client_auth_type, old.tls.min_version, old.tls.max_version) != (
+                new.tls.client_auth_type, new.tls.min_version, new.tls.max_version):
+            log.warning("web config %s: client_auth_type and TLS versions change only with a restart", self.path)
+        self._config = new
+        self._signature = self._current_signature(new)
+        log.info("web config %s reloaded (%d basic-auth user(s), TLS %s)", self.path, len(new.users),
+                 "on" if new.tls else "off")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The server's SSLContext, or None without TLS. Each handshake picks up a changed certificate."""
+        base = self._config.ssl_context
+        if base is None:
+            return None
+
+        def select(ssl_object: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _: ssl.SSLContext) -> None:
+            context = self.current().ssl_context
+            if context is not None and ssl_object.context is not context:
+                ssl_object.context = context
+
+        base.sni_callback = select
+        return base

@@ -1,0 +1,93 @@
+"""The time-to-stop forecast: least squares as PromQL's predict_linear computes it, and the bounded history."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from exporter.core.forecast import HeadroomHistory, fit_trend, hours_to_stop, seconds_to_stop
+from exporter.core.thresholds import FORECAST_TREND_SECONDS, STOP_HEADROOM
+
+
+def test_a_straight_falling_line_is_fitted_exactly_and_reaches_the_stop_edge_when_expected():
+    # headroom 50 at t=0 falling 1 per 100 s: 50 - t/100 reaches 10 at t=4000
+    points = [(float(t), 50 - t / 100) for t in range(0, 3001, 60)]
+    trend = fit_trend(points, at=3000.0)
+    assert trend is not None
+    assert trend.slope == pytest.approx(-0.01) and trend.value_at_eval == pytest.approx(20.0)
+    assert trend.predict(600) == pytest.approx(14.0)
+    assert seconds_to_stop(points, at=3000.0) == pytest.approx(1000.0)
+    assert hours_to_stop(points, at=3000.0) == pytest.approx(1000 / 3600)
+
+
+def test_the_slope_is_the_ordinary_least_squares_estimate_of_scattered_points():
+    points = [(0.0, 10.0), (60.0, 7.0), (120.0, 8.0), (180.0, 1.0)]
+    # by hand: mean x 90, mean y 6.5, Sxy = -90*3.5 - 30*0.5 + 30*1.5 - 90*5.5 = -780, Sxx = 2*(8100+900) = 18000
+    trend = fit_trend(points, at=180.0)
+    assert trend is not None
+    assert trend.slope == pytest.approx(-780 / 18000)
+    assert trend.value_at_eval == pytest.approx(6.5 + (-780 / 18000) * 90)
+
+
+def test_no_forecast_when_the_headroom_is_flat_or_rising_or_there_are_fewer_than_two_points():
+    assert seconds_to_stop([(0.0, 30.0), (60.0, 30.0), (120.0, 30.0)], at=120.0) is None
+    assert seconds_to_stop([(0.0, 30.0), (60.0, 31.0)], at=60.0) is None
+    assert seconds_to_stop([(0.0, 30.0)], at=0.0) is None
+    assert seconds_to_stop([], at=0.0) is None
+    assert seconds_to_stop([(5.0, 30.0), (5.0, 20.0)], at=5.0) is None  # one instant: no slope
+
+
+def test_a_trend_already_under_the_stop_edge_is_zero_seconds_away():
+    assert seconds_to_stop([(0.0, 9.0), (60.0, 8.0)], at=60.0) == 0.0
+
+
+def test_the_history_keeps_one_point_per_minute_the_minutes_latest():
+    history = HeadroomHistory()
+    history.record(60.0, 40)
+    history.record(90.0, 39)
+    history.record(119.0, 38)
+    history.record(120.0, 37)
+    assert history.points(120.0) == [(119.0, 38.0), (120.0, 37.0)]
+
+
+def test_the_history_is_bounded_to_the_trend_window():
+    history = HeadroomHistory()
+    for minute in range(2000):
+        history.record(minute * 60.0, 100 - minute * 0.01)
+    assert len(history) == history.max_points == int(FORECAST_TREND_SECONDS / 60) + 1
+    now = 1999 * 60.0
+    assert history.points(now)[0][0] == now - FORECAST_TREND_SECONDS
+
+
+def test_the_history_forecasts_the_same_as_the_points_it_holds():
+    history = HeadroomHistory()
+    points = [(t * 60.0, 60 - 0.05 * t + (t % 3)) for t in range(400)]
+    for t, v in points:
+        history.record(t, v)
+    now = points[-1][0]
+    window = [(t, v) for t, v in points if t >= now - FORECAST_TREND_SECONDS]
+    assert history.seconds_to_stop(now) == pytest.approx(seconds_to_stop(window, now))
+    assert history.hours_to_stop(now) == pytest.approx(seconds_to_stop(window, now) / 3600)
+    trend = fit_trend(window, now)
+    assert trend is not None
+    assert trend.predict(history.seconds_to_stop(now)) == pytest.approx(STOP_HEADROOM)
+
+
+def test_the_history_ignores_unknown_headroom_and_restarts_when_the_clock_goes_back():
+    history = HeadroomHistory()
+    history.record(0.0, None)
+    history.record(60.0, math.nan)
+    assert len(history) == 0
+    history.record(120.0, 30)
+    history.record(180.0, 29)
+    history.record(100.0, 28)
+    assert history.points(100.0) == [(100.0, 28.0)]
+    assert history.seconds_to_stop(100.0) is None
+
+
+def test_an_old_history_without_recent_points_gives_no_forecast():
+    history = HeadroomHistory()
+    history.record(0.0, 30)
+    history.record(60.0, 29)
+    assert history.seconds_to_stop(60.0 + FORECAST_TREND_SECONDS + 61) is None

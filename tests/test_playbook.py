@@ -1,0 +1,89 @@
+"""The pure parts of the baseline and the advisor: sample windows, counter resets, slot steps, and decisions."""
+
+from __future__ import annotations
+
+import pytest
+
+from exporter.core.baseline import FillTimes, PairHistory, choose_fill, day_report
+from exporter.core.playbook import AdviceInputs, advise
+from exporter.core.samples import counter_increase, positive_steps, scrape_interval
+from exporter.core.thresholds import BLIND_AFTER_SECONDS, RESUME_NORMAL_SECONDS
+
+H = 3600.0
+
+
+def test_a_counter_drop_is_a_restart_from_zero_and_the_step_into_the_window_counts():
+    samples = [(0.0, 5.0), (10.0, 6.0), (20.0, 8.0), (30.0, 1.0), (40.0, 3.0)]
+    assert counter_increase(samples, 10.0, 40.0) == (2 + 1 + 2, 40.0)
+    assert counter_increase(samples, 0.0, 10.0) == (1, 10.0)
+    assert counter_increase(samples, 40.0, 50.0) is None
+
+
+def test_a_slot_dropped_and_added_again_counts_one():
+    samples = [(0.0, 10.0), (10.0, 11.0), (20.0, 10.0), (30.0, 11.0)]
+    assert positive_steps(samples, 5.0, 30.0) == (2, 30.0)
+    assert positive_steps(samples, 15.0, 30.0) == (1, 30.0)
+
+
+def test_the_scrape_interval_is_the_median_step_so_a_gap_does_not_move_it():
+    assert scrape_interval([(0.0, 1), (15.0, 1), (30.0, 1), (900.0, 1), (915.0, 1)]) == 15.0
+    assert scrape_interval([(0.0, 1)]) is None
+
+
+def test_a_day_counts_samples_times_the_interval_and_a_gap_counts_nothing():
+    band = [(float(t), 2.0 if 100 < t <= 200 else 0.0) for t in range(10, 1001, 10) if not 500 < t <= 700]
+    row = day_report(PairHistory(band=band), 0.0, 1000.0, scrape_interval(band), FillTimes())
+    assert row["seconds_in_band"] == {"normal": 700.0, "caution": 0.0, "stop": 100.0}
+    assert row["coverage_ratio"] == 0.8
+    assert row["utilization_mean_ratio"] is None and row["partial_open_events"] is None
+
+
+def test_the_gauges_win_over_the_histogram_and_neither_is_none():
+    assert choose_fill((10.0, 90.0), (1.0, 2.0)) == FillTimes(10.0, 90.0, "gauge")
+    assert choose_fill((None, None), (1.0, 2.0)) == FillTimes(1.0, 2.0, "histogram")
+    assert choose_fill((None, None), (None, None)) == FillTimes()
+
+
+def band_run(values: list[tuple[float, float, int]], step: float = 60.0) -> list[tuple[float, float]]:
+    """[(from, to, band)] -> samples every `step` in (from, to]."""
+    samples = []
+    for start, end, band in values:
+        t = start + step
+        while t <= end:
+            samples.append((t, float(band)))
+            t += step
+    return samples
+
+
+@pytest.mark.parametrize(("band", "expected"), [(0, ("add_slot", 0)), (1, ("add_slot", 0)), (2, ("stop", 2))])
+def test_each_band_alone_decides(band, expected):
+    samples = band_run([(0.0, 100 * H, band)])
+    advice = advise("XDGUSD", AdviceInputs(at=100 * H, band=samples, slots=[(t, 5.0) for t, _ in samples],
+                                           partial_cancel_total=[(t, 0.0) for t, _ in samples]))
+    assert (advice.decision, advice.exit_code) == expected
+    if band != 2:
+        assert advice.stop_last_seen is None
+
+
+def test_the_72h_rule_counts_from_the_last_stop_sample():
+    samples = band_run([(0.0, 10 * H, 2), (10 * H, 200 * H, 0)])
+    last_stop = 10 * H
+    before = advise("XDGUSD", AdviceInputs(at=last_stop + RESUME_NORMAL_SECONDS - 1, band=samples))
+    after = advise("XDGUSD", AdviceInputs(at=last_stop + RESUME_NORMAL_SECONDS + 60, band=samples))
+    assert (before.decision, before.exit_code, before.wait_seconds) == ("wait", 1, 1)
+    assert (after.decision, after.exit_code, after.wait_seconds) == ("add_slot", 0, None)
+    assert after.normal_since == 10 * H + 60
+
+
+def test_no_recent_band_sample_is_unknown():
+    samples = band_run([(0.0, 10 * H, 0)])
+    advice = advise("XDGUSD", AdviceInputs(at=10 * H + BLIND_AFTER_SECONDS, band=samples))
+    assert (advice.decision, advice.exit_code, advice.band) == ("unknown", 3, None)
+    assert advise("XDGUSD", AdviceInputs(at=10 * H + BLIND_AFTER_SECONDS - 1, band=samples)).decision == "add_slot"
+
+
+def test_a_gap_in_the_72h_window_is_said():
+    samples = [s for s in band_run([(0.0, 100 * H, 0)]) if not 50 * H < s[0] <= 60 * H]
+    advice = advise("XDGUSD", AdviceInputs(at=100 * H, band=samples))
+    assert advice.decision == "add_slot"
+    assert any(r.startswith("Band data has 1 gap(s) in the 72 h before, 10.0 h in all") for r in advice.reasons)

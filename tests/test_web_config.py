@@ -1,0 +1,181 @@
+"""`--web-config-file` in exporter-toolkit's format: what loads, what is refused (one line naming the problem, exit 2),
+and re-reading when the file changes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from exporter.config import load_config
+from exporter.web.web_config import WebConfigError, WebConfigFile, load_web_config
+from tests.certs import bcrypt_hash, make_pki
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def tls_block(pki, **extra: str) -> str:
+    lines = [f"  cert_file: {pki.server_cert}", f"  key_file: {pki.server_key}"]
+    lines += [f"  {k}: {v}" for k, v in extra.items()]
+    return "tls_server_config:\n" + "\n".join(lines) + "\n"
+
+
+def test_a_full_toolkit_config_loads_with_tls_users_and_headers(tmp_path, pki):
+    hashed = bcrypt_hash("s3cret")
+    path = write(tmp_path / "web.yml", tls_block(pki, client_ca_file=pki.ca, client_auth_type="RequireAndVerifyClientCert",
+                                                 min_version="TLS13")
+                 + f"basic_auth_users:\n  prometheus: {hashed}\n"
+                 + "http_server_config:\n  headers:\n    X-Frame-Options: deny\n    Strict-Transport-Security: max-age=3600\n")
+    config = load_web_config(path)
+    assert config.tls is not None and config.tls.client_auth_type == "RequireAndVerifyClientCert"
+    assert config.ssl_context is not None and config.ssl_context.minimum_version.name == "TLSv1_3"
+    assert config.users == {"prometheus": hashed.encode()}
+    assert config.headers == (("X-Frame-Options", "deny"), ("Strict-Transport-Security", "max-age=3600"))
+    assert config.dummy_hash.startswith(b"$2b$04$")  # same cost as the configured user's hash
+
+
+def test_relative_certificate_paths_are_relative_to_the_config_file(tmp_path, pki):
+    path = write(pki.ca.parent / "relative.yml", f"tls_server_config:\n  cert_file: {pki.server_cert.name}\n"
+                                                 f"  key_file: {pki.server_key.name}\n")
+    assert load_web_config(path).tls.cert_file == pki.server_cert
+
+
+def test_an_empty_file_means_plain_http_without_auth(tmp_path):
+    config = load_web_config(write(tmp_path / "web.yml", ""))
+    assert config.tls is None and not config.users and config.headers == ()
+
+
+def refusal(tmp_path: Path, text: str | bytes) -> str:
+    path = tmp_path / "web.yml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(WebConfigError) as caught:
+        load_web_config(path)
+    message = str(caught.value)
+    assert "\n" not in message and str(path) in message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("tls_server_confg:\n  cert_file: x\n", "'tls_server_confg'"),
+        ("basic_auth_users:\n  alice: password\n", "basic_auth_users.alice: not a bcrypt hash"),
+        ("basic_auth_users:\n  alice: $apr1$abc$0123456789abcdefghijkl\n", "basic_auth_users.alice: not a bcrypt hash"),
+        ("basic_auth_users:\n  alice: $2b$10$short\n", "basic_auth_users.alice: not a bcrypt hash"),
+        ("basic_auth_users: [alice]\n", "basic_auth_users: expected a mapping"),
+        ("http_server_config:\n  headers:\n    Set-Cookie: a=b\n", "'Set-Cookie' cannot be set"),
+        ("http_server_config:\n  http3: true\n", "'http3'"),
+        ("tls_server_config: [1]\n", "tls_server_config: expected a mapping"),
+        ("tls_server_config:\n  key_file: k\n", "missing cert_file"),
+        ("key: [unclosed\n", "not valid YAML"),
+        ("- a list\n", "web config: expected a mapping"),
+    ],
+    ids=["unknown-top-key", "plain-password", "apr1-hash", "short-bcrypt", "users-not-a-map", "forbidden-header",
+         "unknown-http-key", "tls-not-a-map", "no-cert-file", "bad-yaml", "not-a-map"],
+)
+def test_a_bad_config_is_refused_in_one_line_naming_the_problem(tmp_path, text, named):
+    assert named in refusal(tmp_path, text)
+
+
+def test_tls_problems_are_refused_in_one_line(tmp_path, pki):
+    assert "'cipher_suites'" in refusal(tmp_path, tls_block(pki, cipher_suites="[TLS_AES_128_GCM_SHA256]"))
+    assert "no such file" in refusal(tmp_path, tls_block(pki).replace(str(pki.server_cert), str(tmp_path / "missing.crt")))
+    garbage = write(tmp_path / "garbage.crt", "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    assert "does not load" in refusal(tmp_path, tls_block(pki).replace(str(pki.server_cert), str(garbage)))
+    mismatch = tls_block(pki).replace(str(pki.server_key), str(pki.client_key))  # the client's key: not this cert's
+    assert "does not load" in refusal(tmp_path, mismatch)
+    assert "RequireAnyClientCert" in refusal(tmp_path, tls_block(pki, client_auth_type="RequireAnyClientCert",
+                                                                  client_ca_file=pki.ca))
+    assert "needs client_ca_file" in refusal(tmp_path, tls_block(pki, client_auth_type="RequireAndVerifyClientCert"))
+    assert "NoClientCert" in refusal(tmp_path, tls_block(pki, client_ca_file=pki.ca))
+    assert "min_version" in refusal(tmp_path, tls_block(pki, min_version="SSL3"))
+    assert "client_ca_file" in refusal(tmp_path, tls_block(pki, client_auth_type="RequireAndVerifyClientCert",
+                                                            client_ca_file=garbage))
+
+
+def test_an_unreadable_file_is_refused_in_one_line(tmp_path):
+    with pytest.raises(WebConfigError, match="cannot read"):
+        load_web_config(tmp_path / "absent.yml")
+    with pytest.raises(WebConfigError, match="cannot read"):
+        load_web_config(tmp_path)  # a directory
+    (tmp_path / "latin1.yml").write_bytes(b"basic_auth_users:\n  \xe9: x\n")
+    with pytest.raises(WebConfigError, match="cannot read"):
+        load_web_config(tmp_path / "latin1.yml")
+
+
+def test_the_setting_comes_from_the_flag_or_the_environment(tmp_path):
+    assert load_config("serve", env={"EXPORTER_WEB_CONFIG_FILE": "/etc/web.yml", "EXPORTER_WEB_IDLE_TIMEOUT": "5",
+                                     "EXPORTER_WEB_MAX_CONNECTIONS": "100", "EXPORTER_WEB_THREADS": "4"}) \
+        .web_config_file == "/etc/web.yml"
+    config = load_config("demo", env={"EXPORTER_WEB_IDLE_TIMEOUT": "5", "EXPORTER_WEB_MAX_CONNECTIONS": "100",
+                                      "EXPORTER_WEB_THREADS": "4"})
+    assert (config.web_idle_timeout, config.web_max_connections, config.web_threads) == (5.0, 100, 4)
+    assert (load_config("demo").web_idle_timeout, load_config("demo").web_max_connections) == (30.0, 2048)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--web-config-file", "{bad}"], "--web-config-file"),
+        (["--web-config-file", "{missing}"], "--web-config-file"),
+        (["--web-idle-timeout", "0"], "--web-idle-timeout"),
+        (["--web-max-connections", "0"], "--web-max-connections"),
+        (["--web-threads", "many"], "--web-threads"),
+    ],
+)
+def test_the_command_exits_2_with_one_line_on_a_bad_web_setting(tmp_path, args, named):
+    write(tmp_path / "bad.yml", "basic_auth_users:\n  alice: hunter2\n")
+    args = [a.format(bad=tmp_path / "bad.yml", missing=tmp_path / "missing.yml") for a in args]
+    result = subprocess.run([sys.executable, "-m", "exporter", "demo", "--port", "0", "--duration", "5", *args],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0], result.stderr
+    assert "Traceback" not in result.stderr and "hunter2" not in result.stderr
+
+
+def test_a_changed_file_is_reread_and_a_broken_change_keeps_the_previous_version(tmp_path, caplog):
+    path = write(tmp_path / "web.yml", f"basic_auth_users:\n  alice: {bcrypt_hash('one')}\n")
+    web = WebConfigFile(path)
+    first = web.current()
+    assert set(first.users) == {"alice"}
+    write(path, f"basic_auth_users:\n  bob: {bcrypt_hash('two')}\n")
+    os.utime(path, ns=(1, 1))  # a different mtime, even on a coarse clock
+    assert set(web.current().users) == {"bob"}
+    with caplog.at_level(logging.ERROR):
+        write(path, "basic_auth_users:\n  carol: not-a-hash\n")
+        os.utime(path, ns=(2, 2))
+        assert set(web.current().users) == {"bob"}  # never fail open, never drop to no auth
+    assert "cannot be used, keeping the previous one" in caplog.text and "carol" in caplog.text
+    write(path, f"basic_auth_users:\n  carol: {bcrypt_hash('three')}\n")
+    os.utime(path, ns=(3, 3))
+    assert set(web.current().users) == {"carol"}
+
+
+def test_the_readme_web_config_and_prometheus_job_are_the_ones_tested(tmp_path, pki):
+    import re
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("### TLS and basic auth", 1)[1].split("\n## ", 1)[0]
+    web_text, job_text = re.findall(r"```yaml\n(.*?)```", section, flags=re.S)[:2]
+    for name, path in (("exporter.crt", pki.server_cert), ("exporter.key", pki.server_key), ("clients-ca.crt", pki.ca)):
+        web_text = web_text.replace(name, str(path))
+    config = load_web_config(write(tmp_path / "web.yml", web_text))
+    assert config.tls.client_auth_type == "RequireAndVerifyClientCert" and set(config.users) == {"prometheus"}
+    job = yaml.safe_load(job_text)[0]
+    assert job["scheme"] == "https" and {"ca_file", "cert_file", "key_file"} <= set(job["tls_config"])
+    assert job["basic_auth"]["username"] == "prometheus"
