@@ -25,7 +25,8 @@ def test_band_thresholds_at_every_boundary(headroom, cancels, band):
 
 @pytest.mark.parametrize(
     ("limit", "ratio", "cap"),
-    [(225, 0.75, 168), (60, 0.75, 45), (80, 0.75, 60), (1, 0.5, 1), (1, 0.01, 1), (100, 0.29, 29), (10, 1.0, 10)],
+    [(225, 0.75, 168), (60, 0.75, 45), (80, 0.75, 60), (1, 0.5, 1), (1, 0.01, 1), (100, 0.29, 29), (10, 1.0, 10),
+     (300, 0.41, 123)],  # exact decimal product; binary floats give 122
 )
 def test_safe_cap_is_floor_of_limit_times_ratio_and_at_least_one(limit, ratio, cap):
     assert safe_cap(limit, ratio) == cap
@@ -37,19 +38,20 @@ def test_orders_per_slot_is_null_without_slots():
 
 
 @pytest.mark.parametrize(
-    ("headroom", "per_slot", "remaining"),
+    ("headroom", "current", "slots", "remaining"),
     [
-        (166, 2.0, 83),
-        (10, 3.0, 3),
-        (0, 2.0, 0),
-        (-4, 2.0, 0),
-        (7, None, 0),  # no slots: no basis for an estimate
-        (7, 0.0, 7),  # spec: max(orders_per_slot, 1)
-        (7, 0.5, 7),
+        (166, 4, 2, 83),
+        (10, 9, 3, 3),
+        (0, 4, 2, 0),
+        (-4, 4, 2, 0),
+        (7, 4, 0, 0),  # no slots: no basis for an estimate
+        (7, 0, 3, 7),  # spec: max(orders_per_slot, 1)
+        (7, 1, 2, 7),
+        (35, 7, 3, 15),  # exact: 35 / (7/3) = 15; floats give 14.999999999999998
     ],
 )
-def test_runway_estimate_and_its_null_and_zero_cases(headroom, per_slot, remaining):
-    assert estimated_slots_remaining(headroom, per_slot) == remaining
+def test_runway_estimate_and_its_null_and_zero_cases(headroom, current, slots, remaining):
+    assert estimated_slots_remaining(headroom, current, slots) == remaining
 
 
 def test_source_is_kraken_when_a_count_is_available():

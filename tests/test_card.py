@@ -180,8 +180,10 @@ def test_the_card_says_how_long_it_has_been_counting_while_the_window_is_younger
                                                                                            shown):
     exporter.add_pair("XDGUSD")
 
-    def window(payload):
-        return {} if age_hours is None else {"window_started_at": payload["generated_at"] - age_hours * 3600}
+    def window(payload):  # the block's own window_started_at (core's field), set to the age under test
+        started = None if age_hours is None else payload["generated_at"] - age_hours * 3600
+        blocks = {p: {**b, "window_started_at": started} for p, b in payload["capacity_fill_health_by_pair"].items()}
+        return {"capacity_fill_health": blocks[payload["pair"]], "capacity_fill_health_by_pair": blocks}
 
     server = start_server(with_status_fields(create_app(exporter), window))
     context, page, _ = open_card(browser, server.url + "/")

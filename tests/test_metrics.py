@@ -118,3 +118,54 @@ def test_every_hint_is_exported_as_zero_when_none_is_raised(exporter, registry):
     assert t.snapshot().blocked_risk_hint == []
     for hint in ("kraken_open_orders_unavailable", "partial_fill_cancel_detected"):
         assert value(registry, "krakenbot_blocked_risk_hint", hint=hint) == 0
+
+
+class NoDataSource:
+    """A source that has nothing (a Kraken outage in serve, a bot down in scrape)."""
+
+    pair = "XBTUSD"
+
+    def reading(self):
+        from exporter.core.reading import PairReading
+
+        return PairReading(pair=self.pair, health=None, blind=True, problem="nothing")
+
+
+def test_every_configured_pair_stays_in_metrics_with_blind_and_data_available_even_without_data(exporter, registry):
+    t = exporter.add_pair("XDGUSD")
+    t.observe_kraken_count(3)
+    exporter.add_source(NoDataSource())
+    assert value(registry, "krakenbot_pair_blind") == 0
+    assert value(registry, "krakenbot_kraken_data_available") == 1
+    other = {"pair": "XBTUSD"}
+    assert registry.get_sample_value("krakenbot_pair_blind", other) == 1
+    assert registry.get_sample_value("krakenbot_kraken_data_available", other) == 0
+    assert registry.get_sample_value("krakenbot_open_orders_current", other) is None
+
+
+def test_an_embedded_pair_without_hook_calls_is_exported_as_blind(exporter, registry, clock):
+    t = exporter.add_pair("XDGUSD")
+    assert value(registry, "krakenbot_pair_blind") == 0
+    clock.advance(121)
+    assert value(registry, "krakenbot_pair_blind") == 1
+    t.set_internal_counts(active_orders=1)
+    assert value(registry, "krakenbot_pair_blind") == 0
+    clock.advance(121)
+    assert value(registry, "krakenbot_pair_blind") == 1
+
+
+def test_event_counters_are_exported_from_the_telemetry_with_created_timestamps(exporter, registry, clock):
+    started = clock.now()
+    t = exporter.add_pair("XDGUSD")
+    t.observe_order_status("A", "open", "13", "1")
+    t.observe_order_status("B", "canceled", "13", "1")
+    t.observe_order_status("C", "closed", "13", "13", placed_at=clock.now() - 100_000_000)  # past every bucket
+    t.observe_order_status("D", "open", "x", "1")
+    assert value(registry, "krakenbot_partial_fill_open_events_total") == 1
+    assert value(registry, "krakenbot_partial_fill_cancel_events_total") == 1
+    assert value(registry, "krakenbot_partial_fill_open_events_created") == started
+    assert value(registry, "krakenbot_fill_duration_seconds_bucket", le="604800.0") == 0
+    assert value(registry, "krakenbot_fill_duration_seconds_bucket", le="+Inf") == 1
+    assert value(registry, "krakenbot_fill_duration_seconds_count") == 1
+    assert value(registry, "krakenbot_fill_duration_seconds_created") == started
+    assert value(registry, "krakenbot_hook_errors_total", kind="invalid_volume") == 1

@@ -102,3 +102,13 @@ def test_the_codes_field_type_table_matches_the_spec_table_here():
     from exporter.core.capacity import SPEC_FIELD_TYPES
 
     assert SPEC_FIELD_TYPES == SPEC_TYPES
+
+
+def test_each_block_says_since_when_it_counts_and_whether_a_whole_day_is_in(exporter, clock):
+    started = clock.now()
+    exporter.add_pair("XDGUSD").set_internal_counts(active_orders=1)
+    block = roundtrip(status_payload(exporter))["capacity_fill_health"]
+    assert (block["window_started_at"], block["window_complete"]) == (started, False)
+    clock.advance(86_400)
+    block = roundtrip(status_payload(exporter))["capacity_fill_health"]
+    assert (block["window_started_at"], block["window_complete"]) == (started, True)

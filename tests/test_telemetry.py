@@ -1,9 +1,11 @@
 import logging
 import math
+from decimal import Decimal
 
 import pytest
 
 from exporter.core.telemetry import CANARY_MARKER, MAX_TRACKED_TXIDS
+from exporter.core.txids import MAX_BACKLOG, TxidTable
 from exporter.core.windows import DAY_SECONDS
 
 
@@ -84,13 +86,15 @@ def test_closed_order_without_placed_at_records_no_fill_time(telemetry):
     assert sum(telemetry.hook_errors.values()) == 0
 
 
-def test_events_older_than_a_day_drop_out_when_the_clock_advances(telemetry, clock):
+def test_events_older_than_a_day_drop_out_when_the_clock_advances_and_exactly_a_day_old_stay(telemetry, clock):
     telemetry.observe_order_status("TX1", "open", "13", "2")
     telemetry.observe_order_status("TX2", "canceled", "13", "2")
     telemetry.observe_order_status("TX3", "closed", "13", "13", placed_at=clock.now() - 10)
-    clock.advance(DAY_SECONDS - 1)
-    assert telemetry.snapshot().partial_fill_open_events_1d == 1
-    clock.advance(1)
+    clock.advance(DAY_SECONDS)  # exactly 24h old: still in the window, as in the reference bot
+    snap = telemetry.snapshot()
+    assert (snap.partial_fill_open_events_1d, snap.partial_fill_cancel_events_1d) == (1, 1)
+    assert snap.median_fill_seconds_1d == 10.0
+    clock.advance(0.001)
     snap = telemetry.snapshot()
     assert (snap.partial_fill_open_events_1d, snap.partial_fill_cancel_events_1d) == (0, 0)
     assert snap.median_fill_seconds_1d is None
@@ -104,23 +108,48 @@ def test_txids_are_forgotten_once_the_order_is_no_longer_open(telemetry):
     assert "TX1" not in telemetry._partial_seen
 
 
-def test_txid_tables_forget_entries_after_a_day_and_stay_bounded(telemetry, clock):
+def test_txids_are_forgotten_after_a_day_and_the_reader_frees_their_memory(telemetry, clock):
     for i in range(50):
         telemetry.observe_order_status(f"P{i}", "open", "13", "2")
         telemetry.observe_order_status(f"C{i}", "canceled", "13", "0")
     clock.advance(DAY_SECONDS + 1)
-    telemetry.observe_order_status("LATE", "open", "13", "0")
-    assert len(telemetry._partial_seen) == 0
-    assert len(telemetry._finished) == 0
+    assert len(telemetry._partial_seen) + len(telemetry._finished) == 100  # a hook does no expiry work
+    telemetry.snapshot()  # the reader lets every generation stamped before the mark go
+    assert len(telemetry._partial_seen) + len(telemetry._finished) == 0
+    telemetry.observe_order_status("P0", "open", "13", "2")  # forgotten: a partial-open again
+    telemetry.observe_order_status("C0", "canceled", "13", "1")  # forgotten: this cancel counts
+    snap = telemetry.snapshot()
+    assert (snap.partial_fill_open_events_1d, snap.partial_fill_cancel_events_1d) == (1, 1)
+    assert (list(telemetry._partial_seen), list(telemetry._finished)) == (["P0"], ["C0"])
 
 
-def test_txid_table_is_capped_even_within_a_day(telemetry, monkeypatch):
-    monkeypatch.setattr("exporter.core.telemetry.MAX_TRACKED_TXIDS", 10)
+def test_a_forgotten_txid_is_forgotten_even_while_its_generation_is_still_held(telemetry, clock):
+    telemetry.observe_order_status("OLD", "open", "13", "2")
+    clock.advance(DAY_SECONDS + 1)
+    telemetry.observe_order_status("NEW", "open", "13", "2")  # same generation, so OLD's memory is kept
+    telemetry.snapshot()
+    assert "OLD" in telemetry._partial_seen
+    telemetry.observe_order_status("OLD", "open", "13", "2")  # but it counts as a new partial-open
+    assert telemetry.snapshot().partial_fill_open_events_1d == 2
+
+
+def test_txid_table_is_capped_even_within_a_day(telemetry):
+    telemetry._finished = TxidTable(10)
     for i in range(25):
         telemetry.observe_order_status(f"C{i}", "canceled", "13", "0")
-    assert len(telemetry._finished) <= 10 + 1
-    assert telemetry.hook_errors["txid_table_full"] > 0
+    assert len(telemetry._finished) <= 10
+    telemetry.snapshot()  # the reader frees what the table let go, counting what was forgotten early
+    assert telemetry.hook_errors["txid_table_full"] == 25 - len(telemetry._finished)
     assert MAX_TRACKED_TXIDS >= 10_000
+
+
+def test_a_flood_without_readers_keeps_the_txid_tables_bounded(telemetry):
+    telemetry._finished = TxidTable(10)
+    for i in range(1_000):
+        telemetry.observe_order_status(f"C{i}", "canceled", "13", "0")
+    assert len(telemetry._finished._dropped) <= MAX_BACKLOG + 1
+    telemetry.snapshot()
+    assert telemetry.hook_errors["txid_table_full"] == 1_000 - len(telemetry._finished)
 
 
 @pytest.mark.parametrize(
@@ -167,8 +196,8 @@ def test_a_hook_survives_an_internal_failure(telemetry, monkeypatch):
     def boom(*_):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(telemetry, "_observe_order_status", boom)
-    telemetry.observe_order_status("TX", "open", "13", "1")
+    monkeypatch.setattr(telemetry, "_closed", boom)
+    telemetry.observe_order_status("TX", "closed", "13", "13")
     assert telemetry.hook_errors["internal_error"] == 1
 
 
@@ -289,3 +318,196 @@ def test_a_flood_of_fills_past_the_window_cap_is_counted_as_overflow(exporter, c
         telemetry.observe_order_status(f"C{i}", "closed", "13", "13", placed_at=clock.now() - 30)
     assert telemetry.hook_errors["window_overflow"] == 5
     assert telemetry.snapshot().median_fill_seconds_1d == 30.0
+
+
+# ---- issue 10: rejected input changes nothing ------------------------------------------------------------
+
+
+def test_a_closed_poll_with_a_rejected_placed_at_does_not_mark_the_txid_finished(telemetry, clock):
+    telemetry.observe_order_status("TX1", "closed", "13", "13", placed_at="yesterday")
+    telemetry.observe_order_status("TX1", "closed", "13", "13", placed_at=clock.now() - 42)
+    assert telemetry.snapshot().median_fill_seconds_1d == 42.0
+    assert telemetry.hook_errors == {"invalid_placed_at": 1}
+
+
+def test_a_cancel_with_an_invalid_vol_exec_keeps_the_partial_open(telemetry):
+    telemetry.observe_order_status("TX1", "open", "13", "2")
+    telemetry.observe_order_status("TX1", "canceled", "13", "garbage")
+    telemetry.observe_order_status("TX1", "open", "13", "2")  # still the same partial-open: not counted twice
+    assert telemetry.snapshot().partial_fill_open_events_1d == 1
+    assert telemetry.hook_errors == {"invalid_volume": 1}
+
+
+@pytest.mark.parametrize("vol", ["garbage", "1"])
+def test_a_cancel_with_a_bad_vol_is_counted_but_still_a_partial_cancel_with_its_canary(telemetry, vol, caplog):
+    with caplog.at_level(logging.WARNING, logger="kraken_capacity_exporter"):
+        telemetry.observe_order_status("TX1", "canceled", vol, "2")
+    assert telemetry.snapshot().partial_fill_cancel_events_1d == 1
+    assert telemetry.hook_errors == {"invalid_volume" if vol == "garbage" else "vol_exec_exceeds_vol": 1}
+    assert sum(CANARY_MARKER in r.getMessage() for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize("fetched_at", [math.nan, math.inf, -math.inf, 0, -5, 1_700_000_000.0 + 1, "now", True, 10**400])
+def test_a_kraken_snapshot_with_an_impossible_fetched_at_is_rejected_and_changes_nothing(telemetry, fetched_at):
+    telemetry.observe_kraken_count(5)
+    telemetry.observe_kraken_count(9, fetched_at=fetched_at)
+    telemetry.observe_kraken_open_orders({"A": kraken_row("XDGUSD")}, fetched_at=fetched_at)
+    assert telemetry.snapshot().open_orders_kraken == 5
+    assert telemetry.hook_errors == {"invalid_fetched_at": 2}
+
+
+def test_an_older_kraken_snapshot_than_the_one_recorded_is_rejected(telemetry, clock):
+    telemetry.observe_kraken_count(5, fetched_at=clock.now() - 10)
+    telemetry.observe_kraken_count(9, fetched_at=clock.now() - 20)
+    assert telemetry.snapshot().open_orders_kraken == 5
+    assert telemetry.hook_errors == {"invalid_fetched_at": 1}
+
+
+@pytest.mark.parametrize("vol", [10**400, "1e400", b"13", Decimal("NaN"), Decimal("sNaN"), Decimal("-Infinity")])
+def test_huge_or_odd_volumes_are_invalid_volumes_not_internal_errors(telemetry, vol):
+    telemetry.observe_order_status("TX", "open", vol, "1")
+    assert set(telemetry.hook_errors) == {"invalid_volume"}
+
+
+def test_a_nan_clock_is_rejected_and_trimming_goes_on_afterwards(telemetry, clock):
+    telemetry.observe_order_status("TX1", "open", "13", "2")
+    start = clock.now()
+    clock.set(math.nan)
+    telemetry.observe_order_status("TX2", "open", "13", "2")
+    telemetry.set_internal_counts(active_orders=3)
+    assert telemetry.hook_errors == {"invalid_clock": 2}
+    clock.set(start + DAY_SECONDS + 1)
+    assert telemetry.snapshot().partial_fill_open_events_1d == 0
+    assert telemetry.snapshot().open_orders_internal == 0
+
+
+class Unprintable:
+    def __str__(self):
+        raise RuntimeError("no")
+
+    __repr__ = __str__
+
+
+def test_the_canary_is_written_with_placeholders_and_never_forged(telemetry, caplog):
+    with caplog.at_level(logging.WARNING, logger="kraken_capacity_exporter"):
+        telemetry.observe_order_status("TX1\nPHANTOM_POSITION_CANARY txid=FORGED", "canceled", 10**400, "2",
+                                       slot=Unprintable(), local=10**5000, **{"k\r\n": "v\x1b[31m"})
+    lines = [r.getMessage() for r in caplog.records if CANARY_MARKER in r.getMessage()]
+    assert len(lines) == 1
+    line = lines[0]
+    assert line.isprintable() and "\n" not in line
+    assert line.count(CANARY_MARKER) == 2  # the marker, and the escaped txid inside quotes: never a second line
+    assert "<unprintable Unprintable>" in line and "vol_exec=2.00000000" in line
+    assert all(r.getMessage().isprintable() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [({"limit": 0}, "limit"), ({"limit": 2.5}, "limit"), ({"safety_ratio": 1.2}, "safety_ratio"),
+     ({"safety_ratio": 0}, "safety_ratio"), ({"safety_ratio": math.nan}, "safety_ratio"),
+     ({"kraken_stale_after": -1}, "kraken_stale_after"), ({"stale_after": math.inf}, "stale_after"),
+     ({"drift_threshold": 0}, "drift_threshold"), ({"max_window_events": 0}, "max_window_events")],
+)
+def test_bad_library_settings_raise_value_error_at_construction(exporter, kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        exporter.add_pair("XDGUSD", **kwargs)
+
+
+@pytest.mark.parametrize("row_pair", ["XDGUSD", "DOGE/USD", "DOGEUSD", "XDG/USD", "doge/usd"])
+@pytest.mark.parametrize("configured", ["XDGUSD", "DOGE/USD", "DOGEUSD", "XDG/USD"])
+def test_pair_spellings_match_both_ways(exporter, configured, row_pair):
+    telemetry = exporter.add_pair(configured)
+    telemetry.observe_kraken_open_orders({"A": kraken_row(row_pair), "B": kraken_row("XBTUSD")})
+    assert telemetry.snapshot().open_orders_kraken == 1
+
+
+# ---- issue 10: reference-bot parity ----------------------------------------------------------------------
+
+
+def drift_telemetry(exporter):
+    return exporter.add_pair("XDGUSD", drift_threshold=10, drift_persist_seconds=600, kraken_stale_after=120)
+
+
+def test_drift_persistence_is_judged_at_kraken_refreshes_not_when_the_bot_count_moves(exporter, clock):
+    telemetry = drift_telemetry(exporter)
+    for _ in range(11):  # Kraken = internal + 12 at every refresh; the bot's count wobbles in between
+        telemetry.set_internal_counts(active_orders=100)
+        telemetry.observe_kraken_count(112)
+        telemetry.set_internal_counts(active_orders=103)
+        clock.advance(30)
+        telemetry.set_internal_counts(active_orders=100)
+        clock.advance(30)
+    assert "open_order_drift_persistent" in telemetry.snapshot().blocked_risk_hint
+
+
+def test_the_drift_hint_shows_only_while_the_current_drift_is_still_over_the_threshold(exporter, clock):
+    telemetry = drift_telemetry(exporter)
+    telemetry.set_internal_counts(active_orders=100)
+    for _ in range(11):
+        telemetry.observe_kraken_count(112)
+        clock.advance(60)
+    assert "open_order_drift_persistent" in telemetry.snapshot().blocked_risk_hint
+    telemetry.set_internal_counts(active_orders=110)  # drift now 2: hint gone at once, run kept until a refresh
+    assert "open_order_drift_persistent" not in telemetry.snapshot().blocked_risk_hint
+    telemetry.set_internal_counts(active_orders=100)
+    assert "open_order_drift_persistent" in telemetry.snapshot().blocked_risk_hint
+
+
+def test_a_stale_gap_ends_a_drift_run(exporter, clock):
+    telemetry = drift_telemetry(exporter)
+    telemetry.set_internal_counts(active_orders=100)
+    telemetry.observe_kraken_count(112)
+    clock.advance(500)  # longer than the 120 s stale limit without a refresh
+    telemetry.observe_kraken_count(112)  # the run starts again here
+    for _ in range(5):
+        clock.advance(100)
+        telemetry.observe_kraken_count(112)
+    assert "open_order_drift_persistent" not in telemetry.snapshot().blocked_risk_hint  # 1000 s, but a 500 s run
+    clock.advance(100)
+    telemetry.observe_kraken_count(112)
+    assert "open_order_drift_persistent" in telemetry.snapshot().blocked_risk_hint
+
+
+def test_an_open_row_for_a_txid_already_final_is_ignored(telemetry):
+    telemetry.observe_order_status("TX1", "open", "13", "2")
+    telemetry.observe_order_status("TX1", "canceled", "13", "2")
+    telemetry.observe_order_status("TX1", "open", "13", "2")
+    telemetry.observe_order_status("TX2", "closed", "13", "13")
+    telemetry.observe_order_status("TX2", "open", "13", "5")
+    snap = telemetry.snapshot()
+    assert (snap.partial_fill_open_events_1d, snap.partial_fill_cancel_events_1d) == (1, 1)
+    assert sum(telemetry.hook_errors.values()) == 0
+
+
+# ---- issue 10: blind is a state; restarts are visible ----------------------------------------------------
+
+
+def test_an_embedded_telemetry_is_blind_without_a_hook_call_within_its_stale_limit(exporter, clock):
+    telemetry = exporter.add_pair("XDGUSD", stale_after=120)
+    clock.advance(120)
+    assert not telemetry.reading().blind  # just created: the bot has until the stale limit to call
+    clock.advance(1)
+    assert telemetry.reading().blind and "no hook call since the telemetry was created" in telemetry.reading().problem
+    telemetry.set_internal_counts(active_orders=1)
+    clock.advance(120)
+    assert not telemetry.reading().blind and telemetry.reading().problem is None
+    clock.advance(1)
+    reading = telemetry.reading()
+    assert reading.blind and "no hook call for 121 s" in reading.problem
+    assert reading.health is not None  # the last numbers stay readable; blind says they are not current
+
+
+def test_rejected_calls_do_not_count_as_liveness(exporter, clock):
+    telemetry = exporter.add_pair("XDGUSD", stale_after=120)
+    telemetry.set_internal_counts(active_orders=1)
+    clock.advance(200)
+    telemetry.observe_order_status("TX", "open", "garbage", "1")
+    assert telemetry.reading().blind
+    assert telemetry.last_update == clock.now() - 200
+
+
+def test_the_reading_says_since_when_the_windows_have_been_counting(exporter, clock):
+    started = clock.now()
+    telemetry = exporter.add_pair("XDGUSD")
+    clock.advance(3600)
+    assert telemetry.reading().window_started_at == started

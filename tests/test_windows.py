@@ -18,20 +18,23 @@ def naive_p95(values):
     return data[math.ceil(0.95 * len(data)) - 1]
 
 
-def test_events_older_than_a_day_drop_out_of_the_count():
+def test_events_older_than_a_day_drop_out_of_the_count_and_exactly_a_day_old_stay():
     w = RollingEventWindow()
     w.append(1000.0)
     w.append(2000.0)
-    assert w.count(1000.0 + DAY_SECONDS - 1) == 2
-    assert w.count(1000.0 + DAY_SECONDS) == 1
-    assert w.count(2000.0 + DAY_SECONDS) == 0
+    assert w.count(1000.0 + DAY_SECONDS) == 2
+    assert w.count(1000.0 + DAY_SECONDS + 1) == 1
+    assert w.count(2000.0 + DAY_SECONDS + 1) == 0
 
 
-def test_appending_trims_the_window_too():
+def test_expiry_removes_at_most_its_budget_per_call_and_the_rest_later():
     w = RollingValueWindow()
-    w.append(0.0, 5.0)
-    w.append(DAY_SECONDS + 1, 7.0)
-    assert len(w) == 1
+    for i in range(10):
+        w.append(float(i), float(i))
+    assert w.expire(DAY_SECONDS + 100, budget=4) == 4
+    assert len(w) == 6
+    assert w.expire(0.0) == 6  # the mark never goes back: the rest still expires
+    assert len(w) == 0 and w.median() is None
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 19, 20, 21, 100, 101])
@@ -66,17 +69,37 @@ def test_value_window_percentiles_use_only_the_last_day():
     assert median(w.values(now)) == 4.5
 
 
-def test_an_event_stamped_before_the_newest_is_kept_at_the_newest_time():
-    w = RollingEventWindow()
-    assert w.append(5000.0) is False
-    assert w.append(4000.0) is True  # clock went backwards: clamped, not lost
-    assert w.count(5000.0) == 2
-    assert w.count(5000.0 + DAY_SECONDS) == 0
+def test_the_cap_pushes_out_the_oldest_and_says_which():
+    w = RollingEventWindow(max_items=2)
+    assert w.append(0.0) is None
+    assert w.append(10.0) is None
+    assert w.append(20.0) == 0.0
+    assert w.count(20.0) == 2
 
 
-def test_a_flood_keeps_the_newest_events_and_counts_the_overflow():
+def test_a_flood_keeps_the_newest_events():
     w = RollingEventWindow(max_items=100)
-    for i in range(150):
-        w.append(float(i))
+    pushed_out = [w.append(float(i)) for i in range(150)]
     assert w.count(150.0) == 100
-    assert w.overflowed == 50
+    assert pushed_out[100:] == [float(i) for i in range(50)]
+
+
+def test_long_runs_of_expiry_compact_the_arrays_and_keep_every_answer():
+    values, events = RollingValueWindow(max_items=15_000), RollingEventWindow(max_items=15_000)
+    naive, mark = [], float("-inf")
+    for i in range(30_000):
+        values.append(float(i), float((i * 7919) % 1000))
+        events.append(float(i))
+        naive = (naive + [(float(i), float((i * 7919) % 1000))])[-15_000:]
+        if i % 997 == 0:
+            horizon = i - 9_000.0
+            mark = max(mark, horizon)
+            values.expire(horizon, budget=3_000)
+            events.expire(horizon, budget=3_000)
+            values.index(budget=5_000)
+    now = 29_999.0 + DAY_SECONDS - 10_000
+    live = [v for s, v in naive if s >= max(mark, now - DAY_SECONDS)]
+    assert values.values(now) == live and events.count(now) == len(live)
+    assert values.median() == statistics.median(live)
+    assert values.percentile(95) == naive_p95(live)
+    assert values._head < len(values._stamps) or values._head == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 
 from .thresholds import CAUTION_HEADROOM, DEFAULT_LIMIT, DEFAULT_SAFETY_RATIO, STOP_HEADROOM  # noqa: F401
 
@@ -41,8 +42,10 @@ HINTS = (
 
 
 
+@lru_cache(maxsize=256)
 def safe_cap(limit: int, safety_ratio: float) -> int:
-    """`floor(limit * ratio)`, never below 1. Decimal avoids float artefacts (100 * 0.29 is 28.999…)."""
+    """`floor(limit * ratio)`, never below 1, of the exact decimal product: 300 × 0.41 is 123 here, while
+    binary floats (and the reference bot) give 122 (300 * 0.41 == 122.99999999999999)."""
     return max(1, math.floor(Decimal(int(limit)) * Decimal(str(safety_ratio))))
 
 
@@ -51,15 +54,19 @@ def orders_per_slot(current: int, slot_count: int) -> float | None:
     return current / slot_count if slot_count > 0 else None
 
 
-def estimated_slots_remaining(headroom: int, per_slot: float | None) -> int:
-    """`floor(headroom / max(orders_per_slot, 1))` when headroom > 0, else 0.
+def estimated_slots_remaining(headroom: int, current: int, slot_count: int) -> int:
+    """`floor(headroom / max(orders_per_slot, 1))` when headroom > 0, else 0, with orders per slot
+    `current / slot_count` taken exactly: 35 / (7 / 3) is 15 here, where floats give 14.999999999999998 → 14.
 
-    With no slots (`per_slot` None) there is no basis for an estimate: 0, as the reference bot does.
-    The reference bot also returns 0 when `per_slot` is 0; the spec's `max(…, 1)` gives `headroom`: we follow the spec.
+    With no slots there is no basis for an estimate: 0, as the reference bot does. For orders per slot below 1
+    (0 included) the spec's `max(…, 1)` gives `headroom`; the reference bot gives 0 for 0 and more than headroom
+    between 0 and 1: we follow the spec.
     """
-    if headroom <= 0 or per_slot is None:
+    if headroom <= 0 or slot_count <= 0:
         return 0
-    return math.floor(headroom / max(per_slot, 1.0))
+    if current <= slot_count:  # orders per slot <= 1
+        return headroom
+    return headroom * slot_count // current
 
 
 def classify_band(headroom: int, partial_cancel_1d: int) -> str:
@@ -195,7 +202,7 @@ def evaluate(inputs: CapacityInputs) -> CapacityFillHealth:
         open_order_headroom=headroom,
         open_order_utilization_pct=current / cap * 100.0,
         orders_per_slot_estimate=per_slot,
-        estimated_slots_remaining=estimated_slots_remaining(headroom, per_slot),
+        estimated_slots_remaining=estimated_slots_remaining(headroom, current, int(inputs.slot_count)),
         partial_fill_open_events_1d=int(inputs.partial_open_1d),
         partial_fill_cancel_events_1d=int(inputs.partial_cancel_1d),
         median_fill_seconds_1d=inputs.median_fill_seconds_1d,

@@ -27,14 +27,18 @@ def _squash(name: str) -> str:
 
 
 def _rest_spelling(name: str) -> str:
-    """`DOGE/USD` -> `XDGUSD`; a name without `/` only has a leading alias replaced (`DOGEUSD` -> `XDGUSD`)."""
+    """`DOGE/USD` -> `XDGUSD`; without `/`, a leading and a trailing alias are replaced (`DOGEBTC` -> `XDGXBT`)."""
     upper = name.upper()
     if "/" in upper:
         base, quote = upper.split("/", 1)
         return _ASSET_ALIASES.get(base, base) + _ASSET_ALIASES.get(quote, quote)
     for common, rest in _ASSET_ALIASES.items():
-        if upper.startswith(common):
-            return rest + upper[len(common):]
+        if upper.startswith(common) and len(upper) > len(common):
+            upper = rest + upper[len(common):]
+            break
+    for common, rest in _ASSET_ALIASES.items():
+        if upper.endswith(common) and len(upper) > len(common):
+            return upper[: -len(common)] + rest
     return upper
 
 
@@ -64,8 +68,13 @@ class PairNames:
         return cls(label=altname.upper(), spellings=frozenset(names))
 
     def matches(self, kraken_pair: object) -> bool:
-        """True when an OpenOrders `descr.pair` names this pair (case-insensitive, `/` ignored)."""
-        return isinstance(kraken_pair, str) and _squash(kraken_pair) in self.spellings
+        """True when an OpenOrders `descr.pair` names this pair in any spelling, either way round: a pair
+        configured as `XDGUSD` matches `DOGE/USD` and `DOGEUSD` rows, as one configured `DOGE/USD` matches `XDGUSD`
+        (case-insensitive, `/` ignored, DOGE/XDG and BTC/XBT aliases resolved on both sides)."""
+        if not isinstance(kraken_pair, str):
+            return False
+        name = str.__str__(kraken_pair)
+        return _squash(name) in self.spellings or _rest_spelling(name) in self.spellings
 
 
 def canonical_label(pair: object) -> str | None:

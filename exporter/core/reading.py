@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .capacity import CapacityFillHealth
+from .counters import EventCounts
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class PairReading:
     problem: str | None = None  # why there is no data, or what is wrong with it, in a sentence
     blind: bool = False  # no usable data now (a source without data also has health None); `problem` says why
     window_started_at: float | None = None  # since when the 24h windows have been counting (None: unknown)
+    counts: EventCounts | None = None  # event counters of a telemetry fed by hooks (None: the source has none)
 
 
 class PairSource(Protocol):

@@ -2,26 +2,35 @@
 
 Definitions match robjohncolson/doge-grid-bot so operators see the same numbers in its dashboard and ours:
 median is `statistics.median` (mean of the two middle values for an even count), p95 is the nearest rank
-`sorted[ceil(0.95 * n) - 1]`. Both are None for an empty window.
+`sorted[ceil(0.95 * n) - 1]`. Both are None for an empty window. An event exactly 24h old is still in the
+window (the reference bot drops only events older than its cutoff).
 
-Windows are trimmed on every read and write. Timestamps are kept non-decreasing: an event stamped before
-the newest one (the clock went backwards) is stored at the newest timestamp, so it is neither lost nor able
-to break trimming; `append` reports that it clamped so the caller can count it.
+Expiry is a *mark*: `expire(horizon)` raises the window's mark to `horizon` (never lowers it) and an item is in
+the window while its timestamp is at or after the mark. Items past the mark are removed from the front in
+bounded batches (`budget`), so no single call does O(n) work; reads finish the removal before they count.
+The caller (the telemetry) appends timestamps in non-decreasing order: it stamps events with the highest clock
+reading seen so far, so a clock that went backwards loses no event and never breaks the ordering.
+
+`RollingValueWindow` keeps its values in an order-statistics index (`SortedFloats`) beside the arrival order, so
+insert and expiry are O(log n) and the median and p95 are two O(log n) rank reads with no copy of the window.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections import deque
+from array import array
 from collections.abc import Iterable
+
+from .sortedfloats import SortedFloats
 
 DAY_SECONDS = 86_400.0
 DEFAULT_MAX_EVENTS = 100_000
+_UNBOUNDED = 1 << 62
 
 
 def median(values: Iterable[float]) -> float | None:
-    """`statistics.median`, or None when there are no values."""
+    """`statistics.median`, or None when there are no values (the naive reference of `RollingValueWindow`)."""
     data = list(values)
     return float(statistics.median(data)) if data else None
 
@@ -31,60 +40,162 @@ def percentile_nearest_rank(values: Iterable[float], p: float) -> float | None:
     data = sorted(values)
     if not data:
         return None
-    rank = max(1, math.ceil(p / 100.0 * len(data)))
-    return float(data[rank - 1])
+    return float(data[nearest_rank(len(data), p) - 1])
 
 
-class _Window:
-    """Shared trimming for both windows: items are tuples whose first element is the timestamp."""
+def nearest_rank(n: int, p: float) -> int:
+    """The 1-based rank of the p-th percentile among n sorted values (`ceil(p/100 * n)`, at least 1)."""
+    return max(1, math.ceil(p / 100.0 * n))
+
+
+_COMPACT_AT = 4096  # removed items kept at the front of an array before it is compacted (amortized O(1))
+
+
+class RollingEventWindow:
+    """Timestamps of events in the last 24h (partial-open, partial-cancel): 8 bytes an event in an `array('d')`,
+    which the garbage collector never has to walk (a deque of 100,000 floats costs every full collection)."""
+
+    __slots__ = ("max_items", "span_seconds", "_head", "_mark", "_stamps")
 
     def __init__(self, span_seconds: float = DAY_SECONDS, max_items: int = DEFAULT_MAX_EVENTS) -> None:
         self.span_seconds = float(span_seconds)
         self.max_items = int(max_items)
-        self._items: deque[tuple[float, float]] = deque()
-        self.overflowed = 0
+        self._stamps = array("d")
+        self._head = 0  # items before it are removed
+        self._mark = -math.inf
 
-    def _add(self, ts: float, value: float) -> bool:
-        clamped = bool(self._items) and ts < self._items[-1][0]
-        if clamped:
-            ts = self._items[-1][0]
-        self._items.append((ts, value))
-        if len(self._items) > self.max_items:
-            self._items.popleft()
-            self.overflowed += 1
-        self.trim(ts)
-        return clamped
+    def append(self, ts: float) -> float | None:
+        """Record an event at `ts` (not before the previous one). Returns the timestamp the cap pushed out, if
+        any: the caller counts it as overflow when it was still in the window (at or after the mark)."""
+        stamps = self._stamps
+        stamps.append(ts)
+        if len(stamps) - self._head > self.max_items:
+            out = stamps[self._head]
+            self._drop_front()
+            return out
+        return None
 
-    def trim(self, now: float) -> None:
-        """Drop items older than the span; an item exactly `span` old is dropped too."""
-        cutoff = now - self.span_seconds
-        items = self._items
-        while items and items[0][0] <= cutoff:
-            items.popleft()
+    def _drop_front(self) -> None:
+        self._head += 1
+        if self._head >= _COMPACT_AT and self._head * 2 >= len(self._stamps):
+            del self._stamps[: self._head]
+            self._head = 0
 
-    def __len__(self) -> int:
-        return len(self._items)
+    def expire(self, horizon: float, budget: int = _UNBOUNDED) -> int:
+        """Raise the mark to `horizon` and remove up to `budget` expired items; returns how many it removed."""
+        if horizon > self._mark:
+            self._mark = horizon
+        removed = 0
+        while removed < budget and len(self._stamps) > self._head and self._stamps[self._head] < self._mark:
+            self._drop_front()
+            removed += 1
+        return removed
 
-
-class RollingEventWindow(_Window):
-    """Timestamps of events in the last 24h (partial-open, partial-cancel)."""
-
-    def append(self, ts: float) -> bool:
-        """Record an event at `ts`; True when `ts` was clamped forward (clock went backwards)."""
-        return self._add(ts, 1.0)
+    def front(self) -> float:
+        """The oldest timestamp held (expired or not), or +inf when empty."""
+        return self._stamps[self._head] if len(self._stamps) > self._head else math.inf
 
     def count(self, now: float) -> int:
-        self.trim(now)
-        return len(self._items)
+        """Events at or after `now - span` (and the mark)."""
+        self.expire(now - self.span_seconds)
+        return len(self)
+
+    def __len__(self) -> int:
+        return len(self._stamps) - self._head
 
 
-class RollingValueWindow(_Window):
-    """(timestamp, value) pairs in the last 24h (fill durations)."""
+class RollingValueWindow:
+    """(timestamp, value) pairs in the last 24h (fill durations), with an order-statistics index of the values.
 
-    def append(self, ts: float, value: float) -> bool:
-        """Record `value` at `ts`; True when `ts` was clamped forward (clock went backwards)."""
-        return self._add(ts, float(value))
+    Timestamps and values sit in two `array('d')` (16 bytes a fill, nothing for the garbage collector to walk);
+    the values are also in a `SortedFloats` (arrays too). `append` is O(1): a new value waits past the indexed
+    ones until a reader moves it into the index (`index`, O(log n) a value, in bounded batches), so the writer
+    never pays for the index. The indexed values are always the oldest held, which is what lets expiry take a
+    value out of the index, or out of the waiting ones.
+    """
+
+    __slots__ = ("max_items", "span_seconds", "_head", "_indexed", "_mark", "_sorted", "_stamps", "_values")
+
+    def __init__(self, span_seconds: float = DAY_SECONDS, max_items: int = DEFAULT_MAX_EVENTS) -> None:
+        self.span_seconds = float(span_seconds)
+        self.max_items = int(max_items)
+        self._stamps = array("d")
+        self._values = array("d")
+        self._head = 0  # items before it are removed
+        self._indexed = 0  # how many of the oldest items held are in the sorted index
+        self._sorted = SortedFloats()
+        self._mark = -math.inf
+
+    def append(self, ts: float, value: float) -> float | None:
+        """Record `value` at `ts` (not before the previous one); returns the timestamp the cap pushed out, if any."""
+        stamps = self._stamps
+        stamps.append(ts)
+        self._values.append(value)
+        if len(stamps) - self._head > self.max_items:
+            out = stamps[self._head]
+            self._pop_oldest()
+            return out
+        return None
+
+    def _pop_oldest(self) -> None:
+        head = self._head
+        if self._indexed:
+            self._sorted.remove(self._values[head])
+            self._indexed -= 1
+        self._head = head = head + 1
+        if head >= _COMPACT_AT and head * 2 >= len(self._stamps):
+            del self._stamps[:head]
+            del self._values[:head]
+            self._head = 0
+
+    def expire(self, horizon: float, budget: int = _UNBOUNDED) -> int:
+        """Raise the mark to `horizon` and remove up to `budget` expired items; returns how many it removed."""
+        if horizon > self._mark:
+            self._mark = horizon
+        removed = 0
+        while removed < budget and len(self._stamps) > self._head and self._stamps[self._head] < self._mark:
+            self._pop_oldest()
+            removed += 1
+        return removed
+
+    def index(self, budget: int = _UNBOUNDED) -> int:
+        """Move up to `budget` waiting values into the sorted index; returns how many it moved."""
+        start = self._head + self._indexed
+        end = min(len(self._values), start + budget)
+        add, values = self._sorted.add, self._values
+        for i in range(start, end):
+            add(values[i])
+        self._indexed += end - start
+        return end - start
+
+    @property
+    def indexed(self) -> bool:
+        """True when every value held is in the index (the percentiles may be read)."""
+        return self._head + self._indexed == len(self._values)
+
+    def front(self) -> float:
+        """The oldest timestamp held (expired or not), or +inf when empty."""
+        return self._stamps[self._head] if len(self._stamps) > self._head else math.inf
+
+    def median(self) -> float | None:
+        """`statistics.median` of the values held, in O(log n) (expire and index first)."""
+        self.index()
+        data, n = self._sorted, len(self._sorted)
+        if n == 0:
+            return None
+        mid = n // 2
+        return float(data[mid]) if n % 2 else (data[mid - 1] + data[mid]) / 2
+
+    def percentile(self, p: float) -> float | None:
+        """Nearest-rank percentile of the values held, in O(log n) (expire and index first)."""
+        self.index()
+        n = len(self._sorted)
+        return None if n == 0 else float(self._sorted[nearest_rank(n, p) - 1])
 
     def values(self, now: float) -> list[float]:
-        self.trim(now)
-        return [v for _, v in self._items]
+        """The values at or after `now - span`, in arrival order (a copy: for tests and the naive reference)."""
+        self.expire(now - self.span_seconds)
+        return self._values[self._head:].tolist()
+
+    def __len__(self) -> int:
+        return len(self._stamps) - self._head

@@ -10,89 +10,44 @@ Sample exposition (one pair, abridged)::
     krakenbot_status_band{pair="XDGUSD"} 0.0
     krakenbot_status_band_state{band="stop",pair="XDGUSD"} 0.0
     krakenbot_kraken_data_available{pair="XDGUSD"} 1.0
+    krakenbot_pair_blind{pair="XDGUSD"} 0.0
 
 Gauges whose value may be unknown (Kraken count, drift, orders per slot, data age, fill percentiles) are
-absent rather than NaN, so PromQL never averages a missing value.
+absent rather than NaN, so PromQL never averages a missing value. `krakenbot_pair_blind` and
+`krakenbot_kraken_data_available` are present for every configured pair, even when its block is gone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import suppress
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
 from ..core.capacity import BAND_VALUE, BANDS, HINTS, SOURCE_KRAKEN, SOURCES, CapacityFillHealth
+from ..core.counters import FILL_DURATION_BUCKETS, EventCounts
 from ..core.inputs import HOOK_ERROR_KINDS
 from ..core.naming import PREFIX  # noqa: E402  (re-exported for the collector)
 from ..core.reading import PairReading
 
-# Grid orders fill in seconds when the price is on them and in days when it wanders off.
-FILL_DURATION_BUCKETS = (
-    1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 172800, 345600, 604800,
-)
-
-
-class PairEvents:
-    """The `EventSink` of one pair: label-bound children of the shared instruments."""
-
-    def __init__(self, metrics: EventMetrics, pair: str) -> None:
-        self._open = metrics.partial_open_total.labels(pair=pair)
-        self._cancel = metrics.partial_cancel_total.labels(pair=pair)
-        self._fill = metrics.fill_duration.labels(pair=pair)
-        self._errors = {kind: metrics.hook_errors_total.labels(pair=pair, kind=kind) for kind in HOOK_ERROR_KINDS}
-        self._errors_metric = metrics.hook_errors_total
-        self._pair = pair
-
-    def partial_open(self) -> None:
-        self._open.inc()
-
-    def partial_cancel(self) -> None:
-        self._cancel.inc()
-
-    def fill_duration(self, seconds: float) -> None:
-        self._fill.observe(seconds)
-
-    def hook_error(self, kind: str) -> None:
-        child = self._errors.get(kind) or self._errors_metric.labels(pair=self._pair, kind=kind)
-        child.inc()
-
 
 class EventMetrics:
-    """Counters and the histogram that hooks update as events happen; one set per registry."""
+    """Kept so `CapacityExporter` can keep calling it: the event counters now live in each telemetry
+    (`core.counters.EventCounts`) and `CapacityCollector` exports them at scrape time, so a hook never pays for
+    prometheus-client's locks. `for_pair`/`remove_pair` have nothing left to do."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.partial_open_total = Counter(
-            f"{PREFIX}_partial_fill_open_events", "Open orders seen partially filled (once per txid).",
-            ["pair"], registry=registry,
-        )
-        self.partial_cancel_total = Counter(
-            f"{PREFIX}_partial_fill_cancel_events",
-            "Canceled or expired orders with executed volume (PHANTOM_POSITION_CANARY).",
-            ["pair"], registry=registry,
-        )
-        self.fill_duration = Histogram(
-            f"{PREFIX}_fill_duration_seconds", "Time from placement to fill of closed orders.",
-            ["pair"], buckets=FILL_DURATION_BUCKETS, registry=registry,
-        )
-        self.hook_errors_total = Counter(
-            f"{PREFIX}_hook_errors", "Bad input rejected by the telemetry hooks, by kind.",
-            ["pair", "kind"], registry=registry,
-        )
+        self.registry = registry
 
-    def for_pair(self, pair: str) -> PairEvents:
-        return PairEvents(self, pair)
+    def for_pair(self, pair: str) -> Any:
+        return None
 
     def remove_pair(self, pair: str) -> None:
-        """Drop a removed pair's series so they disappear from /metrics."""
-        for metric in (self.partial_open_total, self.partial_cancel_total, self.fill_duration):
-            with suppress(KeyError):
-                metric.remove(pair)
-        for kind in HOOK_ERROR_KINDS:
-            with suppress(KeyError):
-                self.hook_errors_total.remove(pair, kind)
+        pass
 
 
 # Gauges of one value per pair: (name, help, value from the block). A None value is left out, never NaN.
@@ -146,8 +101,11 @@ _STATE_SETS: tuple[tuple[str, str, str, tuple[str, ...], Callable[[CapacityFillH
 )
 
 
+_LE = tuple(floatToGoString(b) for b in FILL_DURATION_BUCKETS) + ("+Inf",)
+
+
 class CapacityCollector(Collector):
-    """Gauges derived from each pair's reading, computed when Prometheus scrapes."""
+    """Gauges derived from each pair's reading, and the event counters of hook-fed pairs, computed at scrape time."""
 
     def __init__(self, readings: Callable[[], Iterable[PairReading]]) -> None:
         self._readings = readings
@@ -162,10 +120,13 @@ class CapacityCollector(Collector):
         pair_gauges = [(family(n, d), get) for n, d, get in _PAIR_GAUGES]
         reading_gauges = [(family(n, d), get) for n, d, get in _READING_GAUGES]
         state_sets = [(family(n, d, label), values, get) for n, d, label, values, get in _STATE_SETS]
+        events = _EventFamilies()
         for reading in self._readings():
             pair = reading.pair
             for metric, of_reading in reading_gauges:
                 _add(metric, [pair], of_reading(reading))
+            if reading.counts is not None:
+                events.add(pair, reading.counts)
             health = reading.health
             if health is None:
                 continue
@@ -176,9 +137,43 @@ class CapacityCollector(Collector):
                 if current is not None:
                     for value in values:
                         metric.add_metric([pair, value], 1 if value in current else 0)
+        yield from events.families()
         yield from (m for m, _ in pair_gauges)
         yield from (m for m, _ in reading_gauges)
         yield from (m for m, _, _ in state_sets)
+
+
+class _EventFamilies:
+    """The counters and the histogram the hooks feed, as families (with `_created`, as prometheus-client does)."""
+
+    def __init__(self) -> None:
+        self.opens = CounterMetricFamily(
+            f"{PREFIX}_partial_fill_open_events", "Open orders seen partially filled (once per txid).", labels=["pair"])
+        self.cancels = CounterMetricFamily(
+            f"{PREFIX}_partial_fill_cancel_events",
+            "Canceled or expired orders with executed volume (PHANTOM_POSITION_CANARY).", labels=["pair"])
+        self.fills = HistogramMetricFamily(
+            f"{PREFIX}_fill_duration_seconds", "Time from placement to fill of closed orders.", labels=["pair"])
+        self.errors = CounterMetricFamily(
+            f"{PREFIX}_hook_errors", "Bad input rejected by the telemetry hooks, by kind.", labels=["pair", "kind"])
+
+    def add(self, pair: str, counts: EventCounts) -> None:
+        created = counts.created
+        self.opens.add_metric([pair], counts.partial_open_total, created=created)
+        self.cancels.add_metric([pair], counts.partial_cancel_total, created=created)
+        cumulative, buckets = 0, []
+        for le, n in zip(_LE, counts.fill_bucket_counts or (0,) * len(_LE), strict=True):
+            cumulative += n
+            buckets.append((le, cumulative))
+        self.fills.add_metric([pair], buckets, counts.fill_sum)
+        if created is not None:
+            self.fills.samples.append(Sample(f"{PREFIX}_fill_duration_seconds_created", {"pair": pair}, created))
+        errors = counts.hook_errors
+        for kind in HOOK_ERROR_KINDS:
+            self.errors.add_metric([pair, kind], errors.get(kind, 0), created=created)
+
+    def families(self) -> tuple[Metric, ...]:
+        return self.opens, self.cancels, self.fills, self.errors
 
 
 def _add(metric: GaugeMetricFamily, labels: list[str], value: float | None) -> None:

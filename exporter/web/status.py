@@ -12,6 +12,7 @@ from typing import Any
 from ..core.pairs import canonical_label
 from ..core.reading import PairReading
 from ..core.telemetry import CapacityTelemetry
+from ..core.windows import DAY_SECONDS
 from .view import ExporterView
 
 
@@ -19,14 +20,22 @@ class UnknownPair(KeyError):
     """`?pair=` named a pair this process does not export."""
 
 
-def health_dict(reading: PairReading) -> dict[str, Any] | None:
-    """One pair's block with JSON-safe values (never NaN: a non-finite float becomes null)."""
+def health_dict(reading: PairReading, now: float | None = None) -> dict[str, Any] | None:
+    """One pair's block with JSON-safe values (never NaN: a non-finite float becomes null).
+
+    Beside the spec's fields: `window_started_at` (since when the 24h windows have been counting, null when
+    unknown) and `window_complete` (true once they have counted a whole day, so a restart never looks like a
+    quiet day).
+    """
     if reading.health is None:
         return None
     block = reading.health.to_dict()
     for key, value in block.items():
         if isinstance(value, float) and not math.isfinite(value):
             block[key] = None
+    started = reading.window_started_at
+    block["window_started_at"] = started
+    block["window_complete"] = started is not None and now is not None and now - started >= DAY_SECONDS
     if reading.unknown_fields:
         block["unknown_fields"] = list(reading.unknown_fields)
     if reading.invalid_fields:
@@ -43,12 +52,14 @@ def status_payload(exporter: ExporterView, pair: str | None = None) -> dict[str,
         chosen = canonical_label(pair)
         if chosen not in by_pair:
             raise UnknownPair(pair)
+    now = exporter.clock.now()
+    blocks = {p: health_dict(r, now) for p, r in by_pair.items()}
     payload = {
         "pair": chosen,
         "pairs": list(by_pair),
-        "generated_at": exporter.clock.now(),
-        "capacity_fill_health": health_dict(by_pair[chosen]) if chosen else None,
-        "capacity_fill_health_by_pair": {p: health_dict(r) for p, r in by_pair.items()},
+        "generated_at": now,
+        "capacity_fill_health": blocks[chosen] if chosen else None,
+        "capacity_fill_health_by_pair": blocks,
     }
     problems = {p: r.problem for p, r in by_pair.items() if r.problem}
     if problems:
@@ -63,7 +74,8 @@ def add_capacity_fill_health(
     """Add `capacity_fill_health` (and, for an exporter, `capacity_fill_health_by_pair`) to a
     bot's status dict in place, and return it. No other key is read or changed."""
     if isinstance(source, CapacityTelemetry):
-        status["capacity_fill_health"] = health_dict(source.reading())
+        now = source.clock.now()
+        status["capacity_fill_health"] = health_dict(source.reading(now), now)
         return status
     payload = status_payload(source, pair)
     status["capacity_fill_health"] = payload["capacity_fill_health"]

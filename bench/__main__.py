@@ -1,0 +1,434 @@
+"""Every performance target of issue 11, each measured side by side with its baseline in the same run.
+
+    python3 -m bench [--repeats 7] [--wait-quiet 0] [--flood 10000000] [--only NAME]
+
+For each case the baseline and the candidate run interleaved (`--repeats` rounds, alternating which goes first)
+and the medians are compared, so a busy machine slows both alike. In-process costs are CPU time of the
+measuring thread (`time.thread_time`), so other processes on a shared machine do not inflate them; HTTP
+latencies and hook rates are wall-clock, as a bot and Prometheus see them. Prints one table (case, baseline, candidate,
+ratio, target, verdict) and exits 1 when a target is missed. Absolute times are printed beside the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import os
+import statistics
+import sys
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+from exporter import CapacityExporter, ManualClock, SystemClock, create_app, start_server
+from exporter.core.telemetry import CapacityTelemetry
+from exporter.core.windows import DAY_SECONDS, RollingEventWindow, RollingValueWindow
+from exporter.web.status import status_payload
+
+PAIRS = [f"P{i:02d}USD" for i in range(50)]
+logging.getLogger("kraken_capacity_exporter").setLevel(logging.CRITICAL)
+
+
+@dataclass
+class Row:
+    case: str
+    baseline: str
+    candidate: str
+    ratio: float
+    target: str
+    ok: bool
+
+
+ROWS: list[Row] = []
+
+
+def record(case: str, baseline: str, candidate: str, ratio: float, target: str, ok: bool) -> None:
+    ROWS.append(Row(case, baseline, candidate, ratio, target, ok))
+    print(f"  {case}: {baseline} vs {candidate} -> {ratio:.3g} ({target}) {'ok' if ok else 'MISS'}", flush=True)
+
+
+def fmt(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds * 1e6:.2f} µs" if seconds >= 1e-6 else f"{seconds * 1e9:.0f} ns"
+
+
+def per_call(fn: Callable[[], object], number: int) -> float:
+    """CPU seconds of this thread per call: time the scheduler gives other processes is not counted."""
+    start = time.thread_time()
+    for _ in range(number):
+        fn()
+    return (time.thread_time() - start) / number
+
+
+def interleaved(base: Callable[[], object], cand: Callable[[], object], number: int, repeats: int,
+                setup: Callable[[], object] = lambda: None) -> tuple[float, float]:
+    """Median seconds per call of each, measured in alternating rounds (`setup` runs untimed before each round)."""
+    b, c = [], []
+    for r in range(repeats):
+        setup()
+        if r % 2:
+            c.append(per_call(cand, number))
+            b.append(per_call(base, number))
+        else:
+            b.append(per_call(base, number))
+            c.append(per_call(cand, number))
+    return statistics.median(b), statistics.median(c)
+
+
+def feed_fills(t: CapacityTelemetry, clock: ManualClock, n: int, prefix: str) -> None:
+    now = clock.now()
+    observe = t.observe_order_status
+    for i in range(n):
+        observe(f"{prefix}{i}", "closed", "13", "13", placed_at=now - 1.0 - (i * 7919) % 86_000)
+
+
+def loaded(pairs: int, fills: int, partials: int = 0) -> tuple[CapacityExporter, ManualClock]:
+    clock = ManualClock()
+    exporter = CapacityExporter(registry=CollectorRegistry(), clock=clock)
+    for pair in PAIRS[:pairs]:
+        t = exporter.add_pair(pair, max_window_events=max(fills, partials, 1))
+        t.set_internal_counts(active_orders=150, recovery_orders=5, slot_count=70)
+        t.observe_kraken_count(156)
+        feed_fills(t, clock, fills, f"{pair}F")
+        for i in range(partials):
+            t.observe_order_status(f"{pair}P{i}", "open", "13", "4")
+    for reading in exporter.readings():  # the reader indexes what the hooks queued (steady state from here)
+        assert reading.health is not None
+    return exporter, clock
+
+
+# ---- target 1: order-statistics window -------------------------------------------------------------------
+
+def case_snapshot(repeats: int) -> None:
+    clock = ManualClock()
+    t = CapacityTelemetry("XDGUSD", clock=clock)
+    feed_fills(t, clock, 100_000, "F")
+    t.snapshot()
+    window = t._fill_durations
+
+    def naive() -> tuple:
+        values = list(window._values)
+        ordered = sorted(values)
+        return statistics.median(values), ordered[max(1, -(-95 * len(ordered) // 100)) - 1]
+
+    b, c = interleaved(naive, t.snapshot, 20, repeats)
+    record("snapshot, 100k fills in 24h (baseline: copy + statistics.median + sorted)", fmt(b), fmt(c), b / c,
+           ">= 100x faster", b / c >= 100)
+
+    small, big = CapacityTelemetry("AAAUSD", clock=clock), CapacityTelemetry("BBBUSD", clock=clock, max_window_events=1_000_000)
+    feed_fills(small, clock, 10_000, "S")
+    feed_fills(big, clock, 1_000_000, "B")
+    small.snapshot(), big.snapshot()
+    b, c = interleaved(small.snapshot, big.snapshot, 200, repeats)
+    record("snapshot at 1M fills vs at 10k", fmt(b), fmt(c), c / b, "<= 3x", c / b <= 3)
+
+
+# ---- target 2: no O(n) work on the hook path ----------------------------------------------------------------
+
+def case_idle_day(repeats: int) -> None:
+    firsts, steadies = [], []
+    for _ in range(max(3, repeats // 2)):
+        clock = ManualClock()
+        t = CapacityTelemetry("XDGUSD", clock=clock)
+        for i in range(99_999):  # each table holds two generations of up to 50,000
+            t.observe_order_status(f"P{i}", "open", "13", "4")
+            t.observe_order_status(f"C{i}", "closed", "13", "13")
+        assert len(t._partial_seen) + len(t._finished) == 199_998
+        steadies.append(per_call(lambda t=t: t.observe_order_status("OPEN1", "open", "13", "0"), 2000))
+        clock.advance(DAY_SECONDS + 1)
+        start = time.thread_time()
+        t.observe_order_status("OPEN1", "open", "13", "0")
+        firsts.append(time.thread_time() - start)
+    b, c = statistics.median(steadies), statistics.median(firsts)
+    record("first hook after an idle day, 200k remembered txids (baseline: a steady hook)", fmt(b), fmt(c), c / b,
+           "<= 10x", c / b <= 10)
+
+
+# ---- target 3: scrapes cost what the exposition costs -------------------------------------------------------
+
+class Floor:
+    """The same samples as plain gauges: what prometheus-client needs to expose them, nothing computed."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.families = [(f.name, f.documentation, [(s.name, dict(s.labels), s.value) for s in f.samples])
+                         for f in registry.collect()]
+        self.registry = CollectorRegistry()
+        self.registry.register(self)
+
+    def collect(self):
+        for name, doc, samples in self.families:
+            labels = sorted({k for _, lab, _ in samples for k in lab})
+            family = GaugeMetricFamily(name.replace(".", "_") + "_g", doc, labels=labels)
+            for _, lab, value in samples:
+                family.add_metric([lab.get(k, "") for k in labels], value)
+            yield family
+
+    def describe(self):
+        return []
+
+
+_CLIENT = """
+import json, sys, time, http.client
+host, port, path, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+conn, times = http.client.HTTPConnection(host, port, timeout=30), []
+for _ in range(n):
+    start = time.perf_counter()
+    conn.request("GET", path)
+    response = conn.getresponse()
+    body = response.read()
+    times.append(time.perf_counter() - start)
+    assert response.status == 200 and body, response.status
+print(json.dumps(times))
+"""
+
+
+def p99_over_http(server, path: str, n: int) -> float:
+    """p99 wall-clock latency of `n` GETs from a separate process (as Prometheus is), on one keep-alive connection
+    when the server offers it."""
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", _CLIENT, server.host, str(server.port), path, str(n)],
+                            capture_output=True, text=True, timeout=600, check=True)
+    times = sorted(json.loads(result.stdout))
+    return times[min(len(times) - 1, int(0.99 * len(times)))]
+
+
+def case_scrape(repeats: int, big: CapacityExporter, small: CapacityExporter) -> None:
+    floor = Floor(big.registry)
+    samples = sum(len(s) for _, _, s in floor.families)
+    b, c = interleaved(lambda: generate_latest(floor.registry), lambda: generate_latest(big.registry), 3, repeats)
+    record(f"/metrics render, 50 pairs x 100k fills ({samples} samples; baseline: same samples as plain gauges)",
+           fmt(b), fmt(c), c / b, "<= 1.5x", c / b <= 1.5)
+    floor_render = b
+    b, c = interleaved(lambda: generate_latest(small.registry), lambda: generate_latest(big.registry), 3, repeats)
+    record("/metrics render, 50 pairs: 100k fills each vs 1k", fmt(b), fmt(c), c / b, "<= 2x", c / b <= 2)
+
+    server = start_server(create_app(big), "127.0.0.1", 0)
+    try:
+        p99 = p99_over_http(server, "/metrics", 200)
+        limit = max(0.010, 2 * floor_render)
+        record("/metrics p99 over HTTP on 127.0.0.1, 50 pairs x 100k (baseline: max(10 ms, 2x floor))",
+               fmt(limit), fmt(p99), p99 / limit, "<= 1", p99 <= limit)
+        payload = status_payload(big)
+        encode = statistics.median(per_call(lambda: json.dumps(payload, allow_nan=False, indent=1), 20)
+                                   for _ in range(repeats))
+        p99 = p99_over_http(server, "/api/status", 200)
+        limit = max(0.010, 2 * encode)
+        record("/api/status p99 over HTTP, 50 pairs x 100k (baseline: max(10 ms, 2x json.dumps of it))",
+               fmt(limit), fmt(p99), p99 / limit, "<= 1", p99 <= limit)
+    finally:
+        server.stop()
+    b, c = interleaved(lambda: status_payload(small), lambda: status_payload(big), 5, repeats)
+    record("/api/status payload, 50 pairs: 100k fills each vs 1k", fmt(b), fmt(c), c / b, "<= 2x", c / b <= 2)
+    b = statistics.median(per_call(gc.collect, 1) for _ in range(3))
+    record("a full garbage collection with 50 pairs x 100k fills held (not a target of the issue: a pause any "
+           "thread may pay; windows, index and txids are not walked)",
+           "-", fmt(b), 0.0, "info", True)
+
+
+# ---- target 4: hooks never wait on a scrape -----------------------------------------------------------------
+
+def paced_hooks(t: CapacityTelemetry, seconds: float, rate: float = 10_000.0) -> tuple[float, float]:
+    """Call a hook `rate` times a second (catching up when late); achieved rate and p99 hook latency."""
+    period, lat = 1.0 / rate, []
+    observe, clock = t.observe_order_status, time.perf_counter
+    start = clock()
+    i = 0
+    while True:
+        now = clock()
+        if now - start >= seconds:
+            break
+        if now < start + i * period:
+            continue
+        before = clock()
+        observe("OPEN1", "open", "13", "0")
+        lat.append(clock() - before)
+        i += 1
+    lat.sort()
+    return i / seconds, lat[int(0.99 * len(lat))]
+
+
+def case_hooks_under_scrapes(big: CapacityExporter) -> None:
+    t = big.add_pair("XDGUSD")
+    t.clock = SystemClock()
+    seconds = 3.0
+    quiet_rate, _ = paced_hooks(t, seconds)
+    stop = threading.Event()
+
+    def scraper(pause: float) -> None:
+        while not stop.is_set():
+            generate_latest(big.registry)
+            stop.wait(pause)
+
+    for label, pause, limit in (("once a second", 1.0, 0.05), ("back to back", 0.0, 0.10)):
+        stop.clear()
+        thread = threading.Thread(target=scraper, args=(pause,), daemon=True)
+        thread.start()
+        rate, p99 = paced_hooks(t, seconds)
+        stop.set()
+        thread.join()
+        drop = 1 - rate / quiet_rate
+        record(f"hooks at 10k/s while 50 pairs are scraped {label}: rate (baseline: no scrapes)",
+               f"{quiet_rate:,.0f}/s", f"{rate:,.0f}/s", drop, f"drop < {limit:.0%}", drop < limit)
+        if pause == 0.0:
+            record("hook p99 under back-to-back scrapes (baseline: the 5 ms switch interval)",
+                   fmt(sys.getswitchinterval()), fmt(p99), p99 / sys.getswitchinterval(), "<= 1",
+                   p99 <= sys.getswitchinterval())
+    big.remove_pair("XDGUSD")
+
+
+# ---- target 5: hook cost ------------------------------------------------------------------------------------
+
+def case_hook_cost(repeats: int) -> None:
+    registry = CollectorRegistry()
+    inc = Counter("bench", "b", ["pair"], registry=registry).labels(pair="x").inc
+    exporter = CapacityExporter(registry=CollectorRegistry(), clock=SystemClock())
+    n = 20_000
+    current: dict[str, CapacityTelemetry] = {}
+
+    def fresh() -> None:
+        """A new pair each round: a bot's day holds far fewer than the 100,000 txids the tables keep, so a
+        round must not push the tables to their cap (that flood regime is the memory case below)."""
+        if "t" in current:
+            exporter.remove_pair(current["t"].pair)
+        current["t"] = exporter.add_pair("XDGUSD")
+
+    fresh()
+    txids = iter([f"T{i}" for i in range(n * repeats * 4)])
+    ones = iter([1] * (n * repeats * 4))
+    placed = time.time() - 30.0
+    cases = [
+        ("observe_order_status, open and unfilled (the common poll)", lambda: current["t"].observe_order_status(
+            "OPEN1", "open", "13.00000000", "0.00000000"), 3.0, lambda: inc()),
+        ("observe_order_status, a new partial-open", lambda: current["t"].observe_order_status(
+            next(txids), "open", "13.00000000", "4.00000000"), 5.0, lambda: inc(next(ones))),
+        ("observe_order_status, a fill (closed with placed_at)", lambda: current["t"].observe_order_status(
+            next(txids), "closed", "13.00000000", "13.00000000", placed_at=placed), 5.0, lambda: inc(next(ones))),
+    ]  # the baselines have the same call shape as the hooks (a lambda, and next() where the hook takes a txid)
+    for name, fn, target, base in cases:
+        b, c = interleaved(base, fn, n, repeats, setup=fresh)
+        record(f"{name} (baseline: bound Counter.inc())", fmt(b), fmt(c), c / b, f"<= {target:g}x", c / b <= target)
+    t = current["t"]
+    b, c = interleaved(lambda: t.observe_order_status("OPEN1", "open", "13.00000000", "0.00000000"),
+                       lambda: t.observe_order_status("OPEN1", "open", "garbage", "0.00000000"), n, repeats)
+    record("observe_order_status, bad volume (baseline: the same hook with good input)", fmt(b), fmt(c), c / b,
+           "<= 2x", c / b <= 2)
+    rows = {f"O{i}": {"status": "open", "descr": {"pair": "XDGUSD" if i % 3 else "XBTUSD"}, "vol": "13",
+                      "vol_exec": "0"} for i in range(225)}
+
+    def plain() -> int:
+        n = 0
+        for row in rows.values():
+            if row["descr"]["pair"] == "XDGUSD":
+                n += 1
+        return n
+
+    b, c = interleaved(plain, lambda: t.observe_kraken_open_orders(rows), 500, repeats)
+    record("observe_kraken_open_orders, 225 rows (baseline: a plain loop counting descr.pair)", fmt(b), fmt(c), c / b,
+           "<= 3x", c / b <= 3)
+
+
+# ---- target 6: memory ---------------------------------------------------------------------------------------
+
+def bytes_per_item(make: Callable[[], object], fill: Callable[[object, int], None], n: int = 100_000) -> float:
+    gc.collect()
+    tracemalloc.start()
+    obj = make()
+    before = tracemalloc.get_traced_memory()[0]
+    fill(obj, n)
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return (after - before) / n
+
+
+def rss() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def case_memory(flood: int) -> None:
+    def events(w, n):
+        for i in range(n):
+            w.append(1_700_000_000.0 + i)
+
+    def fills(w, n):
+        for i in range(n):
+            w.append(1_700_000_000.0 + i, float(i % 86_400) + 0.5)
+        w.index()
+
+    per_event = bytes_per_item(RollingEventWindow, events)
+    per_fill = bytes_per_item(RollingValueWindow, fills)
+    record("memory per partial event (window)", "40 B", f"{per_event:.0f} B", per_event / 40, "<= 40 B", per_event <= 40)
+    record("memory per fill (window + order index)", "120 B", f"{per_fill:.0f} B", per_fill / 120, "<= 120 B",
+           per_fill <= 120)
+
+    clock = ManualClock()
+    t = CapacityTelemetry("XDGUSD", clock=clock)
+    step = DAY_SECONDS / flood
+    observe, checkpoints = t.observe_order_status, {}
+    for i in range(flood):
+        if i % 64 == 0:
+            clock.advance(step * 64)
+        observe(f"F{i}", "canceled", "13", "1")
+        if i + 1 in (flood // 2, flood):
+            checkpoints[i + 1] = rss()
+    held = t.snapshot().partial_fill_cancel_events_1d
+    dropped = t.hook_errors["window_overflow"]
+    first, last = checkpoints[flood // 2], checkpoints[flood]
+    growth = (last - first) / first
+    ok = held == 100_000 and dropped == flood - 100_000 and growth < 0.05
+    record(f"flood of {flood:,} partial-cancels in 24h: held / dropped / RSS growth after the cap",
+           f"cap 100,000, RSS {first / 2**20:.0f} MiB at {flood // 2:,}",
+           f"{held:,} / {dropped:,} / RSS {last / 2**20:.0f} MiB", growth, "held = cap, all drops counted, RSS < +5%", ok)
+
+
+def wait_quiet(limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and os.getloadavg()[0] > 0.5:
+        time.sleep(5)
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=11, help="interleaved rounds per case (medians are compared)")
+    parser.add_argument("--wait-quiet", type=float, default=0.0, help="seconds to wait for a load average below 0.5")
+    parser.add_argument("--flood", type=int, default=10_000_000, help="events in the memory flood case")
+    args = parser.parse_args(argv)
+    wait_quiet(args.wait_quiet)
+    started = time.perf_counter()
+    case_hook_cost(args.repeats)
+    case_snapshot(args.repeats)
+    case_idle_day(args.repeats)
+    print("loading 50 pairs x 100k fills and 50 x 1k ...", flush=True)
+    big, _ = loaded(50, 100_000)
+    small, _ = loaded(50, 1_000)
+    case_scrape(args.repeats, big, small)
+    case_hooks_under_scrapes(big)
+    del big, small
+    gc.collect()
+    case_memory(args.flood)
+    print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, Python {sys.version.split()[0]}, "
+          f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}, {time.perf_counter() - started:.0f} s\n")
+    print("| case | baseline | candidate | ratio | target | verdict |")
+    print("|---|---|---|---|---|---|")
+    for r in ROWS:
+        print(f"| {r.case} | {r.baseline} | {r.candidate} | {r.ratio:.3g} | {r.target} | {'ok' if r.ok else '**miss**'} |")
+    return 0 if all(r.ok for r in ROWS) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
