@@ -18,7 +18,7 @@ from .core.telemetry import CapacityTelemetry
 from .core.thresholds import DEFAULT_LIMIT, DEFAULT_SAFETY_RATIO
 from .core.version import __version__
 from .web.app import HttpSettings, RunningServer, WebConfigFile, create_app, start_server
-from .web.metrics import CapacityCollector, EventMetrics
+from .web.metrics import CapacityCollector
 
 MODES = ("demo", "serve", "scrape", "embedded")
 
@@ -38,7 +38,6 @@ class CapacityExporter:
         add_standard_collectors(self.registry)
         Info(f"{PREFIX}_exporter", "The exporter's version and where its data comes from (demo is simulated).",
              registry=self.registry).info({"version": __version__, "mode": mode})
-        self.events = EventMetrics(self.registry)
         self._sources: list[PairSource] = []  # a list: a scraped source learns its pair from the payload
         self._lock = threading.Lock()
         self.registry.register(CapacityCollector(self.readings))
@@ -54,10 +53,8 @@ class CapacityExporter:
     def new_telemetry(
         self, pair: str, limit: int = DEFAULT_LIMIT, safety_ratio: float = DEFAULT_SAFETY_RATIO, **options: Any
     ) -> CapacityTelemetry:
-        """A telemetry wired to this registry's counters but not exported by itself (a wrapper source is)."""
-        telemetry = CapacityTelemetry(pair, limit, safety_ratio, clock=self.clock, **options)
-        telemetry.events = self.events.for_pair(telemetry.pair)
-        return telemetry
+        """A telemetry on this exporter's clock, not exported by itself (a wrapper source is)."""
+        return CapacityTelemetry(pair, limit, safety_ratio, clock=self.clock, **options)
 
     def add_source(self, source: PairSource) -> None:
         with self._lock:
@@ -69,7 +66,6 @@ class CapacityExporter:
         """Forget a pair; its series disappear from /metrics."""
         with self._lock:
             self._sources = [s for s in self._sources if s.pair != pair]
-        self.events.remove_pair(pair)
 
     @property
     def pairs(self) -> list[str]:

@@ -1,8 +1,8 @@
 """`CapacityTelemetry`: the object a bot owns and calls from its poll loop (spec sections 1, 2, 4, 5).
 
 The hooks never raise and never do I/O under the lock. Each call either records a fully valid observation or
-counts exactly one kind of bad input (`hook_errors`, and `krakenbot_hook_errors_total` when metrics are
-attached), logs it at most once a minute per kind, and changes nothing else. One exception, for safety: a
+counts exactly one kind of bad input (`hook_errors`; `/metrics` exports them as
+`krakenbot_hook_errors_total`), logs it at most once a minute per kind, and changes nothing else. One exception, for safety: a
 `canceled`/`expired` row with a valid `vol_exec > 0` is a partial-cancel even when its `vol` is bad (counted as
 a hook error too), because a possible phantom position must never be hidden by a flaw in another field.
 
@@ -24,7 +24,7 @@ import threading
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 from . import logtext
 from .capacity import CapacityFillHealth, CapacityInputs, evaluate
@@ -59,15 +59,6 @@ _INF = math.inf
 _STATUSES = {"open": "open", "closed": "closed", "canceled": "canceled", "expired": "expired", "pending": "pending"}
 
 
-class EventSink(Protocol):
-    """Kept for compatibility: the telemetry now counts its events itself (`EventCounts`, exported at scrape
-    time by `web/metrics.py`), so nothing is called on it. Assigning `telemetry.events` is harmless."""
-
-
-class NullEventSink:
-    """Kept for compatibility (see `EventSink`)."""
-
-
 class _State(NamedTuple):
     """What a read copies under the lock; everything else is computed outside it."""
 
@@ -92,7 +83,6 @@ class CapacityTelemetry:
         safety_ratio: float = DEFAULT_SAFETY_RATIO,
         *,
         clock: Clock | None = None,
-        events: EventSink | None = None,
         kraken_stale_after: float = KRAKEN_STALE_AFTER_SECONDS,
         stale_after: float = KRAKEN_STALE_AFTER_SECONDS,
         drift_threshold: int = DRIFT_THRESHOLD,
@@ -112,7 +102,6 @@ class CapacityTelemetry:
         self.stale_after = float(stale_after)
         self.drift_threshold = drift_threshold
         self.drift_persist_seconds = float(drift_persist_seconds)
-        self.events: EventSink | None = events  # unused, kept for compatibility
         self.clock = clock or SystemClock()
 
         self._lock = threading.Lock()

@@ -20,9 +20,7 @@ absent rather than NaN, so PromQL never averages a missing value. `krakenbot_pai
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
-from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
@@ -33,22 +31,6 @@ from ..core.counters import FILL_DURATION_BUCKETS, EventCounts
 from ..core.inputs import HOOK_ERROR_KINDS
 from ..core.naming import PREFIX  # noqa: E402  (re-exported for the collector)
 from ..core.reading import PairReading
-
-
-class EventMetrics:
-    """Kept so `CapacityExporter` can keep calling it: the event counters now live in each telemetry
-    (`core.counters.EventCounts`) and `CapacityCollector` exports them at scrape time, so a hook never pays for
-    prometheus-client's locks. `for_pair`/`remove_pair` have nothing left to do."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
-
-    def for_pair(self, pair: str) -> Any:
-        return None
-
-    def remove_pair(self, pair: str) -> None:
-        pass
-
 
 # Gauges of one value per pair: (name, help, value from the block). A None value is left out, never NaN.
 _PAIR_GAUGES: tuple[tuple[str, str, Callable[[CapacityFillHealth], float | None]], ...] = (
