@@ -6,12 +6,14 @@ pairs, mirrored sources (a scraped bot) and what the HTTP app serves.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Info, gc_collector, platform_collector, process_collector
 
 from .core.clock import Clock, SystemClock
+from .core.forecast import HeadroomHistory
 from .core.naming import PREFIX
 from .core.reading import PairReading, PairSource
 from .core.telemetry import CapacityTelemetry
@@ -40,6 +42,8 @@ class CapacityExporter:
              registry=self.registry).info({"version": __version__, "mode": mode})
         self._sources: list[PairSource] = []  # a list: a scraped source learns its pair from the payload
         self._lock = threading.Lock()
+        self._headroom: dict[str, HeadroomHistory] = {}  # pair -> its recent headroom, for the forecast
+        self._forecast_lock = threading.Lock()
         self.registry.register(CapacityCollector(self.readings))
 
     def add_pair(
@@ -66,6 +70,8 @@ class CapacityExporter:
         """Forget a pair; its series disappear from /metrics."""
         with self._lock:
             self._sources = [s for s in self._sources if s.pair != pair]
+        with self._forecast_lock:
+            self._headroom.pop(pair, None)
 
     @property
     def pairs(self) -> list[str]:
@@ -86,9 +92,23 @@ class CapacityExporter:
         return start_server(create_app(self, web), host, port, settings=settings, tls=tls)
 
     def readings(self) -> list[PairReading]:
+        """Every pair's reading now, each with its time-to-stop forecast from the headroom seen so far."""
         with self._lock:
             sources = list(self._sources)
-        return [s.reading() for s in sources]
+        readings = [s.reading() for s in sources]
+        now = self.clock.now()
+        with self._forecast_lock:
+            return [self._with_forecast(reading, now) for reading in readings]
+
+    def _with_forecast(self, reading: PairReading, now: float) -> PairReading:
+        """Record the pair's headroom (once a minute is enough; see `HeadroomHistory`) and attach the forecast.
+
+        A blind pair records nothing and has no forecast: its headroom cannot be vouched for."""
+        history = self._headroom.setdefault(reading.pair, HeadroomHistory())
+        if reading.blind or reading.health is None:
+            return reading
+        history.record(now, reading.health.open_order_headroom)
+        return dataclasses.replace(reading, forecast_seconds_to_stop=history.seconds_to_stop(now))
 
 
 def add_standard_collectors(registry: CollectorRegistry) -> None:

@@ -91,3 +91,86 @@ def test_an_old_history_without_recent_points_gives_no_forecast():
     history.record(0.0, 30)
     history.record(60.0, 29)
     assert history.seconds_to_stop(60.0 + FORECAST_TREND_SECONDS + 61) is None
+
+
+def test_the_cached_forecast_equals_a_fresh_fit_after_every_record_and_read():
+    import random
+
+    rng = random.Random(11)
+    history = HeadroomHistory()
+    now, headroom = 1_700_000_000.0, 120.0
+    for _ in range(3000):
+        now += rng.choice([0.0, 5.0, 15.0, 60.0, 600.0])
+        headroom += rng.choice([0, 0, 0, -1, -2, 1])
+        history.record(now, headroom)
+        read_at = now + rng.choice([0.0, 1.0, 30.0])
+        expected = seconds_to_stop(history.points(read_at), read_at)
+        got = history.seconds_to_stop(read_at)
+        assert (got is None) == (expected is None)
+        if got is not None:
+            assert math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-6)
+
+
+def test_the_exporter_serves_the_forecast_of_the_headroom_it_has_seen_in_status_and_metrics():
+    import statistics
+
+    from prometheus_client import CollectorRegistry
+
+    from exporter import CapacityExporter, ManualClock, status_payload
+
+    clock = ManualClock(start=1_700_000_000.0)
+    registry = CollectorRegistry()
+    exporter = CapacityExporter(registry=registry, clock=clock)
+    telemetry = exporter.add_pair("XDGUSD")  # limit 225 x 0.75: safe cap 168
+    times, headrooms = [], []
+    for active in [100, 102, 103, 105, 108, 110]:
+        telemetry.set_internal_counts(active_orders=active, recovery_orders=0, slot_count=10)
+        exporter.readings()
+        times.append(clock.now())
+        headrooms.append(168 - active)
+        clock.advance(60)
+    clock.advance(-60)  # read at the last point's time
+    fit = statistics.linear_regression(times, headrooms)
+    crossing = (STOP_HEADROOM - fit.intercept) / fit.slope  # when the fitted line reaches the stop edge
+    expected = crossing - clock.now()
+
+    block = status_payload(exporter)["capacity_fill_health"]
+    assert math.isclose(block["forecast_hours_to_stop"], expected / 3600, rel_tol=1e-6)
+    gauge = registry.get_sample_value("krakenbot_forecast_seconds_to_stop_band", {"pair": "XDGUSD"})
+    assert math.isclose(gauge, expected, rel_tol=1e-6)
+
+
+def test_the_exporter_has_no_forecast_for_a_flat_headroom():
+    from prometheus_client import CollectorRegistry
+
+    from exporter import CapacityExporter, ManualClock, status_payload
+
+    clock = ManualClock(start=1_700_000_000.0)
+    registry = CollectorRegistry()
+    exporter = CapacityExporter(registry=registry, clock=clock)
+    telemetry = exporter.add_pair("XDGUSD")
+    for _ in range(5):
+        telemetry.set_internal_counts(active_orders=100, recovery_orders=0, slot_count=10)
+        exporter.readings()
+        clock.advance(60)
+    assert status_payload(exporter)["capacity_fill_health"]["forecast_hours_to_stop"] is None
+    assert registry.get_sample_value("krakenbot_forecast_seconds_to_stop_band", {"pair": "XDGUSD"}) is None
+
+
+def test_a_pair_that_turns_blind_loses_its_forecast():
+    from prometheus_client import CollectorRegistry
+
+    from exporter import CapacityExporter, ManualClock
+
+    clock = ManualClock(start=1_700_000_000.0)
+    registry = CollectorRegistry()
+    exporter = CapacityExporter(registry=registry, clock=clock)
+    telemetry = exporter.add_pair("XDGUSD", stale_after=300.0)
+    for active in (100, 102, 104, 106, 108):
+        telemetry.set_internal_counts(active_orders=active, recovery_orders=0, slot_count=10)
+        exporter.readings()
+        clock.advance(60)
+    assert registry.get_sample_value("krakenbot_forecast_seconds_to_stop_band", {"pair": "XDGUSD"}) > 0
+    clock.advance(3600)  # no hook call for an hour: blind
+    assert registry.get_sample_value("krakenbot_pair_blind", {"pair": "XDGUSD"}) == 1
+    assert registry.get_sample_value("krakenbot_forecast_seconds_to_stop_band", {"pair": "XDGUSD"}) is None

@@ -69,7 +69,9 @@ class HeadroomHistory:
     """The last `trend_seconds` of one pair's headroom, at most one point per minute (the minute's latest value).
 
     Memory is bounded by trend_seconds / resolution + 1 points. Not thread-safe: the caller holds its own lock.
-    A clock that goes backwards clears the history (the trend would mix two timelines).
+    A clock that goes backwards clears the history (the trend would mix two timelines). A value equal to the
+    minute's last one keeps that point as it is, so the fit (cached as the moment the line crosses the stop
+    edge, which does not depend on when it is read) is redone only when the points change.
     """
 
     def __init__(self, trend_seconds: float = FORECAST_TREND_SECONDS,
@@ -80,6 +82,7 @@ class HeadroomHistory:
         self.resolution_seconds = float(resolution_seconds)
         self.max_points = int(math.ceil(trend_seconds / resolution_seconds)) + 1
         self._points: deque[tuple[float, float]] = deque(maxlen=self.max_points)
+        self._crossing: dict[float, float | None] = {}  # stop edge -> when the fitted line reaches it
 
     def record(self, now: float, headroom: float | None) -> None:
         """Keep `headroom` as the value of `now`'s minute; None or a non-finite value is not recorded."""
@@ -87,9 +90,12 @@ class HeadroomHistory:
             return
         if self._points and now < self._points[-1][0]:
             self._points.clear()
-        if self._points and self._bucket(self._points[-1][0]) == self._bucket(now):
-            self._points.pop()
-        self._points.append((float(now), float(headroom)))
+        same_minute = bool(self._points) and self._bucket(self._points[-1][0]) == self._bucket(now)
+        if not (same_minute and self._points[-1][1] == headroom):
+            if same_minute:
+                self._points.pop()
+            self._points.append((float(now), float(headroom)))
+            self._crossing.clear()
         self._prune(now)
 
     def points(self, now: float) -> list[tuple[float, float]]:
@@ -98,10 +104,18 @@ class HeadroomHistory:
         return [(t, v) for t, v in self._points if start <= t <= now]
 
     def seconds_to_stop(self, now: float, stop_headroom: float = STOP_HEADROOM) -> float | None:
-        return seconds_to_stop(self.points(now), now, stop_headroom)
+        """`seconds_to_stop` over the points of the trend window that ends at `now`."""
+        self._prune(now)
+        if stop_headroom not in self._crossing:
+            last = self._points[-1][0] if self._points else now
+            left = seconds_to_stop(self.points(last), last, stop_headroom)
+            self._crossing[stop_headroom] = None if left is None else last + left
+        crossing = self._crossing[stop_headroom]
+        return None if crossing is None else max(0.0, crossing - now)
 
     def hours_to_stop(self, now: float, stop_headroom: float = STOP_HEADROOM) -> float | None:
-        return hours_to_stop(self.points(now), now, stop_headroom)
+        seconds = self.seconds_to_stop(now, stop_headroom)
+        return None if seconds is None else seconds / 3600.0
 
     def __len__(self) -> int:
         return len(self._points)
@@ -113,4 +127,5 @@ class HeadroomHistory:
         start = now - self.trend_seconds
         while self._points and self._points[0][0] < start:
             self._points.popleft()
+            self._crossing.clear()
 

@@ -26,6 +26,7 @@ class PairReading:
     problem: str | None = None  # why there is no data, or what is wrong with it, in a sentence
     blind: bool = False  # no usable data now (a source without data also has health None); `problem` says why
     window_started_at: float | None = None  # since when the 24h windows have been counting (None: unknown)
+    forecast_seconds_to_stop: float | None = None  # the headroom's 6h trend reaches the stop edge in this long
     counts: EventCounts | None = None  # event counters of a telemetry fed by hooks (None: the source has none)
 
 
