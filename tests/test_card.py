@@ -235,3 +235,35 @@ def test_the_card_and_its_fetches_work_behind_basic_auth_in_chromium(browser, ex
         assert denied.status_code == 401
     finally:
         server.stop()
+
+
+def test_the_card_shows_when_the_headroom_trend_reaches_the_stop_band(browser, served, clock):
+    telemetry, server = served
+    # headroom 68, 59, 50, 41, 32, read a minute apart: falling 9 a minute, the stop edge (10) minutes ahead
+    for active in (100, 109, 118, 127, 136):
+        clock.advance(60)
+        telemetry.set_internal_counts(active_orders=active, recovery_orders=0, slot_count=10)
+        status = requests.get(server.url + "/api/status", timeout=5).json()
+    hours = status["capacity_fill_health"]["forecast_hours_to_stop"]
+    assert 0 < hours < 1
+    page = browser.new_page()
+    try:
+        page.goto(server.url + "/")
+        line = page.get_by_test_id("forecast")
+        line.wait_for(timeout=10_000)
+        assert line.inner_text() == f"stop band in ~{max(1, round(hours * 60))} min at the 6 h trend"
+    finally:
+        page.close()
+
+
+def test_the_card_says_the_headroom_is_not_falling_when_there_is_no_forecast(browser, served, clock):
+    telemetry, server = served
+    telemetry.set_internal_counts(active_orders=100, recovery_orders=0, slot_count=10)
+    page = browser.new_page()
+    try:
+        page.goto(server.url + "/")
+        line = page.get_by_test_id("forecast")
+        line.wait_for(timeout=10_000)
+        assert line.inner_text() == "headroom not falling (6 h trend)"
+    finally:
+        page.close()
