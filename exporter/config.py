@@ -53,16 +53,16 @@ def _pairs(raw: str) -> tuple[str, ...]:
     items = [p.strip() for p in str(raw).split(",") if p.strip()]
     if not items:
         raise ValueError("no pair given")
-    labels = []
+    given: dict[str, str] = {}  # label -> the spelling given (resolved later through AssetPairs)
     for item in items:
         try:
             label = PairNames.offline(item).label
         except PairError as exc:
             raise ValueError(str(exc)) from None
-        if label in labels:
-            raise ValueError(f"pair {item!r} is given twice")
-        labels.append(item)
-    return tuple(labels)
+        if label in given:
+            raise ValueError(f"pair {item!r} is given twice (as {given[label]!r})")
+        given[label] = item
+    return tuple(given.values())
 
 
 def _log_level(raw: str) -> str:

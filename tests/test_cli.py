@@ -28,6 +28,8 @@ def run_cli(*args, env=None, timeout=30):
         (["--limit", "-5"], "--limit"),
         (["--limit", "many"], "--limit"),
         (["--pair", "DOGE/USD/EUR"], "--pair"),
+        (["--pair", "DOGE/USD,XDGUSD"], "--pair"),
+        (["--pair", "xdgusd,XDGUSD"], "--pair"),
         (["--port", "70000"], "--port"),
         (["--log-level", "LOUD"], "--log-level"),
     ],

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.sources.status_scraper import BotStatusScraper, ScrapeMetrics, parse_block
 from exporter.web.app import create_app, start_server
-from tests.conftest import require_binary
+from tests.conftest import require_binary, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -191,6 +191,39 @@ def test_a_missing_or_mistyped_field_is_counted_reported_and_never_guessed(scrap
         assert gauge(registry, "krakenbot_status_field_errors_total", field=field) == 1
     assert set(scraper.reading().invalid_fields) == {
         "open_order_headroom", "open_orders_current", "open_orders_drift", "status_band"}
+
+
+def test_numbers_too_large_to_be_counts_are_mistyped_fields_and_the_scrape_and_metrics_go_on(scraper, registry, bot):
+    block = bot.payload["capacity_fill_health"]
+    bot.body = json.dumps(bot.payload).replace(
+        f'"open_orders_current": {block["open_orders_current"]}', '"open_orders_current": ' + "9" * 400).replace(
+        f'"open_order_utilization_pct": {block["open_order_utilization_pct"]}', '"open_order_utilization_pct": 1e400',
+    ).encode()
+    assert b"9" * 400 in bot.body and b"1e400" in bot.body
+    assert scraper.scrape_once() == "ok"
+    assert {"open_orders_current", "open_order_utilization_pct"} <= set(scraper.reading().invalid_fields)
+    assert gauge(registry, "krakenbot_open_orders_current") is None
+    assert gauge(registry, "krakenbot_open_orders_internal") == 115  # the other fields still mirrored
+
+
+def test_a_worker_whose_run_raises_logs_it_and_keeps_running(caplog):
+    from exporter.sources.worker import BackgroundWorker
+
+    class Flaky(BackgroundWorker):
+        calls = 0
+
+        def run_once(self):
+            Flaky.calls += 1
+            raise RuntimeError("boom")
+
+    worker = Flaky(interval=0.01, join_timeout=5)
+    worker.start()
+    try:
+        assert wait_for(lambda: Flaky.calls >= 3, timeout=10)
+    finally:
+        worker.stop()
+    errors = [r for r in caplog.records if "unexpected RuntimeError" in r.getMessage()]
+    assert len(errors) >= 3 and errors[0].exc_info and not errors[1].exc_info
 
 
 def test_nulls_are_fine_where_the_spec_allows_them():

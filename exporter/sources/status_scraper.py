@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from ..core.capacity import BANDS, SOURCES, SPEC_FIELD_TYPES, CapacityFillHealth, status_reason
 from ..core.clock import Clock, SystemClock
+from ..core.inputs import MAX_COUNT
 from ..core.naming import PREFIX
 from ..core.pairs import PairNames, canonical_label
 from ..core.reading import PairReading
@@ -52,6 +53,14 @@ class ScrapeMetrics:
                                     ["pair", "field"], registry=registry)
 
 
+def _plausible(number: int | float) -> bool:
+    """A finite number no larger than any count could be (a bot's 10**400 is a mistyped field, not a count)."""
+    try:
+        return math.isfinite(float(number)) and abs(number) <= MAX_COUNT
+    except OverflowError:
+        return False
+
+
 def _valid(name: str, value: Any) -> bool:
     allowed = SPEC_FIELD_TYPES[name]
     if isinstance(value, bool):
@@ -59,9 +68,11 @@ def _valid(name: str, value: Any) -> bool:
     if value is None:
         return type(None) in allowed
     if float in allowed and isinstance(value, (int, float)):
-        return math.isfinite(value)
+        return _plausible(value)
     if not isinstance(value, allowed):
         return False
+    if isinstance(value, int):
+        return _plausible(value)
     if name == "status_band":
         return value in BANDS
     if name == "open_orders_source":

@@ -5,11 +5,15 @@ A scrape or a status read never waits on the worker: it only ever reads what the
 
 from __future__ import annotations
 
+import logging
 import threading
+
+log = logging.getLogger("kraken_capacity_exporter")
 
 
 class BackgroundWorker:
-    """Subclasses define `run_once()` (never raising) and may override `next_delay()`."""
+    """Subclasses define `run_once()` and may override `next_delay()`; an exception it lets out is logged (with
+    its traceback the first time for each kind) and the loop goes on."""
 
     thread_name = "worker"
 
@@ -35,6 +39,13 @@ class BackgroundWorker:
             self._thread.join(timeout=self._join_timeout)
 
     def _run(self) -> None:
+        failures: set[str] = set()
         while not self._stop.is_set():
-            self.run_once()
+            try:
+                self.run_once()
+            except Exception as exc:  # a bug must not end the loop: the source would freeze without saying so
+                kind = type(exc).__name__
+                log.error("%s: unexpected %s: %s; it keeps running", self.thread_name, kind, exc,
+                          exc_info=kind not in failures)
+                failures.add(kind)
             self._stop.wait(self.next_delay())
