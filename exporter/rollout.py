@@ -194,7 +194,8 @@ def run_baseline(prom: PrometheusHistory, pairs: list[str] | None, days: int, en
     except PrometheusHistoryError as exc:
         print(f"{PROG} baseline: {exc}", file=err)
         if fmt == "json":
-            print(json.dumps({"prometheus": prom.url, "start": start, "end": end, "error": str(exc), "pairs": {}}), file=out)
+            print(json.dumps({"prometheus": prom.display_url, "start": start, "end": end, "error": str(exc), "pairs": {}}),
+                  file=out)
         return EXIT_NO_DATA
     for warning in warnings:
         print(f"{PROG} baseline: warning: {warning}", file=err)
@@ -223,7 +224,7 @@ def read_baseline(prom: PrometheusHistory, pairs: list[str] | None, days: int, e
     histories = read_histories(prom, pairs, start - DAY_SECONDS, end, warnings) if pairs else {}
     fills = read_fills(prom, pairs, [e for _, e in day_windows(end, days)], warnings) if pairs else {}
     report = {
-        "prometheus": prom.url, "start": as_number(start), "end": as_number(end),
+        "prometheus": prom.display_url, "start": as_number(start), "end": as_number(end),
         "pairs": {pair: pair_report(histories[pair], end, days, fills[pair]) for pair in pairs},
     }
     return report, histories
@@ -388,7 +389,7 @@ def read_advice(prom: PrometheusHistory, pair: str, at: float) -> Advice:
         known = prom.label_values("pair", band_metric)
         if pair not in known:
             has = ", ".join(known) if known else "none"
-            return unknown(pair, at, f"Prometheus at {prom.url} has no {band_metric} series for pair {pair} "
+            return unknown(pair, at, f"Prometheus at {prom.display_url} has no {band_metric} series for pair {pair} "
                                      f"(pairs it has: {has}).")
         warnings: list[str] = []
         start = at - LOOKBACK_SECONDS

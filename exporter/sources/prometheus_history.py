@@ -14,6 +14,8 @@ from typing import Any
 
 import requests
 
+from .urls import redacted
+
 API = "/api/v1"
 
 
@@ -36,6 +38,7 @@ class PrometheusHistory:
 
     def __init__(self, url: str, timeout: float = 30.0, session: requests.Session | None = None) -> None:
         self.url = url.rstrip("/")
+        self.display_url = redacted(self.url)  # for messages and reports: no password or token
         self.timeout = timeout
         self._session = session or requests.Session()
 
@@ -62,7 +65,7 @@ class PrometheusHistory:
             params["end"] = _fmt(end)
         data = self._get(f"/label/{label}/values", params)
         if not isinstance(data, list):
-            raise PrometheusHistoryError(f"{self.url} answered label values that are not a list")
+            raise PrometheusHistoryError(f"{self.display_url} answered label values that are not a list")
         return sorted(str(v) for v in data)
 
     def _get(self, path: str, params: dict[str, str]) -> Any:
@@ -70,28 +73,28 @@ class PrometheusHistory:
         try:
             response = self._session.get(url, params=params, timeout=self.timeout)
         except requests.Timeout:
-            raise PrometheusHistoryError(f"Prometheus at {self.url} did not answer within {self.timeout:g} s.") from None
+            raise PrometheusHistoryError(f"Prometheus at {self.display_url} did not answer within {self.timeout:g} s.") from None
         except requests.RequestException as exc:
-            raise PrometheusHistoryError(f"Cannot reach Prometheus at {self.url}: {_short(exc)}.") from None
+            raise PrometheusHistoryError(f"Cannot reach Prometheus at {self.display_url}: {_short(exc)}.") from None
         try:
             body = response.json()
         except ValueError:
             body = None
         if not isinstance(body, dict) or body.get("status") not in ("success", "error"):
             raise PrometheusHistoryError(
-                f"{self.url} does not answer like a Prometheus server (HTTP {response.status_code} from {API}{path}); "
+                f"{self.display_url} does not answer like a Prometheus server (HTTP {response.status_code} from {API}{path}); "
                 f"give its base URL, e.g. http://localhost:9090."
             )
         if body["status"] == "error":
             query = params.get("query") or params.get("match[]")
             raise PrometheusHistoryError(
-                f"Prometheus at {self.url} rejected {query!r}: {body.get('errorType', 'error')}: {body.get('error', '')}."
+                f"Prometheus at {self.display_url} rejected {query!r}: {body.get('errorType', 'error')}: {body.get('error', '')}."
             )
         return body.get("data")
 
     def _series(self, data: Any, expr: str) -> list[Series]:
         if not isinstance(data, dict) or data.get("resultType") not in ("vector", "matrix", "scalar"):
-            raise PrometheusHistoryError(f"Prometheus at {self.url} answered {expr!r} with an unexpected result.")
+            raise PrometheusHistoryError(f"Prometheus at {self.display_url} answered {expr!r} with an unexpected result.")
         kind, result = data["resultType"], data.get("result") or []
         if kind == "scalar":
             return [Series({}, [_sample(result)])]

@@ -27,6 +27,7 @@ from ..core.inputs import MAX_COUNT
 from ..core.naming import PREFIX
 from ..core.pairs import PairNames, canonical_label
 from ..core.reading import PairReading
+from .urls import redacted
 from .worker import BackgroundWorker
 
 log = logging.getLogger("kraken_capacity_exporter.scrape")
@@ -125,6 +126,7 @@ class BotStatusScraper(BackgroundWorker):
         stale_after: float | None = None,
     ) -> None:
         self.url = url
+        self.display_url = redacted(url)  # for messages: never the password or token a URL may hold
         self.metrics = metrics
         self._pair_override = PairNames.offline(pair).label if pair else None
         self._learned_pair: str | None = None
@@ -148,14 +150,14 @@ class BotStatusScraper(BackgroundWorker):
         with self._lock:
             reading = self._reading
         if reading is None:
-            return PairReading(pair=self.pair, health=None, blind=True, problem=f"no successful scrape of {self.url} yet")
+            return PairReading(pair=self.pair, health=None, blind=True, problem=f"no successful scrape of {self.display_url} yet")
         if reading.blind or reading.last_update is None:
             return reading
         age = self.clock.now() - reading.last_update
         if age > self.stale_after:
             return dataclasses.replace(
                 reading, health=None, blind=True, invalid_fields=(),
-                problem=f"the last good scrape of {self.url} is {age:.0f} s old (stale after {self.stale_after:g} s)",
+                problem=f"the last good scrape of {self.display_url} is {age:.0f} s old (stale after {self.stale_after:g} s)",
             )
         return reading
 
@@ -177,7 +179,7 @@ class BotStatusScraper(BackgroundWorker):
             for field in invalid:
                 self.metrics.field_errors.labels(pair=pair, field=field).inc()
             if invalid and self._last_outcome != "ok_invalid":
-                log.warning("bot status at %s: missing or mistyped fields %s", self.url, ", ".join(invalid))
+                log.warning("bot status at %s: missing or mistyped fields %s", self.display_url, ", ".join(invalid))
             now = self.clock.now()
             reading = PairReading(
                 pair=pair, health=health, last_update=now, invalid_fields=invalid,
@@ -189,11 +191,11 @@ class BotStatusScraper(BackgroundWorker):
         else:
             last_good = self._reading.last_update if self._reading is not None and self._reading.pair == pair else None
             reading = PairReading(pair=pair, health=None, blind=True, last_update=last_good,
-                                  problem=f"scrape of {self.url} failed: {problem}")
+                                  problem=f"scrape of {self.display_url} failed: {problem}")
             self.metrics.errors.labels(pair=pair, reason=outcome).inc()
             self.metrics.up.labels(pair=pair).set(0)
             if outcome != self._last_outcome:
-                log.warning("bot status at %s: %s (%s); exporting up=0 and no values", self.url, problem, outcome)
+                log.warning("bot status at %s: %s (%s); exporting up=0 and no values", self.display_url, problem, outcome)
             self._last_outcome = outcome
         with self._lock:
             self._reading = reading
