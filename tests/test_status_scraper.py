@@ -10,6 +10,7 @@ import pytest
 import requests
 from prometheus_client import CollectorRegistry, generate_latest
 
+from exporter import status_payload
 from exporter.sources.status_scraper import BotStatusScraper, ScrapeMetrics, parse_block
 from exporter.web.app import create_app, start_server
 from tests.conftest import require_binary, wait_for
@@ -296,3 +297,24 @@ def test_the_default_stale_limit_is_four_intervals_and_never_shorter_than_an_int
     assert BotStatusScraper(bot.url, ScrapeMetrics(CollectorRegistry()), interval=1, timeout=10).stale_after == 11
     with pytest.raises(ValueError, match="stale_after"):
         BotStatusScraper(bot.url, ScrapeMetrics(CollectorRegistry()), stale_after=0)
+
+
+def test_a_password_or_token_in_the_status_url_reaches_no_log_status_or_metric(bot, exporter, registry, clock, caplog):
+    url = bot.url.replace("http://", "http://op:hunter2@") + "?token=s3cr3t"
+    scraper = BotStatusScraper(url, ScrapeMetrics(registry), timeout=2, clock=clock)
+    exporter.add_source(scraper)
+    bot.go_away()
+    assert scraper.scrape_once() == "connection_error"
+    shown = " ".join([caplog.text, json.dumps(status_payload(exporter)), generate_latest(registry).decode()])
+    assert "/api/status" in shown
+    assert "hunter2" not in shown and "s3cr3t" not in shown and "op:" not in shown
+    bot.come_back()
+
+
+def test_redacted_urls_keep_the_server_and_path_and_hide_credentials_and_query():
+    from exporter.sources.urls import redacted
+
+    assert redacted("http://bot:8080/api/status") == "http://bot:8080/api/status"
+    assert redacted("https://u:p@bot:8443/api/status?token=x") == "https://***@bot:8443/api/status?***"
+    assert redacted("http://[::1]:9/x") == "http://[::1]:9/x"
+    assert redacted("http://a:b@[::1]:9/x?q=1#f") == "http://***@[::1]:9/x?***"
