@@ -56,6 +56,17 @@ def wait_for(predicate, timeout: float = 10.0, step: float = 0.05) -> bool:
     return bool(predicate())
 
 
+def closed_by_server(sock: socket.socket) -> bool:
+    """True once the server has closed `sock` (EOF or reset); False while it is still open."""
+    sock.setblocking(False)
+    try:
+        return sock.recv(4096) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
 @pytest.fixture
 def kraken_secret() -> str:
     import base64

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from exporter.web.app import HttpSettings, create_app, start_server
-from tests.conftest import wait_for
+from tests.conftest import closed_by_server, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -86,17 +86,6 @@ def raw_exchange(port: int, data: bytes, timeout: float = 10.0) -> bytes:
                 if length is not None and len(body) >= length:
                     break
         return b"".join(chunks)
-
-
-def closed_by_server(sock: socket.socket) -> bool:
-    """True once the server has closed `sock` (EOF or reset); False while it is still open."""
-    sock.setblocking(False)
-    try:
-        return sock.recv(4096) == b""
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True
 
 
 def test_3000_requests_from_50_clients_to_every_endpoint_while_hooks_fire_have_no_error(two_pairs, clock):

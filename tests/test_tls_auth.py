@@ -17,7 +17,7 @@ import yaml
 from exporter.web import auth
 from exporter.web.app import HttpSettings, WebConfigFile, create_app, start_server
 from tests.certs import bcrypt_hash, make_pki
-from tests.conftest import free_port, require_binary, wait_for
+from tests.conftest import closed_by_server, free_port, require_binary, wait_for
 from tests.harness import Prometheus
 
 pytestmark = pytest.mark.integration
@@ -165,21 +165,27 @@ def test_stalled_tls_handshakes_do_not_stop_the_server_from_answering(exporter, 
         for _ in range(5):
             assert requests.get(server.url + "/livez", verify=str(pki.ca), timeout=5).status_code == 200
         context = ssl.create_default_context(cafile=str(pki.ca))
-
-        def handshake_closed(sock: socket.socket) -> bool:
-            sock.setblocking(False)
-            try:
-                return sock.recv(1) == b""
-            except BlockingIOError:
-                return False
-            except OSError:
-                return True
-
-        assert wait_for(lambda: all(handshake_closed(s) for s in silent), timeout=20)  # the idle timeout ends them
+        assert wait_for(lambda: all(closed_by_server(s) for s in silent), timeout=20)  # the idle timeout ends them
         with context.wrap_socket(socket.create_connection(("127.0.0.1", server.port), timeout=5),
                                  server_hostname="127.0.0.1") as tls:
             tls.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             assert tls.recv(100).startswith(b"HTTP/1.1 200")
+    finally:
+        for s in silent:
+            s.close()
+        server.stop()
+
+
+def test_connections_waiting_for_their_tls_handshake_count_against_the_connection_limit(exporter, pki, tmp_path):
+    exporter.add_pair("XDGUSD")
+    server = serve(exporter, web_yml(pki, tmp_path / "web.yml"), settings=HttpSettings(max_connections=5, idle_timeout=30.0))
+    silent = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(5)]
+    try:
+        assert wait_for(lambda: server.open_connections == 5, timeout=10)
+        extra = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        assert wait_for(lambda: closed_by_server(extra), timeout=10)  # the 6th is refused before any handshake
+        extra.close()
+        assert not any(closed_by_server(s) for s in silent)
     finally:
         for s in silent:
             s.close()

@@ -178,14 +178,13 @@ class _Server:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             task = asyncio.current_task()
             assert task is not None
-            self._connections.add(task)
+            self._connections.add(task)  # counted from accept: a stalled TLS handshake holds a place too
             task.add_done_callback(self._connections.discard)
+            if self.tls is not None and not await self._handshake(writer):
+                return
             await _TCPServer(self._app, self._loop, self._config, context, state, reader, writer)
 
-        server = await asyncio.start_server(
-            on_connection, sock=self._sock, backlog=1024, ssl=self.tls,
-            ssl_handshake_timeout=self.settings.idle_timeout if self.tls else None,
-        )
+        server = await asyncio.start_server(on_connection, sock=self._sock, backlog=1024)
         self._ready.set()
         try:
             await self._stop.wait()
@@ -197,6 +196,18 @@ class _Server:
                 await asyncio.wait(set(self._connections), timeout=self._config.graceful_timeout)
             for task in set(self._connections):
                 task.cancel()
+
+
+    async def _handshake(self, writer: asyncio.StreamWriter) -> bool:
+        """TLS on an accepted connection, within the idle timeout; False (and closed) when it fails."""
+        assert self.tls is not None
+        try:
+            await writer.start_tls(self.tls, ssl_handshake_timeout=self.settings.idle_timeout)
+        except (TimeoutError, ssl.SSLError, OSError) as exc:
+            log.debug("TLS handshake failed: %s", exc)
+            writer.close()
+            return False
+        return True
 
 
 def _quiet_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
