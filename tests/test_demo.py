@@ -28,11 +28,11 @@ def test_each_band_change_is_one_line_with_the_threshold_that_caused_it(telemetr
         telemetry.set_internal_counts(active_orders=internal, recovery_orders=0, slot_count=50)
         lines.append(bands.update("XDGUSD", telemetry.snapshot()))
     assert lines == [
-        "XDGUSD: starts in normal (headroom 68 ≥ 20, no partial-cancel in 24h)",
+        "XDGUSD: starts in normal (headroom 68 >= 20, no partial-cancel in 24h)",
         None,  # still normal: nothing to say
         "XDGUSD: normal → caution (headroom 18 < 20)",
         "XDGUSD: caution → stop (headroom 8 < 10)",
-        "XDGUSD: stop → normal (headroom 68 ≥ 20, no partial-cancel in 24h)",
+        "XDGUSD: stop → normal (headroom 68 >= 20, no partial-cancel in 24h)",
     ]
     assert [r.getMessage() for r in caplog.records] == [line for line in lines if line]
 
@@ -42,7 +42,7 @@ def test_a_partial_cancel_stop_names_the_canary(telemetry):
     telemetry.set_internal_counts(active_orders=100, recovery_orders=0, slot_count=50)
     bands.update("XDGUSD", telemetry.snapshot())
     telemetry.observe_order_status("OUF4EM-FRGI2-MQMWZD", "canceled", "13", "5")
-    assert bands.update("XDGUSD", telemetry.snapshot()) == "XDGUSD: normal → stop (partial-cancels in 24h: 1)"
+    assert bands.update("XDGUSD", telemetry.snapshot()) == "XDGUSD: normal → stop (1 partial-cancel in 24h > 0)"
 
 
 @pytest.mark.integration

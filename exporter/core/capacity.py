@@ -78,18 +78,23 @@ def classify_band(headroom: int, partial_cancel_1d: int) -> str:
     return BAND_NORMAL
 
 
-def status_reason(band: str, headroom: int, partial_cancel_1d: int) -> str:
-    """One plain sentence with the numbers behind the band, for the card and for people."""
+def band_reason(band: str, headroom: int, partial_cancel_1d: int) -> str:
+    """The numbers behind the band in the words of its thresholds: `headroom 18 < 20`."""
     if band == BAND_STOP:
         reasons = []
         if partial_cancel_1d > 0:
             reasons.append(f"{partial_cancel_1d} partial-cancel in 24h > 0")
         if headroom < STOP_HEADROOM:
             reasons.append(f"headroom {headroom} < {STOP_HEADROOM}")
-        return "; ".join(reasons) + " (stop)"
+        return "; ".join(reasons)
     if band == BAND_CAUTION:
-        return f"headroom {headroom} < {CAUTION_HEADROOM} (caution)"
-    return f"headroom {headroom} >= {CAUTION_HEADROOM}, no partial-cancel in 24h (normal)"
+        return f"headroom {headroom} < {CAUTION_HEADROOM}"
+    return f"headroom {headroom} >= {CAUTION_HEADROOM}, no partial-cancel in 24h"
+
+
+def status_reason(band: str, headroom: int, partial_cancel_1d: int) -> str:
+    """One plain sentence with the numbers behind the band, for the card and for people."""
+    return f"{band_reason(band, headroom, partial_cancel_1d)} ({band})"
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,10 @@ import random
 import time
 from dataclasses import dataclass
 
-from ..core.capacity import BAND_CAUTION, BAND_STOP, CapacityFillHealth
+from ..core.capacity import CapacityFillHealth, band_reason
 from ..core.clock import AcceleratedClock
 from ..core.pairs import PairError, PairNames
 from ..core.telemetry import CapacityTelemetry
-from ..core.thresholds import CAUTION_HEADROOM, STOP_HEADROOM
 from ..service import CapacityExporter
 from ..sources.credentials import KrakenCredentials
 from ..sources.kraken_api import ReadOnlyKraken
@@ -77,17 +76,11 @@ class OutageSchedule:
             log.info("demo: scripted Kraken outage for %.0f s (falls back to the internal count)", OUTAGE_WALL_SECONDS)
 
 
-def band_reason(health: CapacityFillHealth) -> str:
+def why(health: CapacityFillHealth) -> str:
     """Why the pair is in its band, in the words of the thresholds: `headroom 18 < 20`."""
-    headroom, cancels = health.open_order_headroom, health.partial_fill_cancel_events_1d or 0
-    if health.status_band == BAND_STOP:
-        reasons = [f"partial-cancels in 24h: {cancels}"] if cancels else []
-        if headroom is not None and headroom < STOP_HEADROOM:
-            reasons.append(f"headroom {headroom} < {STOP_HEADROOM}")
-        return "; ".join(reasons)
-    if health.status_band == BAND_CAUTION:
-        return f"headroom {headroom} < {CAUTION_HEADROOM}"
-    return f"headroom {headroom} ≥ {CAUTION_HEADROOM}, no partial-cancel in 24h"
+    if health.status_band is None or health.open_order_headroom is None:
+        return "unknown"
+    return band_reason(health.status_band, health.open_order_headroom, health.partial_fill_cancel_events_1d or 0)
 
 
 class BandChangeLog:
@@ -102,8 +95,8 @@ class BandChangeLog:
         if band is None or band == before:
             return None
         self._bands[pair] = band
-        line = (f"{pair}: {before} → {band} ({band_reason(health)})" if before is not None
-                else f"{pair}: starts in {band} ({band_reason(health)})")
+        line = (f"{pair}: {before} → {band} ({why(health)})" if before is not None
+                else f"{pair}: starts in {band} ({why(health)})")
         log.info("%s", line)
         return line
 
