@@ -26,6 +26,7 @@ from .sources.kraken_api import KrakenError, ReadOnlyKraken
 from .sources.kraken_poller import FALLBACK_BLIND, KrakenOpenOrdersPoller, KrakenSourceMetrics, resolve_pairs
 from .sources.standalone import StandaloneSource
 from .sources.status_scraper import BotStatusScraper, ScrapeMetrics
+from .sources.worker import default_stale_after
 from .web.app import HttpSettings, RunningServer
 from .web.web_config import WebConfigError, WebConfigFile
 
@@ -135,7 +136,7 @@ def build_serve(config: Config, credentials: KrakenCredentials) -> tuple[Capacit
     exporter = CapacityExporter(mode="serve")
     client = ReadOnlyKraken(credentials, config.kraken_url, timeout=config.kraken_timeout)
     names = resolve_or_explain(client, config.pair_list)
-    stale = config.kraken_stale_after or default_kraken_stale_after(config)
+    stale = config.kraken_stale_after or default_stale_after(config.kraken_poll_interval, config.kraken_timeout)
     telemetries = []
     for pair in config.pair_list:
         telemetry = exporter.new_telemetry(pair, config.limit, config.safety_ratio, kraken_stale_after=stale)
@@ -146,11 +147,6 @@ def build_serve(config: Config, credentials: KrakenCredentials) -> tuple[Capacit
     poller = KrakenOpenOrdersPoller(client, telemetries, KrakenSourceMetrics(exporter.registry),
                                     interval=config.kraken_poll_interval, fallback=FALLBACK_BLIND)
     return exporter, poller
-
-
-def default_kraken_stale_after(config: Config) -> float:
-    """Four poll intervals, and never less than one interval plus a whole call."""
-    return max(4 * config.kraken_poll_interval, config.kraken_poll_interval + config.kraken_timeout)
 
 
 def serve_until_stopped(

@@ -28,17 +28,12 @@ from ..core.naming import PREFIX
 from ..core.pairs import PairNames, canonical_label
 from ..core.reading import PairReading
 from .urls import redacted
-from .worker import BackgroundWorker
+from .worker import BackgroundWorker, default_stale_after
 
 log = logging.getLogger("kraken_capacity_exporter.scrape")
 
 SCRAPE_ERRORS = ("connection_error", "timeout", "http_error", "invalid_json", "no_capacity_block", "no_pair")
 UNKNOWN_PAIR = "unknown"
-
-
-def default_stale_after(interval: float, timeout: float) -> float:
-    """Four missed scrapes, and never less than one scrape plus its timeout."""
-    return max(4 * interval, interval + timeout)
 
 
 class ScrapeMetrics:

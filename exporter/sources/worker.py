@@ -11,6 +11,11 @@ import threading
 log = logging.getLogger("kraken_capacity_exporter")
 
 
+def default_stale_after(interval: float, timeout: float) -> float:
+    """When a polled source's data stops counting: four missed intervals, never less than an interval plus a call."""
+    return max(4 * interval, interval + timeout)
+
+
 class BackgroundWorker:
     """Subclasses define `run_once()` and may override `next_delay()`; an exception it lets out is logged (with
     its traceback the first time for each kind) and the loop goes on."""
