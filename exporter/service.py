@@ -105,7 +105,7 @@ class CapacityExporter:
 
         A blind pair records nothing and has no forecast: its headroom cannot be vouched for."""
         history = self._headroom.setdefault(reading.pair, HeadroomHistory())
-        if reading.blind or reading.health is None:
+        if reading.blind or reading.health is None:  # (no health is blind too: said again for mypy)
             return reading
         history.record(now, reading.health.open_order_headroom)
         return dataclasses.replace(reading, forecast_seconds_to_stop=history.seconds_to_stop(now))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from .capacity import CapacityFillHealth
+from .capacity import SOURCE_KRAKEN, CapacityFillHealth
 from .counters import EventCounts
 
 
@@ -24,10 +24,19 @@ class PairReading:
     unknown_fields: tuple[str, ...] = ()  # fields this source cannot know (standalone mode): null in the block
     invalid_fields: tuple[str, ...] = ()  # fields a scraped bot sent missing or mistyped: null in the block
     problem: str | None = None  # why there is no data, or what is wrong with it, in a sentence
-    blind: bool = False  # no usable data now (a source without data also has health None); `problem` says why
+    blind: bool = False  # no usable data now (always so when health is None); `problem` says why
     window_started_at: float | None = None  # since when the 24h windows have been counting (None: unknown)
     forecast_seconds_to_stop: float | None = None  # the headroom's 6h trend reaches the stop edge in this long
     counts: EventCounts | None = None  # event counters of a telemetry fed by hooks (None: the source has none)
+
+    def __post_init__(self) -> None:
+        if self.health is None and not self.blind:  # no data at all is blind, whatever the source said
+            object.__setattr__(self, "blind", True)
+
+    @property
+    def kraken_data_available(self) -> bool:
+        """A fresh Kraken count is what the block's numbers stand on (False with no data at all)."""
+        return self.health is not None and self.health.open_orders_source == SOURCE_KRAKEN
 
 
 class PairSource(Protocol):

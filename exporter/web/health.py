@@ -26,10 +26,10 @@ def _finite(value: float | None) -> float | None:
 
 def pair_health(reading: PairReading, now: float) -> dict[str, Any]:
     """One pair's entry: whether it is blind, why, and how old its data is."""
-    blind = reading.blind or reading.health is None
+    blind = reading.blind
     entry: dict[str, Any] = {
         "status": "blind" if blind else "ok",
-        "kraken_data_available": bool(reading.health is not None and reading.health.open_orders_kraken is not None),
+        "kraken_data_available": reading.kraken_data_available,
         "kraken_data_age_seconds": _finite(reading.kraken_data_age_seconds),
         "last_update_age_seconds": _age(now, reading.last_update),
     }

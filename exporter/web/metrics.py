@@ -26,7 +26,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
-from ..core.capacity import BAND_VALUE, BANDS, HINTS, SOURCE_KRAKEN, SOURCES, CapacityFillHealth
+from ..core.capacity import BAND_VALUE, BANDS, HINTS, SOURCES, CapacityFillHealth
 from ..core.counters import FILL_DURATION_BUCKETS, EventCounts
 from ..core.inputs import HOOK_ERROR_KINDS
 from ..core.naming import PREFIX  # noqa: E402  (re-exported for the collector)
@@ -59,9 +59,9 @@ _PAIR_GAUGES: tuple[tuple[str, str, Callable[[CapacityFillHealth], float | None]
 _READING_GAUGES: tuple[tuple[str, str, Callable[[PairReading], float | None]], ...] = (
     ("pair_blind", "1 when the exporter has no usable data for the pair (no fresh Kraken count in serve, "
      "bot unreachable in scrape, no hook call within the stale limit embedded).",
-     lambda r: int(r.blind or r.health is None)),
+     lambda r: int(r.blind)),
     ("kraken_data_available", "1 when a fresh Kraken open-order count is used, else 0 (also when there is no data).",
-     lambda r: int(r.health is not None and r.health.open_orders_source == SOURCE_KRAKEN)),
+     lambda r: int(r.kraken_data_available)),
     ("open_orders_safety_ratio", "Configured share of the limit treated as usable (0-1).", lambda r: r.safety_ratio),
     ("slots", "Slots the bot runs for the pair.", lambda r: r.slot_count),
     ("kraken_data_age_seconds", "Age of the latest Kraken open-order snapshot; absent when none.",
