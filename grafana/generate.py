@@ -282,10 +282,10 @@ def build() -> db.Dashboard:
         .description("kraken-capacity-exporter: open-order capacity, partial fills, fill times and the spec's bands.")
         .refresh("30s").time("now-24h", "now").timezone("browser").readonly()
         .with_variable(db.DatasourceVariable("datasource").label("Data source").type("prometheus"))
-        .with_variable(label_variable("job", "label_values(krakenbot_open_orders_safe_cap, job)"))
-        .with_variable(label_variable("instance", 'label_values(krakenbot_open_orders_safe_cap{job=~"$job"}, instance)'))
+        .with_variable(label_variable("job", "label_values(krakenbot_pair_blind, job)"))
+        .with_variable(label_variable("instance", 'label_values(krakenbot_pair_blind{job=~"$job"}, instance)'))
         .with_variable(label_variable(
-            "pair", 'label_values(krakenbot_open_orders_safe_cap{job=~"$job", instance=~"$instance"}, pair)'))
+            "pair", 'label_values(krakenbot_pair_blind{job=~"$job", instance=~"$instance"}, pair)'))
     )
     for number, panel in enumerate(PANELS, start=1):
         dashboard = dashboard.with_panel(panel().id(number))

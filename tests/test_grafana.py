@@ -41,10 +41,10 @@ def test_dashboard_has_a_stable_uid_a_datasource_variable_and_job_instance_and_p
     variables = {v["name"]: v for v in DASHBOARD["templating"]["list"]}
     assert list(variables) == ["datasource", "job", "instance", "pair"]
     assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
-    assert variables["job"]["query"] == "label_values(krakenbot_open_orders_safe_cap, job)"
-    assert variables["instance"]["query"] == 'label_values(krakenbot_open_orders_safe_cap{job=~"$job"}, instance)'
+    assert variables["job"]["query"] == "label_values(krakenbot_pair_blind, job)"
+    assert variables["instance"]["query"] == 'label_values(krakenbot_pair_blind{job=~"$job"}, instance)'
     pair = variables["pair"]
-    assert pair["query"] == 'label_values(krakenbot_open_orders_safe_cap{job=~"$job", instance=~"$instance"}, pair)'
+    assert pair["query"] == 'label_values(krakenbot_pair_blind{job=~"$job", instance=~"$instance"}, pair)'
     for name in ("job", "instance", "pair"):
         assert variables[name]["multi"] is True and variables[name]["includeAll"] is True
         assert variables[name]["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
