@@ -99,8 +99,10 @@ class Setting:
 
     def help_for(self, command: str) -> str:
         """The flag's help as `command --help` shows it: only what applies to that command."""
-        if isinstance(self.help, str):
+        if isinstance(self.help, str) and self.default is not None:
             return f"{self.help} (env {self.env}, default {_show(self.default)})"
+        if isinstance(self.help, str):  # no fixed default: the text says what applies
+            return f"{self.help} (env {self.env})"
         return f"{self.help[command]} (env {self.env})"
 
 
@@ -149,7 +151,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_level", "--log-level", "EXPORTER_LOG_LEVEL", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR", ALL),
     Setting("speedup", "--speedup", "EXPORTER_DEMO_SPEEDUP", 600.0, _float_positive,
             "simulated seconds per wall second (600: a day in 144 s)", ("demo",)),
-    Setting("seed", "--seed", "EXPORTER_DEMO_SEED", 7, _int(0, 2**31), "random seed of the simulation", ("demo",)),
+    Setting("seed", "--seed", "EXPORTER_DEMO_SEED", 7, _int(0, 2**31),
+            "random seed of the simulation (thread timing still varies from run to run)", ("demo",)),
     Setting("duration", "--duration", "EXPORTER_DEMO_DURATION", 0.0, _seconds_or_zero,
             "stop after this many wall seconds (0: run until Ctrl-C)", ("demo",)),
     Setting("canary_every", "--canary-every", "EXPORTER_DEMO_CANARY_EVERY", 36.0, _seconds_or_zero,
