@@ -167,7 +167,10 @@ def scraped(tmp_path_factory):
         dog.observe_order_status(txid, "closed", "13", "13", placed_at=now - age)
     dog.observe_order_status("OP1", "open", "13", "4")
     assert wait_for(lambda: prom.value('krakenbot_fill_duration_seconds_count{pair="XDGUSD"}') == 3
-                    and prom.value('count(ALERTS{alertname="KrakenBotStopBand", alertstate="firing"})') == 1, timeout=40)
+                    and prom.value('count(ALERTS{alertname="KrakenBotStopBand", alertstate="firing"})') == 1
+                    # the recording rules have been evaluated on the scrape that saw the partial-open
+                    and (prom.value('pair:krakenbot_partial_fill_open_events:increase24h{pair="XDGUSD"}') or 0) >= 1,
+                    timeout=40)
     yield prom
     prom.stop()
     server.stop()
