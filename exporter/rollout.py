@@ -23,10 +23,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
+from .config import _int, _pairs, _url
 from .core.baseline import DAY_SECONDS, FillTimes, PairHistory, choose_fill, day_windows, pair_report
 from .core.naming import PREFIX
-from .core.pairs import PairError, PairNames
-from .core.playbook import LOOKBACK_SECONDS, Advice, AdviceInputs, advise, unknown
+from .core.pairs import PairNames
+from .core.playbook import LOOKBACK_SECONDS, Advice, AdviceInputs, advise, stamp, unknown
 from .core.samples import Sample, as_number
 from .sources.prometheus_history import PrometheusHistory, PrometheusHistoryError, Series
 
@@ -83,35 +84,9 @@ def parse_time(raw: str) -> float:
     return value
 
 
-def _url(raw: str) -> str:
-    value = str(raw).strip()
-    if not value.startswith(("http://", "https://")) or len(value) < 10:
-        raise ValueError(f"{raw!r} is not an http(s) URL")
-    return value.rstrip("/")
-
-
-def _pairs(raw: str) -> list[str]:
-    labels = []
-    for item in (p.strip() for p in str(raw).split(",")):
-        if not item:
-            continue
-        try:
-            labels.append(PairNames.offline(item).label)
-        except PairError as exc:
-            raise ValueError(str(exc)) from None
-    if not labels:
-        raise ValueError("no pair given")
-    return list(dict.fromkeys(labels))
-
-
-def _days(raw: str) -> int:
-    try:
-        value = int(str(raw).strip())
-    except ValueError:
-        raise ValueError(f"{raw!r} is not an integer") from None
-    if not 1 <= value <= 90:
-        raise ValueError(f"{value} is outside [1, 90]")
-    return value
+def _labels(raw: str) -> list[str]:
+    """The labels of the pairs given, comma-separated, any spelling; one pair given twice is an error."""
+    return [PairNames.offline(item).label for item in _pairs(raw)]
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:
@@ -160,13 +135,13 @@ def main(command: str, argv: Sequence[str], now: Callable[[], float] = time.time
         args = build_parser(command).parse_args(list(argv))
         url = _checked("--prometheus", _url, args.prometheus)
         if command == "baseline":
-            pairs = _checked("--pair", _pairs, args.pair) if args.pair else None
-            days = _checked("--days", _days, args.days)
+            pairs = _checked("--pair", _labels, args.pair) if args.pair else None
+            days = _checked("--days", _int(1, 90), args.days)
             end = _checked("--end", parse_time, args.end) if args.end else now()
             if args.plot:
                 _check_plot(args.plot)
             return run_baseline(PrometheusHistory(url), pairs, days, end, args.format, args.plot, out, err)
-        pair = _checked("--pair", _pairs, args.pair)
+        pair = _checked("--pair", _labels, args.pair)
         if len(pair) != 1:
             raise UsageError("--pair: advise takes one pair")
         at = _checked("--at", parse_time, args.at) if args.at else now()
@@ -406,9 +381,8 @@ def read_advice(prom: PrometheusHistory, pair: str, at: float) -> Advice:
 
 
 def format_advice(advice: Advice) -> str:
-    stamp = datetime.fromtimestamp(advice.at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     band = f", band {advice.band}" if advice.band else ""
-    lines = [f"{advice.pair} at {stamp}: {advice.decision.upper().replace('_', ' ')} (exit {advice.exit_code}){band}"]
+    lines = [f"{advice.pair} at {stamp(advice.at)}: {advice.decision.upper().replace('_', ' ')} (exit {advice.exit_code}){band}"]
     lines += [f"  - {reason}" for reason in advice.reasons]
     if advice.decision != "unknown":
         facts = [
@@ -423,7 +397,7 @@ def format_advice(advice: Advice) -> str:
 
 
 def _when(t: float | None) -> str:
-    return "-" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return "-" if t is None else stamp(t)
 
 
 # ---------------------------------------------------------------------------------------------------- chart
