@@ -234,33 +234,41 @@ def read_histories(prom: PrometheusHistory, pairs: list[str], start: float, end:
     return {pair: PairHistory(**fields) for pair, fields in samples.items()}
 
 
-def _values_at(prom: PrometheusHistory, expr: str, at: float, warnings: list[str]) -> dict[str, float]:
+def _latest_values(series: list[Series], expr: str, warnings: list[str]) -> dict[str, float]:
     values = {}
-    for pair, samples in _by_pair(prom.query(expr, at), expr, warnings).items():
+    for pair, samples in _by_pair(series, expr, warnings).items():
         if samples and math.isfinite(samples[-1][1]):
             values[pair] = samples[-1][1]
     return values
 
 
+def _values_at_day_ends(prom: PrometheusHistory, expr: str, day_ends: list[float],
+                        warnings: list[str]) -> list[dict[str, float]]:
+    """Per day end, what an instant query of `expr` there answers, from one range query with a step of a day
+    (its end is padded by half a step so that rounding to milliseconds cannot drop the last day)."""
+    per_day: list[list[Series]] = [[] for _ in day_ends]
+    for s in prom.query_range(expr, day_ends[0], day_ends[-1] + DAY_SECONDS / 2, DAY_SECONDS):
+        for t, v in s.samples:
+            per_day[round((t - day_ends[0]) / DAY_SECONDS)].append(Series(s.labels, [(t, v)]))
+    return [_latest_values(series, expr, warnings) for series in per_day]
+
+
 def read_fills(prom: PrometheusHistory, pairs: list[str], day_ends: list[float],
                warnings: list[str]) -> dict[str, list[FillTimes]]:
-    """Each day's median/p95 fill time: the exporter's 24h gauges at the day's end (an instant query, so a
-    gauge that went stale is absent), else PromQL's `histogram_quantile` over the day's `increase()` of the
-    fill histogram at the day's end."""
-    fills: dict[str, list[FillTimes]] = {pair: [] for pair in pairs}
+    """Each day's median/p95 fill time: the exporter's 24h gauges at the day's end (as an instant query sees them,
+    so a gauge that went stale is absent), else PromQL's `histogram_quantile` over the day's `increase()` of the
+    fill histogram at the day's end. One range query per expression, stepping from day end to day end."""
     selector = _pair_filter(pairs)
-    for end in day_ends:
-        median = _values_at(prom, FILL_MEDIAN + selector, end, warnings)
-        p95 = _values_at(prom, FILL_P95 + selector, end, warnings)
-        hist: dict[float, dict[str, float]] = {}
-        if any(pair not in median and pair not in p95 for pair in pairs):
-            for q in (0.5, 0.95):
-                expr = f"histogram_quantile({q}, sum by (pair, le) (increase({FILL_BUCKETS}{selector}[{int(DAY_SECONDS)}s])))"
-                hist[q] = _values_at(prom, expr, end, warnings)
-        for pair in pairs:
-            fills[pair].append(choose_fill((median.get(pair), p95.get(pair)),
-                                           (hist.get(0.5, {}).get(pair), hist.get(0.95, {}).get(pair))))
-    return fills
+    median = _values_at_day_ends(prom, FILL_MEDIAN + selector, day_ends, warnings)
+    p95 = _values_at_day_ends(prom, FILL_P95 + selector, day_ends, warnings)
+    hist: dict[float, list[dict[str, float]]] = {q: [{} for _ in day_ends] for q in (0.5, 0.95)}
+    if any(pair not in m and pair not in p for m, p in zip(median, p95, strict=True) for pair in pairs):
+        for q in hist:
+            expr = f"histogram_quantile({q}, sum by (pair, le) (increase({FILL_BUCKETS}{selector}[{int(DAY_SECONDS)}s])))"
+            hist[q] = _values_at_day_ends(prom, expr, day_ends, warnings)
+    return {pair: [choose_fill((median[i].get(pair), p95[i].get(pair)),
+                               (hist[0.5][i].get(pair), hist[0.95][i].get(pair))) for i in range(len(day_ends))]
+            for pair in pairs}
 
 
 # ---------------------------------------------------------------------------------------------------- tables
