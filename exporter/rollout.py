@@ -23,10 +23,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
+from .config import _int, _pairs, _url
 from .core.baseline import DAY_SECONDS, FillTimes, PairHistory, choose_fill, day_windows, pair_report
 from .core.naming import PREFIX
-from .core.pairs import PairError, PairNames
-from .core.playbook import LOOKBACK_SECONDS, Advice, AdviceInputs, advise, unknown
+from .core.pairs import PairNames
+from .core.playbook import LOOKBACK_SECONDS, Advice, AdviceInputs, advise, stamp, unknown
 from .core.samples import Sample, as_number
 from .sources.prometheus_history import PrometheusHistory, PrometheusHistoryError, Series
 
@@ -83,35 +84,9 @@ def parse_time(raw: str) -> float:
     return value
 
 
-def _url(raw: str) -> str:
-    value = str(raw).strip()
-    if not value.startswith(("http://", "https://")) or len(value) < 10:
-        raise ValueError(f"{raw!r} is not an http(s) URL")
-    return value.rstrip("/")
-
-
-def _pairs(raw: str) -> list[str]:
-    labels = []
-    for item in (p.strip() for p in str(raw).split(",")):
-        if not item:
-            continue
-        try:
-            labels.append(PairNames.offline(item).label)
-        except PairError as exc:
-            raise ValueError(str(exc)) from None
-    if not labels:
-        raise ValueError("no pair given")
-    return list(dict.fromkeys(labels))
-
-
-def _days(raw: str) -> int:
-    try:
-        value = int(str(raw).strip())
-    except ValueError:
-        raise ValueError(f"{raw!r} is not an integer") from None
-    if not 1 <= value <= 90:
-        raise ValueError(f"{value} is outside [1, 90]")
-    return value
+def _labels(raw: str) -> list[str]:
+    """The labels of the pairs given, comma-separated, any spelling; one pair given twice is an error."""
+    return [PairNames.offline(item).label for item in _pairs(raw)]
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:
@@ -160,13 +135,13 @@ def main(command: str, argv: Sequence[str], now: Callable[[], float] = time.time
         args = build_parser(command).parse_args(list(argv))
         url = _checked("--prometheus", _url, args.prometheus)
         if command == "baseline":
-            pairs = _checked("--pair", _pairs, args.pair) if args.pair else None
-            days = _checked("--days", _days, args.days)
+            pairs = _checked("--pair", _labels, args.pair) if args.pair else None
+            days = _checked("--days", _int(1, 90), args.days)
             end = _checked("--end", parse_time, args.end) if args.end else now()
             if args.plot:
                 _check_plot(args.plot)
             return run_baseline(PrometheusHistory(url), pairs, days, end, args.format, args.plot, out, err)
-        pair = _checked("--pair", _pairs, args.pair)
+        pair = _checked("--pair", _labels, args.pair)
         if len(pair) != 1:
             raise UsageError("--pair: advise takes one pair")
         at = _checked("--at", parse_time, args.at) if args.at else now()
@@ -259,33 +234,41 @@ def read_histories(prom: PrometheusHistory, pairs: list[str], start: float, end:
     return {pair: PairHistory(**fields) for pair, fields in samples.items()}
 
 
-def _values_at(prom: PrometheusHistory, expr: str, at: float, warnings: list[str]) -> dict[str, float]:
+def _latest_values(series: list[Series], expr: str, warnings: list[str]) -> dict[str, float]:
     values = {}
-    for pair, samples in _by_pair(prom.query(expr, at), expr, warnings).items():
+    for pair, samples in _by_pair(series, expr, warnings).items():
         if samples and math.isfinite(samples[-1][1]):
             values[pair] = samples[-1][1]
     return values
 
 
+def _values_at_day_ends(prom: PrometheusHistory, expr: str, day_ends: list[float],
+                        warnings: list[str]) -> list[dict[str, float]]:
+    """Per day end, what an instant query of `expr` there answers, from one range query with a step of a day
+    (its end is padded by half a step so that rounding to milliseconds cannot drop the last day)."""
+    per_day: list[list[Series]] = [[] for _ in day_ends]
+    for s in prom.query_range(expr, day_ends[0], day_ends[-1] + DAY_SECONDS / 2, DAY_SECONDS):
+        for t, v in s.samples:
+            per_day[round((t - day_ends[0]) / DAY_SECONDS)].append(Series(s.labels, [(t, v)]))
+    return [_latest_values(series, expr, warnings) for series in per_day]
+
+
 def read_fills(prom: PrometheusHistory, pairs: list[str], day_ends: list[float],
                warnings: list[str]) -> dict[str, list[FillTimes]]:
-    """Each day's median/p95 fill time: the exporter's 24h gauges at the day's end (an instant query, so a
-    gauge that went stale is absent), else PromQL's `histogram_quantile` over the day's `increase()` of the
-    fill histogram at the day's end."""
-    fills: dict[str, list[FillTimes]] = {pair: [] for pair in pairs}
+    """Each day's median/p95 fill time: the exporter's 24h gauges at the day's end (as an instant query sees them,
+    so a gauge that went stale is absent), else PromQL's `histogram_quantile` over the day's `increase()` of the
+    fill histogram at the day's end. One range query per expression, stepping from day end to day end."""
     selector = _pair_filter(pairs)
-    for end in day_ends:
-        median = _values_at(prom, FILL_MEDIAN + selector, end, warnings)
-        p95 = _values_at(prom, FILL_P95 + selector, end, warnings)
-        hist: dict[float, dict[str, float]] = {}
-        if any(pair not in median and pair not in p95 for pair in pairs):
-            for q in (0.5, 0.95):
-                expr = f"histogram_quantile({q}, sum by (pair, le) (increase({FILL_BUCKETS}{selector}[{int(DAY_SECONDS)}s])))"
-                hist[q] = _values_at(prom, expr, end, warnings)
-        for pair in pairs:
-            fills[pair].append(choose_fill((median.get(pair), p95.get(pair)),
-                                           (hist.get(0.5, {}).get(pair), hist.get(0.95, {}).get(pair))))
-    return fills
+    median = _values_at_day_ends(prom, FILL_MEDIAN + selector, day_ends, warnings)
+    p95 = _values_at_day_ends(prom, FILL_P95 + selector, day_ends, warnings)
+    hist: dict[float, list[dict[str, float]]] = {q: [{} for _ in day_ends] for q in (0.5, 0.95)}
+    if any(pair not in m and pair not in p for m, p in zip(median, p95, strict=True) for pair in pairs):
+        for q in hist:
+            expr = f"histogram_quantile({q}, sum by (pair, le) (increase({FILL_BUCKETS}{selector}[{int(DAY_SECONDS)}s])))"
+            hist[q] = _values_at_day_ends(prom, expr, day_ends, warnings)
+    return {pair: [choose_fill((median[i].get(pair), p95[i].get(pair)),
+                               (hist[0.5][i].get(pair), hist[0.95][i].get(pair))) for i in range(len(day_ends))]
+            for pair in pairs}
 
 
 # ---------------------------------------------------------------------------------------------------- tables
@@ -406,9 +389,8 @@ def read_advice(prom: PrometheusHistory, pair: str, at: float) -> Advice:
 
 
 def format_advice(advice: Advice) -> str:
-    stamp = datetime.fromtimestamp(advice.at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     band = f", band {advice.band}" if advice.band else ""
-    lines = [f"{advice.pair} at {stamp}: {advice.decision.upper().replace('_', ' ')} (exit {advice.exit_code}){band}"]
+    lines = [f"{advice.pair} at {stamp(advice.at)}: {advice.decision.upper().replace('_', ' ')} (exit {advice.exit_code}){band}"]
     lines += [f"  - {reason}" for reason in advice.reasons]
     if advice.decision != "unknown":
         facts = [
@@ -423,7 +405,7 @@ def format_advice(advice: Advice) -> str:
 
 
 def _when(t: float | None) -> str:
-    return "-" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return "-" if t is None else stamp(t)
 
 
 # ---------------------------------------------------------------------------------------------------- chart

@@ -18,7 +18,7 @@ ALLOWED = {
     "demo": {"core", "sources", "service", "demo"},
     "service": {"core", "sources", "web", "service"},
     "config": {"core", "config"},
-    "rollout": {"core", "sources", "rollout"},
+    "rollout": {"core", "sources", "config", "rollout"},
     "cli": {"core", "sources", "web", "demo", "service", "config", "rollout", "cli"},
     "top": {"core", "web", "service", "cli", "top"},
 }

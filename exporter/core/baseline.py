@@ -96,9 +96,9 @@ def day_report(history: PairHistory, start: float, end: float, interval: float |
         "slots_end": as_number(slots[-1][1]) if slots else None,
         "slots_added": None if added is None else added[0],
         "seconds_in_band": (
-            {b: count_where(band, start, end, BAND_VALUE[b]) * interval for b in BANDS} if band and interval else None
+            {b: count_where(band, BAND_VALUE[b]) * interval for b in BANDS} if band and interval else None
         ),
-        "seconds_kraken_fallback": count_where(available, start, end, 0) * interval if available and interval else None,
+        "seconds_kraken_fallback": count_where(available, 0) * interval if available and interval else None,
         "drift_max_abs": as_number(max(drift)) if drift else None,
     }
 

@@ -113,12 +113,13 @@ def advise(pair: str, inputs: AdviceInputs) -> Advice:
         notes.append("No slot sample in the 24 h before; counted as 0 slots added.")
     stops = [t for t, v in in_window(inputs.band, at - RESUME_NORMAL_SECONDS, at) if v == BAND_VALUE[BAND_STOP]]
     last_stop = stops[-1] if stops else None
-    decision, wait, reasons = _decide(pair, at, band, last_stop, normal_run_start(inputs.band, at), cancels, added)
+    normal_since = normal_run_start(inputs.band, at) if band == BAND_NORMAL else None
+    decision, wait, reasons = _decide(pair, at, band, last_stop, normal_since, cancels, added)
     return Advice(
         pair=pair, at=at, decision=decision, exit_code=EXIT_CODES[decision], band=band,
         reasons=reasons + notes + _coverage_note(inputs.band, at),
         stop_last_seen=last_stop,
-        normal_since=normal_run_start(inputs.band, at) if band == BAND_NORMAL else None,
+        normal_since=normal_since,
         wait_seconds=wait,
         slots_added_24h=added[0] if added else 0,
         partial_cancel_24h=cancels[0] if cancels else 0,

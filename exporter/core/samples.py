@@ -11,21 +11,24 @@ from __future__ import annotations
 import bisect
 import statistics
 from collections.abc import Sequence
+from operator import itemgetter
 
 Sample = tuple[float, float]
 
 
+def _after(samples: Sequence[Sample], t: float) -> int:
+    """The index of the first sample later than `t` (a binary search on the times)."""
+    return bisect.bisect_right(samples, t, key=itemgetter(0))
+
+
 def in_window(samples: Sequence[Sample], start: float, end: float) -> list[Sample]:
     """The samples with start < t <= end."""
-    times = [t for t, _ in samples]
-    return list(samples[bisect.bisect_right(times, start):bisect.bisect_right(times, end)])
+    return list(samples[_after(samples, start):_after(samples, end)])
 
 
 def with_predecessor(samples: Sequence[Sample], start: float, end: float) -> list[Sample]:
     """The window's samples, preceded by the last sample at or before `start` when there is one."""
-    times = [t for t, _ in samples]
-    first = bisect.bisect_right(times, start)
-    return list(samples[max(0, first - 1):bisect.bisect_right(times, end)])
+    return list(samples[max(0, _after(samples, start) - 1):_after(samples, end)])
 
 
 def scrape_interval(samples: Sequence[Sample]) -> float | None:
@@ -67,8 +70,9 @@ def positive_steps(samples: Sequence[Sample], start: float, end: float) -> tuple
     return int(round(total)), last
 
 
-def count_where(samples: Sequence[Sample], start: float, end: float, value: float) -> int:
-    return sum(1 for _, v in in_window(samples, start, end) if v == value)
+def count_where(samples: Sequence[Sample], value: float) -> int:
+    """How many of the samples have `value`."""
+    return sum(1 for _, v in samples if v == value)
 
 
 def as_number(value: float | None) -> int | float | None:
