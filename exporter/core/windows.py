@@ -64,14 +64,12 @@ class _RollingWindow:
         self._head = 0  # items before it are removed
         self._mark = -math.inf
 
-    def _capped(self) -> float | None:
-        """After an append: the timestamp the cap pushed out, if any. The caller counts it as overflow when it
-        was still in the window (at or after the mark)."""
-        if len(self._stamps) - self._head > self.max_items:
-            out = self._stamps[self._head]
-            self._pop_oldest()
-            return out
-        return None
+    def _over_cap(self) -> float:
+        """An append went over the cap: remove the oldest item and return its timestamp (the caller counts it as
+        overflow when it was still in the window, at or after the mark)."""
+        out = self._stamps[self._head]
+        self._pop_oldest()
+        return out
 
     def _pop_oldest(self) -> None:
         self._head = head = self._head + 1
@@ -107,8 +105,9 @@ class RollingEventWindow(_RollingWindow):
 
     def append(self, ts: float) -> float | None:
         """Record an event at `ts` (not before the previous one); returns the timestamp the cap pushed out, if any."""
-        self._stamps.append(ts)
-        return self._capped()
+        stamps = self._stamps
+        stamps.append(ts)
+        return self._over_cap() if len(stamps) - self._head > self.max_items else None
 
     def count(self, now: float) -> int:
         """Events at or after `now - span` (and the mark)."""
@@ -136,9 +135,10 @@ class RollingValueWindow(_RollingWindow):
 
     def append(self, ts: float, value: float) -> float | None:
         """Record `value` at `ts` (not before the previous one); returns the timestamp the cap pushed out, if any."""
-        self._stamps.append(ts)
+        stamps = self._stamps
+        stamps.append(ts)
         self._values.append(value)
-        return self._capped()
+        return self._over_cap() if len(stamps) - self._head > self.max_items else None
 
     def _pop_oldest(self) -> None:
         if self._indexed:
