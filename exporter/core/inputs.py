@@ -106,8 +106,11 @@ def check_status(value: Any) -> str | Rejected:
     return status
 
 
-def check_settings(limit: Any, safety_ratio: Any, **limits: Any) -> tuple[int, float]:
-    """The library's settings, or ValueError naming the bad one: limit >= 1, ratio in (0, 1], limits >= 0."""
+def check_settings(
+    limit: Any, safety_ratio: Any, *, drift_threshold: Any = 1, max_window_events: Any = 1, **limits: Any
+) -> tuple[int, float]:
+    """The library's settings, or ValueError naming the bad one: limit >= 1, ratio in (0, 1], limits >= 0,
+    drift_threshold and max_window_events integers >= 1."""
     if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not _integral_at_least_one(limit):
         raise ValueError(f"limit must be an integer >= 1, got {limit!r}")
     if isinstance(safety_ratio, bool) or not isinstance(safety_ratio, (int, float, Decimal)) \
@@ -116,6 +119,9 @@ def check_settings(limit: Any, safety_ratio: Any, **limits: Any) -> tuple[int, f
     for name, value in limits.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= float(value) < math.inf:
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    for name, value in (("drift_threshold", drift_threshold), ("max_window_events", max_window_events)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     return int(limit), float(safety_ratio)
 
 

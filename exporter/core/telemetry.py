@@ -32,6 +32,7 @@ from .clock import Clock, SystemClock
 from .counters import FILL_DURATION_BUCKETS, EventCounts
 from .inputs import (
     MAX_TXID_LENGTH,
+    ORDER_STATUSES,
     Rejected,
     check_count,
     check_settings,
@@ -56,7 +57,7 @@ _MATCH_CACHE_SIZE = 1024
 _BUCKETS = FILL_DURATION_BUCKETS
 _bucket = bisect_left
 _INF = math.inf
-_STATUSES = {"open": "open", "closed": "closed", "canceled": "canceled", "expired": "expired", "pending": "pending"}
+_STATUSES = {status: status for status in ORDER_STATUSES}  # the exact spellings, found without lowering
 
 
 class _State(NamedTuple):
@@ -91,12 +92,9 @@ class CapacityTelemetry:
     ) -> None:
         self.limit, self.safety_ratio = check_settings(
             limit, safety_ratio, kraken_stale_after=kraken_stale_after, stale_after=stale_after,
-            drift_persist_seconds=drift_persist_seconds,
+            drift_persist_seconds=drift_persist_seconds, drift_threshold=drift_threshold,
+            max_window_events=max_window_events,
         )
-        if isinstance(drift_threshold, bool) or not isinstance(drift_threshold, int) or drift_threshold < 1:
-            raise ValueError(f"drift_threshold must be an integer >= 1, got {drift_threshold!r}")
-        if isinstance(max_window_events, bool) or not isinstance(max_window_events, int) or max_window_events < 1:
-            raise ValueError(f"max_window_events must be an integer >= 1, got {max_window_events!r}")
         self.names = PairNames.offline(pair)
         self.kraken_stale_after = float(kraken_stale_after)
         self.stale_after = float(stale_after)
@@ -188,7 +186,8 @@ class CapacityTelemetry:
                 else:
                     self._ended(now, txid, kind, vol, vol_exec, context)
                 return
-            # `open`, the common poll: inlined, the cheapest path
+            # `open`, the common poll: inlined, the cheapest path (`_accept` and `_event_added` are written out here on
+            # purpose: calling them costs the common poll about 7% of issue 11's 3x hook-cost target)
             volume = executed = -1.0
             if type(vol) is str and type(vol_exec) is str:  # Kraken's own form: parsed inline
                 try:
@@ -399,29 +398,18 @@ class CapacityTelemetry:
             if isinstance(placed, Rejected):
                 return self._reject(now, *placed, "placed_at", placed_at)
         with self._lock:
-            hw = self._hw
-            behind = now < hw
-            if not behind:
-                self._hw = hw = now
-                if now - DAY_SECONDS > self._mark:
-                    self._mark = now - DAY_SECONDS
-            self._last_update = now
-            mark = self._mark
+            behind = self._accept(now)
             self._partial_seen.pop(txid)
             finished = self._finished
             ended = finished.get(txid)
-            if ended is not None and ended >= mark:
+            if ended is not None and ended >= self._mark:
                 return
-            if finished.put(txid, hw):
+            if finished.put(txid, self._hw):
                 self._free_backlog(finished)
             if placed is None:
                 return
             duration = now - placed
-            if behind:
-                self._note("clock_went_backwards")
-            out = self._fill_durations.append(hw, duration)
-            if out is not None and out >= mark:
-                self._note("window_overflow")
+            self._event_added(behind, self._fill_durations.append(self._hw, duration))
             self._fill_buckets[_bucket(_BUCKETS, duration)] += 1
             self._fill_sum += duration
 
@@ -450,7 +438,7 @@ class CapacityTelemetry:
                 self._free_backlog(self._finished)
             if executed > 0.0:
                 self._cancels_total += 1
-                self._add_event(self._partial_cancel, behind)
+                self._event_added(behind, self._partial_cancel.append(self._hw))
                 counted = True
         if counted:
             self._canary(txid, status, executed, vol, context)
@@ -508,10 +496,11 @@ class CapacityTelemetry:
         if rejected:
             self._reject(now, "invalid_fetched_at", "is before the snapshot already recorded", "fetched_at", at)
 
-    def _add_event(self, window: RollingEventWindow, behind: bool) -> None:
+    def _event_added(self, behind: bool, out: float | None) -> None:
+        """Count the conditions of an event just stamped with `hw`: the clock was `behind` it, or the window's cap
+        pushed out `out` while it was still in the window."""
         if behind:
             self._note("clock_went_backwards")
-        out = window.append(self._hw)
         if out is not None and out >= self._mark:
             self._note("window_overflow")
 

@@ -51,9 +51,9 @@ def nearest_rank(n: int, p: float) -> int:
 _COMPACT_AT = 4096  # removed items kept at the front of an array before it is compacted (amortized O(1))
 
 
-class RollingEventWindow:
-    """Timestamps of events in the last 24h (partial-open, partial-cancel): 8 bytes an event in an `array('d')`,
-    which the garbage collector never has to walk (a deque of 100,000 floats costs every full collection)."""
+class _RollingWindow:
+    """What both windows share: timestamps in an `array('d')` (8 bytes an item, which the garbage collector never
+    has to walk: a deque of 100,000 floats costs every full collection), the head index, the mark and the cap."""
 
     __slots__ = ("max_items", "span_seconds", "_head", "_mark", "_stamps")
 
@@ -64,22 +64,21 @@ class RollingEventWindow:
         self._head = 0  # items before it are removed
         self._mark = -math.inf
 
-    def append(self, ts: float) -> float | None:
-        """Record an event at `ts` (not before the previous one). Returns the timestamp the cap pushed out, if
-        any: the caller counts it as overflow when it was still in the window (at or after the mark)."""
-        stamps = self._stamps
-        stamps.append(ts)
-        if len(stamps) - self._head > self.max_items:
-            out = stamps[self._head]
-            self._drop_front()
-            return out
-        return None
+    def _over_cap(self) -> float:
+        """An append went over the cap: remove the oldest item and return its timestamp (the caller counts it as
+        overflow when it was still in the window, at or after the mark)."""
+        out = self._stamps[self._head]
+        self._pop_oldest()
+        return out
 
-    def _drop_front(self) -> None:
-        self._head += 1
-        if self._head >= _COMPACT_AT and self._head * 2 >= len(self._stamps):
-            del self._stamps[: self._head]
+    def _pop_oldest(self) -> None:
+        self._head = head = self._head + 1
+        if head >= _COMPACT_AT and head * 2 >= len(self._stamps):
+            self._compact(head)
             self._head = 0
+
+    def _compact(self, head: int) -> None:
+        del self._stamps[:head]
 
     def expire(self, horizon: float, budget: int = _UNBOUNDED) -> int:
         """Raise the mark to `horizon` and remove up to `budget` expired items; returns how many it removed."""
@@ -87,7 +86,7 @@ class RollingEventWindow:
             self._mark = horizon
         removed = 0
         while removed < budget and len(self._stamps) > self._head and self._stamps[self._head] < self._mark:
-            self._drop_front()
+            self._pop_oldest()
             removed += 1
         return removed
 
@@ -95,16 +94,28 @@ class RollingEventWindow:
         """The oldest timestamp held (expired or not), or +inf when empty."""
         return self._stamps[self._head] if len(self._stamps) > self._head else math.inf
 
+    def __len__(self) -> int:
+        return len(self._stamps) - self._head
+
+
+class RollingEventWindow(_RollingWindow):
+    """Timestamps of events in the last 24h (partial-open, partial-cancel): 8 bytes an event."""
+
+    __slots__ = ()
+
+    def append(self, ts: float) -> float | None:
+        """Record an event at `ts` (not before the previous one); returns the timestamp the cap pushed out, if any."""
+        stamps = self._stamps
+        stamps.append(ts)
+        return self._over_cap() if len(stamps) - self._head > self.max_items else None
+
     def count(self, now: float) -> int:
         """Events at or after `now - span` (and the mark)."""
         self.expire(now - self.span_seconds)
         return len(self)
 
-    def __len__(self) -> int:
-        return len(self._stamps) - self._head
 
-
-class RollingValueWindow:
+class RollingValueWindow(_RollingWindow):
     """(timestamp, value) pairs in the last 24h (fill durations), with an order-statistics index of the values.
 
     Timestamps and values sit in two `array('d')` (16 bytes a fill, nothing for the garbage collector to walk);
@@ -114,49 +125,30 @@ class RollingValueWindow:
     value out of the index, or out of the waiting ones.
     """
 
-    __slots__ = ("max_items", "span_seconds", "_head", "_indexed", "_mark", "_sorted", "_stamps", "_values")
+    __slots__ = ("_indexed", "_sorted", "_values")
 
     def __init__(self, span_seconds: float = DAY_SECONDS, max_items: int = DEFAULT_MAX_EVENTS) -> None:
-        self.span_seconds = float(span_seconds)
-        self.max_items = int(max_items)
-        self._stamps = array("d")
+        super().__init__(span_seconds, max_items)
         self._values = array("d")
-        self._head = 0  # items before it are removed
         self._indexed = 0  # how many of the oldest items held are in the sorted index
         self._sorted = SortedFloats()
-        self._mark = -math.inf
 
     def append(self, ts: float, value: float) -> float | None:
         """Record `value` at `ts` (not before the previous one); returns the timestamp the cap pushed out, if any."""
         stamps = self._stamps
         stamps.append(ts)
         self._values.append(value)
-        if len(stamps) - self._head > self.max_items:
-            out = stamps[self._head]
-            self._pop_oldest()
-            return out
-        return None
+        return self._over_cap() if len(stamps) - self._head > self.max_items else None
 
     def _pop_oldest(self) -> None:
-        head = self._head
         if self._indexed:
-            self._sorted.remove(self._values[head])
+            self._sorted.remove(self._values[self._head])
             self._indexed -= 1
-        self._head = head = head + 1
-        if head >= _COMPACT_AT and head * 2 >= len(self._stamps):
-            del self._stamps[:head]
-            del self._values[:head]
-            self._head = 0
+        super()._pop_oldest()
 
-    def expire(self, horizon: float, budget: int = _UNBOUNDED) -> int:
-        """Raise the mark to `horizon` and remove up to `budget` expired items; returns how many it removed."""
-        if horizon > self._mark:
-            self._mark = horizon
-        removed = 0
-        while removed < budget and len(self._stamps) > self._head and self._stamps[self._head] < self._mark:
-            self._pop_oldest()
-            removed += 1
-        return removed
+    def _compact(self, head: int) -> None:
+        del self._stamps[:head]
+        del self._values[:head]
 
     def index(self, budget: int = _UNBOUNDED) -> int:
         """Move up to `budget` waiting values into the sorted index; returns how many it moved."""
@@ -172,10 +164,6 @@ class RollingValueWindow:
     def indexed(self) -> bool:
         """True when every value held is in the index (the percentiles may be read)."""
         return self._head + self._indexed == len(self._values)
-
-    def front(self) -> float:
-        """The oldest timestamp held (expired or not), or +inf when empty."""
-        return self._stamps[self._head] if len(self._stamps) > self._head else math.inf
 
     def median(self) -> float | None:
         """`statistics.median` of the values held, in O(log n) (expire and index first)."""
@@ -196,6 +184,3 @@ class RollingValueWindow:
         """The values at or after `now - span`, in arrival order (a copy: for tests and the naive reference)."""
         self.expire(now - self.span_seconds)
         return self._values[self._head:].tolist()
-
-    def __len__(self) -> int:
-        return len(self._stamps) - self._head
