@@ -31,6 +31,18 @@ def served(exporter):
     server.stop()
 
 
+def card_text(browser, url, test_id):
+    """The text of the card's element `test_id`, once the page has rendered it."""
+    page = browser.new_page()
+    try:
+        page.goto(url)
+        element = page.get_by_test_id(test_id)
+        element.wait_for(timeout=10_000)
+        return element.inner_text()
+    finally:
+        page.close()
+
+
 def drive(telemetry, clock, band):
     """Put the pair in `band`: normal (headroom 48), caution (headroom 13) or stop (a partial-cancel)."""
     counts = {"normal": 120, "caution": 155, "stop": 150}[band]
@@ -246,24 +258,10 @@ def test_the_card_shows_when_the_headroom_trend_reaches_the_stop_band(browser, s
         status = requests.get(server.url + "/api/status", timeout=5).json()
     hours = status["capacity_fill_health"]["forecast_hours_to_stop"]
     assert 0 < hours < 1
-    page = browser.new_page()
-    try:
-        page.goto(server.url + "/")
-        line = page.get_by_test_id("forecast")
-        line.wait_for(timeout=10_000)
-        assert line.inner_text() == f"stop band in ~{max(1, round(hours * 60))} min at the 6 h trend"
-    finally:
-        page.close()
+    assert card_text(browser, server.url + "/", "forecast") == f"stop band in ~{max(1, round(hours * 60))} min at the 6 h trend"
 
 
 def test_the_card_says_the_headroom_is_not_falling_when_there_is_no_forecast(browser, served, clock):
     telemetry, server = served
     telemetry.set_internal_counts(active_orders=100, recovery_orders=0, slot_count=10)
-    page = browser.new_page()
-    try:
-        page.goto(server.url + "/")
-        line = page.get_by_test_id("forecast")
-        line.wait_for(timeout=10_000)
-        assert line.inner_text() == "headroom not falling (6 h trend)"
-    finally:
-        page.close()
+    assert card_text(browser, server.url + "/", "forecast") == "headroom not falling (6 h trend)"

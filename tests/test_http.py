@@ -20,6 +20,15 @@ def served(exporter):
     server.stop()
 
 
+def get_once(exporter, *paths):
+    """GET each path from a server started for the call and stopped after it; the replies, in order."""
+    server = start_server(create_app(exporter))
+    try:
+        return [requests.get(f"{server.url}{path}", timeout=5) for path in paths]
+    finally:
+        server.stop()
+
+
 def test_server_binds_loopback_by_default(exporter):
     server = start_server(create_app(exporter))
     try:
@@ -92,11 +101,7 @@ def test_healthz_is_503_naming_each_pair_without_data_and_why(exporter):
     exporter.add_pair("XDGUSD")
     exporter.add_source(Blind())
     exporter.add_source(NoBlock())
-    server = start_server(create_app(exporter))
-    try:
-        reply = requests.get(f"{server.url}/healthz", timeout=5)
-    finally:
-        server.stop()
+    (reply,) = get_once(exporter, "/healthz")
     assert reply.status_code == 503
     body = reply.json()
     assert body["status"] == "blind" and body["blind"] == ["ETHUSD", "SOLUSD"]
@@ -119,11 +124,7 @@ def test_healthz_is_503_when_a_reading_is_blind_even_with_a_block(exporter):
             return dataclasses.replace(telemetry.reading(), blind=True, problem="no hook call for 301 s")
 
     exporter.add_source(Stuck())
-    server = start_server(create_app(exporter))
-    try:
-        reply = requests.get(f"{server.url}/healthz", timeout=5)
-    finally:
-        server.stop()
+    (reply,) = get_once(exporter, "/healthz")
     assert reply.status_code == 503
     assert reply.json()["pairs"]["XDGUSD"] == {
         "status": "blind", "kraken_data_available": False, "kraken_data_age_seconds": None,
@@ -131,12 +132,7 @@ def test_healthz_is_503_when_a_reading_is_blind_even_with_a_block(exporter):
 
 
 def test_healthz_is_503_with_no_pair_and_livez_is_200_while_serving(exporter):
-    server = start_server(create_app(exporter))
-    try:
-        health = requests.get(f"{server.url}/healthz", timeout=5)
-        live = requests.get(f"{server.url}/livez", timeout=5)
-    finally:
-        server.stop()
+    health, live = get_once(exporter, "/healthz", "/livez")
     assert health.status_code == 503 and health.json()["reason"] == "no pair is configured"
     assert live.status_code == 200 and live.json() == {"status": "alive"}
 
