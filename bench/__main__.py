@@ -1,6 +1,6 @@
 """Every performance target of issue 11, each measured side by side with its baseline in the same run.
 
-    python3 -m bench [--repeats 7] [--wait-quiet 0] [--flood 10000000] [--only NAME]
+    python3 -m bench [--repeats 11] [--wait-quiet 0] [--flood 10000000]
 
 For each case the baseline and the candidate run interleaved (`--repeats` rounds, alternating which goes first)
 and the medians are compared, so a busy machine slows both alike. In-process costs are CPU time of the
