@@ -11,7 +11,7 @@ import pytest
 from exporter import CapacityExporter, ManualClock
 from exporter.core.capacity import BAND_CAUTION, BAND_NORMAL, BAND_STOP
 from exporter.demo.run import BandChangeLog
-from exporter.demo.simulation import DAY, SimulatedBot, SimulatedExchange
+from exporter.demo.simulation import SimulatedBot, SimulatedExchange
 from tests.conftest import free_port
 
 
@@ -86,7 +86,7 @@ def run_bot_cycle(with_telemetry: bool) -> tuple[list, CapacityExporter]:
     start = clock.now()
     bot = SimulatedBot("XDGUSD", exchange, telemetry, clock, rng, canary_every_hours=12,
                        band_of=lambda now: scripted_band(now, start))
-    for _ in range(int(2 * DAY / 120)):  # two simulated days, a tick per 2 simulated minutes
+    for _ in range(int(2 * 86_400 / 120)):  # two simulated days, a tick per 2 simulated minutes
         clock.advance(120)
         bot.tick()
     return exchange.history, exporter

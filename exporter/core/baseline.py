@@ -26,8 +26,8 @@ from typing import Any
 
 from .capacity import BAND_VALUE, BANDS
 from .samples import Sample, as_number, count_where, counter_increase, in_window, positive_steps, scrape_interval
+from .windows import DAY_SECONDS
 
-DAY_SECONDS = 86400.0
 FILL_GAUGE = "gauge"
 FILL_HISTOGRAM = "histogram"
 

@@ -28,10 +28,10 @@ from typing import Any
 from ..core.capacity import BAND_CAUTION, BAND_NORMAL, BAND_STOP
 from ..core.clock import Clock
 from ..core.telemetry import CapacityTelemetry
+from ..core.windows import DAY_SECONDS
 
 log = logging.getLogger("kraken_capacity_exporter.demo")
 
-DAY = 86_400.0
 
 
 @dataclass
@@ -163,9 +163,9 @@ class SimulatedBot:
         mine = self.exchange.orders(self.pair)
         for order in mine:
             mean = self.MEAN_ENTRY_FILL if order.role == "entry" else self.MEAN_RECOVERY_FILL
-            if order.vol_exec == 0 and self._chance(self.PARTIAL_PER_DAY, DAY, dt):
+            if order.vol_exec == 0 and self._chance(self.PARTIAL_PER_DAY, DAY_SECONDS, dt):
                 order.vol_exec = round(order.vol * self.rng.uniform(0.2, 0.8), 8)
-            if order.tracked and self._chance(self.ORPHAN_PER_DAY, DAY, dt):
+            if order.tracked and self._chance(self.ORPHAN_PER_DAY, DAY_SECONDS, dt):
                 order.tracked = False
             if self._chance(1.0, mean, dt):
                 order.vol_exec = order.vol
@@ -219,7 +219,7 @@ class SimulatedBot:
             self._add_slot(now)
         elif band == BAND_STOP:
             self._stop_since = self._stop_since or now
-            if now - self._stop_since >= DAY / 2:
+            if now - self._stop_since >= DAY_SECONDS / 2:
                 self._clean_up(now)
 
     def _telemetry_band(self, now: float) -> str | None:
