@@ -65,9 +65,8 @@ def load_web_config_file(config: Config) -> WebConfigFile | None:
         raise ConfigError(f"--web-config-file: {exc}") from None
 
 
-def bind(config: Config, exporter: CapacityExporter) -> RunningServer:
-    """Start the HTTP server, turning a taken port into a ConfigError that names the setting."""
-    web = load_web_config_file(config)
+def bind(config: Config, exporter: CapacityExporter, web: WebConfigFile | None = None) -> RunningServer:
+    """Start the HTTP server (with the web config `main` loaded), turning a taken port into a ConfigError."""
     settings = HttpSettings(idle_timeout=config.web_idle_timeout, max_connections=config.web_max_connections,
                             threads=config.web_threads)
     try:
@@ -91,7 +90,7 @@ def resolve_or_explain(client: ReadOnlyKraken, pairs: Sequence[str]) -> dict:
         return {}
 
 
-def run_demo(config: Config, stop: threading.Event) -> int:
+def run_demo(config: Config, stop: threading.Event, *, web: WebConfigFile | None = None) -> int:
     """Simulated bots whose orders live in a fake Kraken that our poller reads through krakenex."""
     settings = DemoSettings(
         pairs=config.pair_list, limit=config.limit, safety_ratio=config.safety_ratio, speedup=config.speedup,
@@ -105,7 +104,8 @@ def run_demo(config: Config, stop: threading.Event) -> int:
     banner = (f"  demo clock: {config.speedup:g}x (a simulated day every {86400 / config.speedup:.0f} s); "
               f"fake Kraken at {demo.fake_url}")
     try:
-        return serve_until_stopped(config, demo.exporter, demo, stop, banner=banner, duration=config.duration)
+        return serve_until_stopped(config, demo.exporter, demo, stop, banner=banner, duration=config.duration,
+                                   web=web)
     finally:
         demo.stop()
 
@@ -124,11 +124,13 @@ def load_credentials(config: Config, env: dict[str, str]) -> KrakenCredentials:
     return credentials
 
 
-def run_serve(config: Config, stop: threading.Event, env: dict[str, str] | None = None) -> int:
+def run_serve(
+    config: Config, stop: threading.Event, env: dict[str, str] | None = None, *, web: WebConfigFile | None = None,
+) -> int:
     """Standalone: our own poller with a read-only key; bot-side fields are unknown and said so."""
     credentials = load_credentials(config, dict(os.environ) if env is None else env)
     exporter, poller = build_serve(config, credentials)
-    return serve_until_stopped(config, exporter, poller, stop)
+    return serve_until_stopped(config, exporter, poller, stop, web=web)
 
 
 def build_serve(config: Config, credentials: KrakenCredentials) -> tuple[CapacityExporter, KrakenOpenOrdersPoller]:
@@ -151,10 +153,10 @@ def build_serve(config: Config, credentials: KrakenCredentials) -> tuple[Capacit
 
 def serve_until_stopped(
     config: Config, exporter: CapacityExporter, worker: _Worker, stop: threading.Event,
-    banner: str = "", duration: float | None = None,
+    banner: str = "", duration: float | None = None, web: WebConfigFile | None = None,
 ) -> int:
     """Bind, start the background worker (poller, scraper or demo), and wait for SIGTERM/Ctrl-C (or `duration`)."""
-    server = bind(config, exporter)
+    server = bind(config, exporter, web)
     if banner:
         print(banner, flush=True)
     worker.start()
@@ -166,7 +168,7 @@ def serve_until_stopped(
     return 0
 
 
-def run_scrape(config: Config, stop: threading.Event) -> int:
+def run_scrape(config: Config, stop: threading.Event, *, web: WebConfigFile | None = None) -> int:
     """Mirror one bot's /api/status block."""
     if len(config.pairs) > 1:
         raise ConfigError("--pair: scrape mirrors one bot's block; give one pair (or none to use the payload's)")
@@ -176,10 +178,10 @@ def run_scrape(config: Config, stop: threading.Event) -> int:
                                interval=config.scrape_interval, timeout=config.scrape_timeout,
                                stale_after=config.scrape_stale_after)
     exporter.add_source(scraper)
-    return serve_until_stopped(config, exporter, scraper, stop)
+    return serve_until_stopped(config, exporter, scraper, stop, web=web)
 
 
-COMMANDS: dict[str, Callable[[Config, threading.Event], int]] = {
+COMMANDS: dict[str, Callable[..., int]] = {
     "demo": run_demo, "serve": run_serve, "scrape": run_scrape,
 }
 
@@ -197,8 +199,8 @@ def main(argv: Sequence[str] | None = None, stop: threading.Event | None = None)
     try:
         config = load_config(args.command, args, os.environ)
         logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        load_web_config_file(config)  # fail before starting anything else; bind() loads it again
-        return COMMANDS[args.command](config, stop)
+        web = load_web_config_file(config)  # loaded once, before anything starts: a bad file fails first
+        return COMMANDS[args.command](config, stop, web=web)
     except ConfigError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

@@ -146,6 +146,34 @@ def test_the_command_exits_2_with_one_line_on_a_bad_web_setting(tmp_path, args, 
     assert "Traceback" not in result.stderr and "hunter2" not in result.stderr
 
 
+@pytest.mark.integration
+def test_the_command_serves_behind_the_users_of_its_web_config_file(tmp_path):
+    import requests
+
+    from tests.conftest import free_port, wait_for
+
+    web = write(tmp_path / "web.yml", f"basic_auth_users:\n  alice: {bcrypt_hash('right')}\n")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "exporter", "demo", "--port", str(port), "--duration", "60",
+                             "--web-config-file", str(web)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/api/status"
+
+    def status(auth=None) -> int | None:
+        try:
+            return requests.get(url, auth=auth, timeout=5).status_code
+        except requests.RequestException:
+            return None
+
+    try:
+        assert wait_for(lambda: status() is not None, timeout=30)
+        assert status() == 401
+        assert status(("alice", "wrong")) == 401
+        assert status(("alice", "right")) == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
 def test_a_changed_file_is_reread_and_a_broken_change_keeps_the_previous_version(tmp_path, caplog):
     path = write(tmp_path / "web.yml", f"basic_auth_users:\n  alice: {bcrypt_hash('one')}\n")
     web = WebConfigFile(path)
