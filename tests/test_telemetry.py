@@ -79,6 +79,15 @@ def test_closed_orders_record_fill_time_from_placed_at(telemetry, clock, registr
     assert sample(registry, "krakenbot_fill_duration_seconds_bucket", le="60.0") == 2
 
 
+def test_a_closed_order_with_closed_at_records_its_fill_time_from_placed_at_to_closed_at(telemetry, clock):
+    now = clock.now()
+    telemetry.observe_order_status("TX1", "closed", "13", "13", placed_at=now - 100.5, closed_at=now - 40.25)
+    telemetry.observe_order_status("TX2", "closed", "13", "13", placed_at=now + 10.0, closed_at=now + 30.0)  # Kraken ahead
+    snap = telemetry.snapshot()
+    assert (snap.median_fill_seconds_1d, snap.p95_fill_seconds_1d) == (40.125, 60.25)
+    assert sum(telemetry.hook_errors.values()) == 0
+
+
 def test_closed_order_without_placed_at_records_no_fill_time(telemetry):
     telemetry.observe_order_status("TX1", "closed", "13", "13", placed_at=0)
     telemetry.observe_order_status("TX2", "closed", "13", "13")
@@ -170,6 +179,12 @@ def test_a_flood_without_readers_keeps_the_txid_tables_bounded(telemetry):
         (("TX", "closed", "13", "13"), {"placed_at": "yesterday"}, "invalid_placed_at"),
         (("TX", "closed", "13", "13"), {"placed_at": math.nan}, "invalid_placed_at"),
         (("TX", "closed", "13", "13"), {"placed_at": 1_700_000_000.0 + 3600}, "placed_at_in_future"),
+        (("TX", "closed", "13", "13"), {"placed_at": 1_700_000_000.0 - 9, "closed_at": "now"}, "invalid_closed_at"),
+        (("TX", "closed", "13", "13"), {"placed_at": 1_700_000_000.0 - 9, "closed_at": math.inf}, "invalid_closed_at"),
+        (("TX", "closed", "13", "13"), {"placed_at": 1_700_000_000.0 - 9, "closed_at": 1_700_000_061.0},
+         "closed_at_in_future"),
+        (("TX", "closed", "13", "13"), {"placed_at": 1_700_000_000.0 - 9, "closed_at": 1_700_000_000.0 - 10},
+         "placed_at_in_future"),
     ],
 )
 def test_bad_input_is_counted_by_kind_and_never_raised(telemetry, registry, args, kwargs, kind, caplog):

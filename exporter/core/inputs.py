@@ -21,6 +21,8 @@ HOOK_ERROR_KINDS = (
     "vol_exec_exceeds_vol",
     "invalid_placed_at",
     "placed_at_in_future",
+    "invalid_closed_at",
+    "closed_at_in_future",
     "invalid_count",
     "invalid_fetched_at",
     "invalid_clock",
@@ -35,6 +37,9 @@ HOOK_ERROR_KINDS = (
 MAX_TXID_LENGTH = 128  # Kraken txids are 19 characters; a longer "txid" is not one, and would cost memory
 MAX_COUNT = 1_000_000_000  # an order or slot count above this is not a count (and would overflow the ratios)
 ORDER_STATUSES = frozenset({"open", "closed", "canceled", "expired", "pending"})
+
+
+_IN_FUTURE = {"invalid_placed_at": "placed_at_in_future", "invalid_closed_at": "closed_at_in_future"}
 
 
 class Rejected(NamedTuple):
@@ -81,7 +86,7 @@ def check_timestamp(value: Any, now: float, kind: str) -> float | Rejected:
     if stamp - stamp != 0.0 or stamp <= 0.0:
         return Rejected(kind, "is not a positive finite timestamp")
     if stamp > now:
-        return Rejected("placed_at_in_future" if kind == "invalid_placed_at" else kind, "is after now")
+        return Rejected(_IN_FUTURE.get(kind, kind), "is after now")
     return stamp
 
 

@@ -50,6 +50,7 @@ from .windows import DAY_SECONDS, RollingEventWindow, RollingValueWindow
 log = logging.getLogger("kraken_capacity_exporter")
 
 CANARY_MARKER = "PHANTOM_POSITION_CANARY"
+MAX_CLOCK_AHEAD_SECONDS = 60.0  # how far Kraken's clock (a `closed_at`) may run ahead of ours
 MAX_TRACKED_TXIDS = 100_000  # per table (partial-open txids, finished txids)
 READ_EXPIRY_BUDGET = 512  # expired items a read removes per hold of the lock
 _LOG_EVERY_SECONDS = 60.0
@@ -156,10 +157,13 @@ class CapacityTelemetry:
         vol: Any,
         vol_exec: Any,
         placed_at: Any = None,
+        closed_at: Any = None,
         **context: Any,
     ) -> None:
         """Record one polled order (`status` as Kraken reports it); never raises.
 
+        `placed_at` (Unix seconds) is when the order went live; for a `closed` order, its fill time runs from there
+        to `closed_at` (Kraken's `closetm`, or the stream's `filled` timestamp), or to now when that is not given.
         `context` (e.g. slot=, kind=, local=) is only logged with the canary.
         """
         try:
@@ -179,7 +183,7 @@ class CapacityTelemetry:
                 kind = checked_status
             if kind != "open":
                 if kind == "closed":
-                    self._closed(now, txid, placed_at)
+                    self._closed(now, txid, placed_at, closed_at)
                 elif kind == "pending":
                     with self._lock:
                         self._accept(now)
@@ -387,14 +391,20 @@ class CapacityTelemetry:
         self._last_update = now
         return behind
 
-    def _closed(self, now: float, txid: str, placed_at: Any) -> None:
+    def _closed(self, now: float, txid: str, placed_at: Any, closed_at: Any) -> None:
+        closed = now
+        if closed_at is not None:
+            checked_close = check_timestamp(closed_at, now + MAX_CLOCK_AHEAD_SECONDS, "invalid_closed_at")
+            if isinstance(checked_close, Rejected):
+                return self._reject(now, *checked_close, "closed_at", closed_at)
+            closed = checked_close
         placed: float | Rejected | None
-        if type(placed_at) is float and 0.0 < placed_at <= now:  # the common case, checked inline
+        if type(placed_at) is float and 0.0 < placed_at <= closed:  # the common case, checked inline
             placed = placed_at
         elif placed_at is None or (type(placed_at) in (int, float) and placed_at == 0):  # 0: not known
             placed = None
         else:
-            placed = check_timestamp(placed_at, now, "invalid_placed_at")
+            placed = check_timestamp(placed_at, closed, "invalid_placed_at")
             if isinstance(placed, Rejected):
                 return self._reject(now, *placed, "placed_at", placed_at)
         with self._lock:
@@ -408,7 +418,7 @@ class CapacityTelemetry:
                 self._free_backlog(finished)
             if placed is None:
                 return
-            duration = now - placed
+            duration = closed - placed
             self._event_added(behind, self._fill_durations.append(self._hw, duration))
             self._fill_buckets[_bucket(_BUCKETS, duration)] += 1
             self._fill_sum += duration
