@@ -185,6 +185,16 @@ class Week:
         return [self.xdg, self.xbt, self.sol]
 
     def openmetrics(self) -> Iterator[str]:
+        """OpenMetrics with timestamps in seconds and a final `# EOF`, for `promtool tsdb create-blocks-from`."""
+        yield from self._exposition(lambda t: f"{t:.0f}")
+        yield "# EOF\n"
+
+    def prometheus_text(self) -> Iterator[str]:
+        """The same samples as Prometheus' text format with timestamps in milliseconds, for VictoriaMetrics'
+        `/api/v1/import/prometheus`."""
+        yield from self._exposition(lambda t: f"{t * 1000:.0f}")
+
+    def _exposition(self, stamp: Callable[[float], str]) -> Iterator[str]:
         names = sorted({name for s in self.scripts() for name in s.series})
         for name in names:
             family = name.removesuffix("_total")
@@ -197,7 +207,7 @@ class Week:
                 for t in script.times:
                     v = value(t)
                     if v is not None:
-                        yield f"{name}{{{labels}}} {v!r} {t:.0f}\n"
+                        yield f"{name}{{{labels}}} {v!r} {stamp(t)}\n"
         yield "# TYPE krakenbot_fill_duration_seconds histogram\n"
         for script in self.scripts():
             if script.histogram is None:
@@ -206,8 +216,7 @@ class Week:
             labels = f'instance="{script.instance}",job="kraken-capacity-exporter",pair="{script.pair}"'
             for b, le in enumerate(BUCKETS):
                 for t in script.times:
-                    yield f'krakenbot_fill_duration_seconds_bucket{{{labels},le="{le}"}} {histogram(t)[b]} {t:.0f}\n'
-        yield "# EOF\n"
+                    yield f'krakenbot_fill_duration_seconds_bucket{{{labels},le="{le}"}} {histogram(t)[b]} {stamp(t)}\n'
 
 
 if __name__ == "__main__":  # python3 -m tests.rollout_week week.om [END]: the week the README's examples ran on
