@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import math
 import time
 from pathlib import Path
 
@@ -20,15 +19,12 @@ from exporter import rollout
 from tests.certs import bcrypt_hash, make_pki
 from tests.conftest import free_port
 from tests.rollout_week import DAY, STEP, Week
-from tests.victoria import RecordingProxy, VmAuth
+from tests.victoria import RecordingProxy, VmAuth, assert_same
 from tests.week_stores import backfill, start_prometheus_on, start_victoria_with
 
 pytestmark = pytest.mark.integration
 
 USER, PASSWORD, TOKEN = "rollout", "pw-Zq81-never-shown", "tok-Hh27-never-shown"
-# VictoriaMetrics stores a value with 12 significant decimal digits (0.7619047619047619 comes back as
-# 0.761904761905), so a float read from it agrees with Prometheus' to that precision and no further.
-VM_DIGITS = 1e-11
 
 
 # ------------------------------------------------------------------------------------------------- the stores
@@ -132,22 +128,6 @@ def advise(url: str, at: float, *flags: str, pair: str = "XDGUSD") -> tuple[int,
     body = json.loads(out)
     assert body["exit_code"] == code, err
     return code, body
-
-
-def assert_same(a, b, path: str = "") -> None:
-    """Equal structures: keys, lists, strings, integers and nulls exactly; floats to VictoriaMetrics' precision."""
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and list(a) == list(b), path
-        for key in a:
-            assert_same(a[key], b[key], f"{path}.{key}")
-    elif isinstance(a, list):
-        assert isinstance(b, list) and len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same(x, y, f"{path}[{i}]")
-    elif isinstance(a, float) and not float(a).is_integer():
-        assert isinstance(b, float) and math.isclose(a, b, rel_tol=VM_DIGITS), (path, a, b)
-    else:
-        assert type(a) is type(b) and a == b, (path, a, b)
 
 
 def same_report(a: dict, b: dict) -> None:

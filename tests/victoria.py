@@ -9,6 +9,7 @@ package) puts a bearer token in front of it.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +22,26 @@ import yaml
 
 from tests.conftest import free_port, require_binary
 from tests.harness import Process
+
+# VictoriaMetrics stores a value with 12 significant decimal digits (0.7619047619047619 comes back as
+# 0.761904761905), so a float read from it agrees with Prometheus' to that precision and no further.
+VM_DIGITS = 1e-11
+
+
+def assert_same(a: Any, b: Any, path: str = "") -> None:
+    """Equal structures: keys, lists, strings, integers and nulls exactly; floats to VictoriaMetrics' precision."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and list(a) == list(b), path
+        for key in a:
+            assert_same(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and not float(a).is_integer():
+        assert isinstance(b, float) and math.isclose(a, b, rel_tol=VM_DIGITS), (path, a, b)
+    else:
+        assert type(a) is type(b) and a == b, (path, a, b)
 
 
 class VictoriaMetrics(Process):
