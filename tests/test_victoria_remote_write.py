@@ -64,14 +64,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
     server = start_server(create_app(exporter))
     password = tmp / "remote-write-password"
     password.write_text(PASSWORD + "\n")
+    # prometheus.yml's VictoriaMetrics example as it is, pointed at this store, sending every second
+    remote_write = remote_write_examples()["VictoriaMetrics"]
+    remote_write["url"] = vm.write_url
+    remote_write["basic_auth"].update(username=USER, password_file=str(password))
+    remote_write["tls_config"]["ca_file"] = str(pki.ca)
+    remote_write["queue_config"] = {"batch_send_deadline": "1s", "min_backoff": "100ms", "max_backoff": "1s"}
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(fast_rules(tmp / "rules.yml"))],
         "scrape_configs": [{"job_name": "kraken-capacity-exporter",
                             "static_configs": [{"targets": [f"127.0.0.1:{server.port}"]}]}],
-        "remote_write": [{"url": vm.write_url, "basic_auth": {"username": USER, "password_file": str(password)},
-                          "tls_config": {"ca_file": str(pki.ca)},
-                          "queue_config": {"batch_send_deadline": "1s", "min_backoff": "100ms", "max_backoff": "1s"}}],
+        "remote_write": [remote_write],
     }
     (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
@@ -98,6 +102,24 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
         prom.stop()
         vm.stop()
         server.stop()
+
+
+def remote_write_examples() -> dict[str, dict[str, Any]]:
+    """prometheus.yml's commented `remote_write` examples, uncommented: {"VictoriaMetrics": entry, ...}."""
+    examples, lines = {}, (ROOT / "prometheus.yml").read_text().splitlines()
+    for i, line in enumerate(lines):
+        found = re.match(r"# Example: (\S+ ?\S*?)(?: \(|$)", line)
+        if not found:
+            continue
+        assert lines[i + 1] == "# remote_write:", lines[i + 1]
+        block = []
+        for body in lines[i + 2:]:
+            if not body.startswith("#   "):
+                break
+            block.append(body[2:])
+        [entry] = yaml.safe_load("\n".join(block))
+        examples[found.group(1).removeprefix("Grafana ")] = entry
+    return examples
 
 
 def _vm_has_reached(vm: VictoriaMetrics, at: float) -> bool:
@@ -213,6 +235,22 @@ def test_vmalert_accepts_the_rule_file_except_keep_firing_for(tmp_path):
     stripped.write_text(re.sub(r"\n\s+keep_firing_for: \S+", "", text))
     done = subprocess.run([vmalert, "-dryRun", f"-rule={stripped}"], capture_output=True, text=True, timeout=60)
     assert "fatal" not in done.stderr and "error" not in done.stderr.lower(), done.stderr[-2000:]
+
+
+def test_prometheus_yml_shows_remote_write_to_victoriametrics_and_mimir_and_promtool_accepts_each(tmp_path):
+    examples = remote_write_examples()
+    assert set(examples) == {"VictoriaMetrics", "Mimir"}
+    assert examples["Mimir"]["headers"] == {"X-Scope-OrgID": "kraken-bots"}
+    assert examples["Mimir"]["url"].endswith("/api/v1/push") and examples["VictoriaMetrics"]["url"].endswith("/api/v1/write")
+    shipped = yaml.safe_load((ROOT / "prometheus.yml").read_text())
+    assert "remote_write" not in shipped  # examples only: the stack runs without a central store
+    for name, entry in examples.items():
+        config = tmp_path / f"{name}.yml"
+        config.write_text(yaml.safe_dump({**shipped, "rule_files": [str(ROOT / "alerts" / "rules.yml")],
+                                          "remote_write": [entry]}))
+        done = subprocess.run([require_binary("promtool"), "check", "config", str(config)], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
 
 
 def run(command: str, *args: str) -> tuple[int, str, str]:
