@@ -21,6 +21,7 @@ Every expected number of the tests is computed from these definitions, not from 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -217,6 +218,31 @@ class Week:
             for b, le in enumerate(BUCKETS):
                 for t in script.times:
                     yield f'krakenbot_fill_duration_seconds_bucket{{{labels},le="{le}"}} {histogram(t)[b]} {stamp(t)}\n'
+
+    def fleet_import(self, pairs: list[str], per_host: int = 10) -> Iterator[bytes]:
+        """XDGUSD's week copied to each of `pairs` (`per_host` pairs per exporter instance), as JSON lines for
+        VictoriaMetrics' `/api/v1/import`: one line per series, its values computed once and shared by every pair."""
+        script = self.xdg
+        series: list[tuple[str, dict[str, str], str]] = []
+        for name, value in sorted(script.series.items()):
+            points = [(t, value(t)) for t in script.times]
+            series.append((name, {}, _json_points([(t, v) for t, v in points if v is not None])))
+        if script.histogram is not None:
+            histogram = script.histogram
+            for b, le in enumerate(BUCKETS):
+                points = [(t, float(histogram(t)[b])) for t in script.times]
+                series.append(("krakenbot_fill_duration_seconds_bucket", {"le": le}, _json_points(points)))
+        for i, pair in enumerate(pairs):
+            labels = {"instance": f"bot-{i // per_host:02d}:9477", "job": "kraken-capacity-exporter", "pair": pair}
+            for name, extra, points in series:
+                metric = json.dumps({"__name__": name, **labels, **extra})
+                yield f'{{"metric":{metric},{points}}}\n'.encode()
+
+
+def _json_points(points: list[tuple[float, float | None]]) -> str:
+    values = json.dumps([v for _, v in points])
+    stamps = json.dumps([int(t * 1000) for t, _ in points])
+    return f'"values":{values},"timestamps":{stamps}'
 
 
 if __name__ == "__main__":  # python3 -m tests.rollout_week week.om [END]: the week the README's examples ran on

@@ -1,7 +1,8 @@
 """Reading the store for `baseline` and `advise`: which of the exporter's series, read how.
 
-Raw samples come one query per series name with every pair as a series of the answer (never a query per pair);
-the day-end fill times come from one range query per expression, stepping from day end to day end.
+Every pair is a series of one answer, never a query per pair: the baseline reads each series name a day per query
+(so no answer holds more than a day of the fleet), the advisor its one pair's 4 days in one; the day-end fill times
+come from one range query per expression, stepping from day end to day end.
 Store failures are `PrometheusHistoryError`s, for the command to report.
 """
 
@@ -62,7 +63,7 @@ def _pair_filter(pairs: Sequence[str]) -> str:
     return f'{{pair=~"{"|".join(pairs)}"}}'
 
 
-def _by_pair(series: list[Series], name: str, warnings: list[str]) -> dict[str, list[Sample]]:
+def _by_pair(series: list[Series], name: str, warnings: list[str]) -> dict[str, Sequence[Sample]]:
     """The samples of each pair; with several series for one pair (two jobs?), the fullest one, and a warning."""
     grouped: dict[str, list[Series]] = {}
     for s in series:
@@ -79,9 +80,10 @@ def _by_pair(series: list[Series], name: str, warnings: list[str]) -> dict[str, 
 
 def read_histories(prom: PrometheusHistory, pairs: list[str], start: float, end: float,
                    warnings: list[str]) -> dict[str, PairHistory]:
-    samples: dict[str, dict[str, list[Sample]]] = {pair: {} for pair in pairs}
+    samples: dict[str, dict[str, Sequence[Sample]]] = {pair: {} for pair in pairs}
     for field_name, metric in HISTORY_SERIES.items():
-        for pair, values in _by_pair(prom.raw_samples(metric + _pair_filter(pairs), start, end), metric, warnings).items():
+        series = prom.raw_samples(metric + _pair_filter(pairs), start, end, chunk=DAY_SECONDS)
+        for pair, values in _by_pair(series, metric, warnings).items():
             if pair in samples:
                 samples[pair][field_name] = values
     return {pair: PairHistory(**fields) for pair, fields in samples.items()}

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import math
 import re
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast, overload
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import requests
@@ -31,10 +33,56 @@ class PrometheusHistoryError(Exception):
     """Prometheus could not be read; the message says why, in one sentence."""
 
 
+class Samples(Sequence[tuple[float, float]]):
+    """One series' samples in time order, held in two arrays of doubles: 16 bytes a sample where a list of tuples
+    takes about 100, so a fleet's week of raw samples fits in memory. Reads as a sequence of (t, value) tuples."""
+
+    __slots__ = ("times", "values")
+
+    def __init__(self, times: Iterable[float] = (), values: Iterable[float] = ()) -> None:
+        self.times = array("d", times)
+        self.values = array("d", values)
+
+    @classmethod
+    def from_json(cls, points: list[Any], start: float = -math.inf, end: float = math.inf) -> Samples:
+        """From the API's `[[t, "value"], ...]`, keeping start < t <= end."""
+        kept = [p for p in points if start < p[0] <= end]
+        return cls((p[0] for p in kept), map(float, (p[1] for p in kept)))
+
+    def extend(self, other: Samples) -> None:
+        self.times.extend(other.times)
+        self.values.extend(other.values)
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[float, float]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[float, float]]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[float, float] | list[tuple[float, float]]:
+        if isinstance(index, slice):
+            return list(zip(self.times[index], self.values[index], strict=True))
+        return self.times[index], self.values[index]
+
+    def __iter__(self) -> Iterator[tuple[float, float]]:
+        return zip(self.times, self.values, strict=True)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a list
+
+    def __repr__(self) -> str:
+        return f"Samples({list(self)!r})"
+
+
 @dataclass(frozen=True)
 class Series:
     labels: dict[str, str]
-    samples: list[tuple[float, float]] = field(default_factory=list)
+    samples: Sequence[tuple[float, float]] = field(default_factory=list)
 
     @property
     def pair(self) -> str | None:
@@ -65,11 +113,23 @@ class PrometheusHistory:
         return self._series(self._get("/query_range", {"query": expr, "start": _fmt(start), "end": _fmt(end),
                                                       "step": _fmt(step)}), expr)
 
-    def raw_samples(self, selector: str, start: float, end: float) -> list[Series]:
-        """Every stored sample of `selector` with start < t <= end, per series, in time order."""
-        seconds = max(1, math.ceil(end - start))
-        series = self.query(f"{selector}[{seconds}s]", end)
-        return [Series(s.labels, [(t, v) for t, v in s.samples if start < t <= end]) for s in series]
+    def raw_samples(self, selector: str, start: float, end: float, chunk: float | None = None) -> list[Series]:
+        """Every stored sample of `selector` with start < t <= end, per series, in time order.
+
+        With `chunk` (seconds), one query per chunk of the span, oldest first, so that no answer holds more than a
+        chunk of every series: the number of queries grows with the span, never with the number of series."""
+        merged: dict[tuple[tuple[str, str], ...], Series] = {}
+        for lo, hi in _chunks(start, end, chunk):
+            seconds = max(1, math.ceil(hi - lo))
+            data = self._get("/query", {"query": f"{selector}[{seconds}s]", "time": _fmt(hi)})
+            for labels, points in self._matrix(data, selector):
+                samples = Samples.from_json(points, lo, hi)
+                key = tuple(sorted(labels.items()))
+                if key in merged:
+                    cast(Samples, merged[key].samples).extend(samples)
+                else:
+                    merged[key] = Series(labels, samples)
+        return list(merged.values())
 
     def label_values(self, label: str, match: str, start: float | None = None, end: float | None = None) -> list[str]:
         """Values of `label` on series matching `match` (within [start, end] when given)."""
@@ -144,6 +204,12 @@ class PrometheusHistory:
         return (f"{where} asks for credentials (HTTP 401): give {self._access.name('username')} and "
                 f"{self._access.name('password_file')}, or {self._access.name('bearer_token_file')}.")
 
+    def _matrix(self, data: Any, expr: str) -> list[tuple[dict[str, str], list[Any]]]:
+        """(labels, raw [t, "value"] points) of each series of a range-vector answer."""
+        if not isinstance(data, dict) or data.get("resultType") != "matrix":
+            raise PrometheusHistoryError(f"Prometheus at {self.display_url} answered {expr!r} with an unexpected result.")
+        return [(dict(item.get("metric", {})), item.get("values") or []) for item in data.get("result") or []]
+
     def _series(self, data: Any, expr: str) -> list[Series]:
         if not isinstance(data, dict) or data.get("resultType") not in ("vector", "matrix", "scalar"):
             raise PrometheusHistoryError(f"Prometheus at {self.display_url} answered {expr!r} with an unexpected result.")
@@ -164,6 +230,14 @@ def _first_line(response: requests.Response) -> str:
 
 def _mentions_auth(response: requests.Response) -> bool:
     return "auth" in _first_line(response).lower()
+
+
+def _chunks(start: float, end: float, chunk: float | None) -> list[tuple[float, float]]:
+    """(start, end] cut into consecutive (lo, hi] pieces of at most `chunk` seconds (one piece without a chunk)."""
+    if not chunk or end - start <= chunk:
+        return [(start, end)]
+    edges = [start + i * chunk for i in range(math.ceil((end - start) / chunk))] + [end]
+    return list(zip(edges, edges[1:], strict=False))
 
 
 def _sample(pair: Any) -> tuple[float, float]:
