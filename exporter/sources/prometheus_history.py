@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import re
 from array import array
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast, overload
@@ -103,7 +104,7 @@ class PrometheusHistory:
         self._access = access or OpenedAccess()
         self._session = session or self._access.session()
         self._options = self._access.request_options()
-        self.requests_made = 0
+        self.requests_made: Counter[str] = Counter()  # API path -> requests sent (the bench prints them)
 
     def query(self, expr: str, at: float) -> list[Series]:
         """An instant query at `at`: one sample per series (or the raw samples, for a range-vector expression)."""
@@ -144,7 +145,7 @@ class PrometheusHistory:
         return sorted(str(v) for v in data)
 
     def _get(self, path: str, params: dict[str, str]) -> Any:
-        self.requests_made += 1
+        self.requests_made["/label/values" if path.startswith("/label/") else path] += 1
         try:
             response = self._session.get(self.url + API + path, params=[*self._base_params, *params.items()],
                                          timeout=self.timeout, **self._options)
