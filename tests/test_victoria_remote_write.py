@@ -253,6 +253,15 @@ def test_prometheus_yml_shows_remote_write_to_victoriametrics_and_mimir_and_prom
         assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_the_readme_shows_the_same_remote_write_entries_as_prometheus_yml():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Other stores: VictoriaMetrics, Mimir"):]
+    block = section[section.index("```yaml\n") + 8:section.index("```", section.index("```yaml\n") + 8)]
+    examples = remote_write_examples()
+    assert yaml.safe_load(block)["remote_write"] == [examples["VictoriaMetrics"], examples["Mimir"]]
+    assert "--prometheus-header X-Scope-OrgID=kraken-bots" in section  # and advise pointed at the Mimir tenant
+
+
 def run(command: str, *args: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     code = rollout.main(command, list(args), out=out, err=err)
