@@ -29,7 +29,7 @@ HISTORY_SERIES = {
     "partial_open_total": f"{PREFIX}_partial_fill_open_events_total",
     "partial_cancel_total": f"{PREFIX}_partial_fill_cancel_events_total",
 }
-# The AdviceInputs fields the advisor reads, a subset of the above.
+# The advisor's series: each an AdviceInputs field of the same name, read over LOOKBACK_SECONDS.
 ADVICE_SERIES = ("band", "slots", "partial_cancel_total")
 FILL_MEDIAN = f"{PREFIX}_fill_duration_median_1d_seconds"
 FILL_P95 = f"{PREFIX}_fill_duration_p95_1d_seconds"
@@ -139,8 +139,7 @@ def read_advice(prom: PrometheusHistory, pair: str, at: float) -> Advice:
     series = {name: _by_pair(prom.raw_samples(f'{HISTORY_SERIES[name]}{{pair="{pair}"}}', start, at),
                              HISTORY_SERIES[name], warnings).get(pair, [])
               for name in ADVICE_SERIES}
-    advice = advise(pair, AdviceInputs(at=at, band=series["band"], slots=series["slots"],
-                                       partial_cancel_total=series["partial_cancel_total"]))
+    advice = advise(pair, AdviceInputs(at=at, **series))
     if warnings:
         advice.reasons.extend(w[0].upper() + w[1:] + "." for w in warnings)
     return advice
