@@ -321,6 +321,42 @@ def test_a_clock_jump_forward_expires_the_window(telemetry, clock):
     assert telemetry.snapshot().partial_fill_open_events_1d == 0
 
 
+def test_a_read_two_days_ahead_shows_that_day_and_forgets_nothing(telemetry, clock):
+    telemetry.observe_order_status("FILL1", "closed", "13", "13", placed_at=clock.now() - 60)
+    telemetry.observe_order_status("PART1", "open", "13", "2")
+    ahead = telemetry.snapshot(now=clock.now() + 2 * DAY_SECONDS)
+    assert (ahead.partial_fill_open_events_1d, ahead.median_fill_seconds_1d) == (0, None)
+    now = telemetry.snapshot()
+    assert (now.partial_fill_open_events_1d, now.median_fill_seconds_1d) == (1, 60.0)
+    clock.advance(1)
+    telemetry.observe_order_status("PART1", "canceled", "13", "2")  # after the read ahead: still counted
+    after = telemetry.snapshot()
+    assert (after.partial_fill_cancel_events_1d, after.status_band) == (1, "stop")
+
+
+def test_a_read_with_milliseconds_for_seconds_changes_nothing(telemetry, clock):
+    telemetry.observe_order_status("PART1", "open", "13", "2")
+    assert telemetry.reading(now=clock.now() * 1000).health.partial_fill_open_events_1d == 0
+    telemetry.observe_order_status("PART2", "open", "13", "2")
+    assert telemetry.snapshot().partial_fill_open_events_1d == 2
+
+
+def test_a_read_behind_the_clock_sees_what_is_still_held(telemetry, clock):
+    telemetry.observe_order_status("PART1", "open", "13", "2")
+    clock.advance(DAY_SECONDS + 1)
+    telemetry.observe_order_status("PART2", "open", "13", "2")
+    assert telemetry.snapshot(now=clock.now() - 2 * DAY_SECONDS).partial_fill_open_events_1d == 1
+
+
+@pytest.mark.parametrize("now", [math.nan, math.inf, -math.inf, "now", 10**400, True])
+def test_a_read_at_a_now_that_is_no_time_raises_value_error_and_changes_nothing(telemetry, now):
+    telemetry.observe_order_status("PART1", "open", "13", "2")
+    for read in (telemetry.snapshot, telemetry.reading, telemetry.kraken_data_age):
+        with pytest.raises(ValueError, match="now must be a finite Unix time"):
+            read(now)
+    assert telemetry.snapshot().partial_fill_open_events_1d == 1
+
+
 def test_hooks_record_when_they_last_ran(telemetry, clock):
     assert telemetry.last_update is None
     telemetry.set_internal_counts(active_orders=1)

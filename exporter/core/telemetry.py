@@ -18,6 +18,7 @@ All state sits behind one lock; a read copies a handful of numbers under it and 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import threading
@@ -26,7 +27,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from . import logtext
+from . import logtext, windows
 from .capacity import CapacityFillHealth, CapacityInputs, evaluate
 from .clock import Clock, SystemClock
 from .counters import FILL_DURATION_BUCKETS, EventCounts
@@ -338,18 +339,25 @@ class CapacityTelemetry:
     # ---- reads -------------------------------------------------------------------------------
 
     def snapshot(self, now: float | None = None) -> CapacityFillHealth:
-        """The spec's `capacity_fill_health` block at `now`."""
-        now = self._now() if now is None else now
-        return evaluate(self._capture(now).inputs)
+        """The spec's `capacity_fill_health` block now, or at a caller's `now` (Unix seconds).
+
+        A read never changes what is recorded: only the telemetry's own clock moves the 24h windows on. A caller's
+        `now` is evaluated and forgotten: ahead of the clock it leaves out what will have left the windows by then,
+        behind it sees what is still held. A `now` that is not a finite number raises ValueError.
+        """
+        clock_now = self._now()
+        return evaluate(self._capture(clock_now, clock_now if now is None else _caller_time(now)).inputs)
 
     def reading(self, now: float | None = None) -> PairReading:
-        """Snapshot plus the state /metrics and /api/status export beside it, including whether it is blind."""
-        now = self._now() if now is None else now
+        """Snapshot plus the state /metrics and /api/status export beside it, including whether it is blind
+        (`now` as in `snapshot`)."""
+        clock_now = self._now()
+        now = clock_now if now is None else _caller_time(now)
         if not _finite(now):
             return PairReading(pair=self.pair, health=None, safety_ratio=self.safety_ratio, blind=True,
                                window_started_at=self.window_started_at,
                                problem="the clock returned a time that is not a finite number")
-        state = self._capture(now)
+        state = self._capture(clock_now, now)
         last = state.last_update
         started = self.window_started_at
         if last is None and started is not None and now - started <= self.stale_after:
@@ -375,7 +383,7 @@ class CapacityTelemetry:
 
     def kraken_data_age(self, now: float | None = None) -> float | None:
         """Seconds since the last Kraken snapshot, or None if there was none (or it was marked failed)."""
-        now = self._now() if now is None else now
+        now = self._now() if now is None else _caller_time(now)
         with self._lock:
             at = self._kraken_at
         return None if at is None else max(0.0, now - at)
@@ -568,9 +576,11 @@ class CapacityTelemetry:
 
     # ---- internals: the read path --------------------------------------------------------------
 
-    def _capture(self, now: float) -> _State:
-        """Expire in short batches, then copy the inputs of the block under the lock (O(log n) in all)."""
-        horizon = now - DAY_SECONDS
+    def _capture(self, clock_now: float, now: float) -> _State:
+        """Move the windows on to the clock's `clock_now` (expiring in short batches), then copy the inputs of the
+        block at `now` under the lock (O(log n) in all; a `now` ahead of the clock also copies the fills it keeps)."""
+        horizon = clock_now - DAY_SECONDS
+        later: list[float] | None = None
         while True:
             with self._lock:
                 if horizon > self._mark:
@@ -587,16 +597,24 @@ class CapacityTelemetry:
                 internal = self._active + self._recovery
                 since = self._drift_since
                 fills = self._fill_durations
+                start = now - DAY_SECONDS
+                if start > self._mark:  # a caller's time ahead of the clock: evaluated, never saved
+                    opens, cancels = self._partial_open.count_since(start), self._partial_cancel.count_since(start)
+                    later = fills.values_since(start)
+                    median = p95 = None
+                else:
+                    opens, cancels = len(self._partial_open), len(self._partial_cancel)
+                    median, p95 = fills.median(), fills.percentile(95)
                 inputs = CapacityInputs(
                     limit=self.limit,
                     safety_ratio=self.safety_ratio,
                     internal_open_orders=internal,
                     kraken_open_orders=kraken,
                     slot_count=self._slots,
-                    partial_open_1d=len(self._partial_open),
-                    partial_cancel_1d=len(self._partial_cancel),
-                    median_fill_seconds_1d=fills.median(),
-                    p95_fill_seconds_1d=fills.percentile(95),
+                    partial_open_1d=opens,
+                    partial_cancel_1d=cancels,
+                    median_fill_seconds_1d=median,
+                    p95_fill_seconds_1d=p95,
                     drift_persistent=kraken is not None
                     and since is not None
                     and abs(kraken - internal) >= self.drift_threshold
@@ -615,6 +633,10 @@ class CapacityTelemetry:
                 state = _State(inputs, kraken_at, self._last_update, counts)
             if dropped:
                 self._release(dropped, mark)
+            if later is not None:
+                inputs = dataclasses.replace(inputs, median_fill_seconds_1d=windows.median(later),
+                                             p95_fill_seconds_1d=windows.percentile_nearest_rank(later, 95))
+                state = state._replace(inputs=inputs)
             return state
 
     def _release(self, dropped: list[tuple[dict[str, float], dict[str, float]]], mark: float) -> None:
@@ -637,6 +659,16 @@ def _forgotten_early(dropped: list[tuple[dict[str, float], dict[str, float]]], m
     """Txids a full table let go while still within 24h and not remembered again since (`txid_table_full`)."""
     return sum(1 for generation, successor in dropped for txid, stamp in generation.items()
                if stamp >= mark and txid not in successor)
+
+
+def _caller_time(now: Any) -> float:
+    """A `now` passed to a read: a finite Unix time in seconds, or ValueError."""
+    try:
+        if not isinstance(now, bool) and isinstance(now, (int, float)) and math.isfinite(now):
+            return float(now)
+    except OverflowError:
+        pass
+    raise ValueError(f"now must be a finite Unix time in seconds, got {logtext.text(now)}")
 
 
 def _finite(value: Any) -> bool:
