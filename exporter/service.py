@@ -99,6 +99,8 @@ class CapacityExporter:
         readings = [s.reading() for s in sources]
         now = self.clock.now()
         with self._forecast_lock:
+            for gone in self._headroom.keys() - {r.pair for r in readings}:  # a renamed or removed pair's history
+                del self._headroom[gone]
             return [self._with_forecast(reading, now) for reading in readings]
 
     def _with_forecast(self, reading: PairReading, now: float) -> PairReading:
