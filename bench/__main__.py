@@ -114,7 +114,7 @@ def case_snapshot(repeats: int) -> None:
     t = CapacityTelemetry("XDGUSD", clock=clock)
     feed_fills(t, clock, 100_000, "F")
     t.snapshot()
-    window = t._fill_durations
+    window = t._events.fills
 
     def naive() -> tuple:
         values = list(window._values)
@@ -140,10 +140,10 @@ def case_idle_day(repeats: int) -> None:
     for _ in range(max(3, repeats // 2)):
         clock = ManualClock()
         t = CapacityTelemetry("XDGUSD", clock=clock)
-        for i in range(99_999):  # each table holds two generations of up to 50,000
+        for i in range(99_999):  # the table holds two generations of up to 100,000
             t.observe_order_status(f"P{i}", "open", "13", "4")
             t.observe_order_status(f"C{i}", "closed", "13", "13")
-        assert len(t._partial_seen) + len(t._finished) == 199_998
+        assert len(t._events.txids) == 199_998
         steadies.append(per_call(lambda t=t: t.observe_order_status("OPEN1", "open", "13", "0"), 2000))
         clock.advance(DAY_SECONDS + 1)
         start = time.thread_time()
@@ -406,7 +406,7 @@ def case_memory(flood: int) -> None:
         if i + 1 in (flood // 2, flood):
             checkpoints[i + 1] = rss()
     held = t.snapshot().partial_fill_cancel_events_1d
-    dropped = t.hook_errors["window_overflow"]
+    dropped = t.hook_errors.get("window_overflow", 0)
     first, last = checkpoints[flood // 2], checkpoints[flood]
     growth = (last - first) / first
     ok = held == 100_000 and dropped == flood - 100_000 and growth < 0.05
