@@ -106,11 +106,16 @@ class NaiveTelemetry:
         self.recovery = self.recovery if recovery is None else recovery
         self.slots = self.slots if slots is None else slots
 
-    def kraken_refresh(self, now: float, count: int, at: float, malformed: int = 0) -> None:
-        if self.kraken_at is not None and at < self.kraken_at:
+    def kraken_refresh(self, now: float, count: int, at: float | None, malformed: int = 0) -> None:
+        """`at` None: no fetched_at given, so the newest reading there is: stamped with the newest clock reading."""
+        if at is not None and self.kraken_at is not None and at < self.kraken_at:
             self.reject("invalid_fetched_at")
             return
-        self.accept(now)
+        behind = self.accept(now)
+        if at is None:
+            at = self.hw
+            if behind:
+                self.errors["clock_went_backwards"] += 1
         if self.kraken_at is None or at - self.kraken_at > self.stale:
             self.drift_since = None
         self.kraken, self.kraken_at = count, at

@@ -203,7 +203,7 @@ def apply(operation, telemetry, model, clock):
         elif fverdict in ("future", "bad") or (spec[0] == "zero"):
             model.reject("invalid_fetched_at")
         else:
-            model.kraken_refresh(now, verdict, now if fverdict is None else fverdict)
+            model.kraken_refresh(now, verdict, None if fetched is None else fverdict)
     elif kind == "kraken_rows":
         rows, spec, wrapped = operation[1:]
         fetched, fverdict = stamp_value(spec, now)
@@ -218,7 +218,7 @@ def apply(operation, telemetry, model, clock):
         else:
             matching = sum(1 for _, v in rows if v is True)
             malformed = sum(1 for _, v in rows if v == "malformed")
-            model.kraken_refresh(now, matching, now if fverdict is None else fverdict, malformed)
+            model.kraken_refresh(now, matching, None if fetched is None else fverdict, malformed)
     elif kind == "unavailable":
         telemetry.observe_kraken_unavailable()
         model.unavailable(now)

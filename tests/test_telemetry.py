@@ -415,6 +415,35 @@ def test_an_older_kraken_snapshot_than_the_one_recorded_is_rejected(telemetry, c
     assert telemetry.hook_errors == {"invalid_fetched_at": 1}
 
 
+@pytest.mark.parametrize("feed", ["count", "rows"])
+def test_a_kraken_count_without_fetched_at_after_the_clock_steps_back_is_the_newest_and_is_recorded(telemetry, clock,
+                                                                                                     feed):
+    def observe(n):
+        if feed == "count":
+            telemetry.observe_kraken_count(n)
+        else:
+            telemetry.observe_kraken_open_orders({f"O{i}": kraken_row("XDGUSD") for i in range(n)})
+
+    observe(5)
+    clock.advance(-3600)  # the system clock steps back an hour
+    observe(9)
+    reading = telemetry.reading()
+    assert reading.health.open_orders_kraken == 9  # not the old 5, "fresh" for the hour of the step
+    assert reading.kraken_data_age_seconds == 0
+    assert telemetry.hook_errors == {"clock_went_backwards": 1}
+    telemetry.observe_kraken_unavailable()  # and a failure still falls back at once
+    assert telemetry.snapshot().open_orders_kraken is None
+
+
+def test_an_explicit_fetched_at_older_than_the_recorded_count_stays_dropped_after_the_clock_steps_back(telemetry,
+                                                                                                        clock):
+    telemetry.observe_kraken_count(5)
+    clock.advance(-600)
+    telemetry.observe_kraken_count(9, fetched_at=clock.now())
+    assert telemetry.snapshot().open_orders_kraken == 5
+    assert telemetry.hook_errors == {"invalid_fetched_at": 1}
+
+
 @pytest.mark.parametrize("vol", [10**400, "1e400", b"13", Decimal("NaN"), Decimal("sNaN"), Decimal("-Infinity")])
 def test_huge_or_odd_volumes_are_invalid_volumes_not_internal_errors(telemetry, vol):
     telemetry.observe_order_status("TX", "open", vol, "1")

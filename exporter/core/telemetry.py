@@ -279,7 +279,8 @@ class CapacityTelemetry:
         """Count this pair's rows in an `OpenOrders` reply the bot already fetched (`result["open"]`).
 
         The whole `result` (with its `open` key) is accepted too. Only well-formed rows are counted; a
-        malformed row is counted as `malformed_kraken_row`. `fetched_at` (Unix seconds, default now) dates it.
+        malformed row is counted as `malformed_kraken_row`. `fetched_at` (Unix seconds) dates it; without it the
+        reply is the newest there is (see `observe_kraken_count`).
         """
         try:
             now = self._now()
@@ -302,8 +303,9 @@ class CapacityTelemetry:
     def observe_kraken_count(self, count: Any, fetched_at: Any = None) -> None:
         """Record an already-counted Kraken open-order number for this pair.
 
-        `fetched_at` (Unix seconds, default now) dates it; one older than the count recorded is dropped
-        (`invalid_fetched_at`).
+        `fetched_at` (Unix seconds) dates it, and one older than the count recorded is dropped (`invalid_fetched_at`).
+        Without it the count is the newest there is: it is recorded at the newest clock reading, even when the clock
+        has stepped back since (counted as `clock_went_backwards`, as for events).
         """
         try:
             now = self._now()
@@ -455,18 +457,21 @@ class CapacityTelemetry:
                     logtext.text(txid), status, executed, logtext.number(vol), extra)
 
     def _record_kraken(self, now: float, count: int, fetched_at: float | None, malformed: int) -> None:
-        """A Kraken refresh fetched at `fetched_at` (None: now)."""
-        at = now if fetched_at is None else fetched_at
+        """A Kraken refresh fetched at `fetched_at`, or (None) just now: the newest there is, stamped with the newest
+        clock reading however the clock stepped."""
         with self._lock:
             events, kraken = self._events, self._kraken
-            rejected = kraken.is_older(at)
+            rejected = fetched_at is not None and kraken.is_older(fetched_at)
             if not rejected:
-                events.accept(now)
-                kraken.record(count, at, self._active + self._recovery)
+                behind = events.accept(now)
+                if fetched_at is None and behind:
+                    self._errors.note("clock_went_backwards")
+                kraken.record(count, events.hw if fetched_at is None else fetched_at, self._active + self._recovery)
                 if malformed:
                     self._errors.note("malformed_kraken_row", malformed)
         if rejected:
-            self._errors.reject(now, "invalid_fetched_at", "is before the snapshot already recorded", "fetched_at", at)
+            self._errors.reject(now, "invalid_fetched_at", "is before the snapshot already recorded", "fetched_at",
+                                fetched_at)
 
     # ---- internals: the read path --------------------------------------------------------------
 
