@@ -59,7 +59,7 @@ class EventRecord:
         self.fill_buckets = [0] * (len(FILL_DURATION_BUCKETS) + 1)
         self.fill_sum = 0.0
 
-    # ---- the hooks' side
+    # ---- the hooks' side (the `open` poll and a fill write theirs out in `CapacityTelemetry`, for speed)
 
     def accept(self, now: float) -> bool:
         """An accepted call at `now` raises `hw` (and with it the mark); True when the clock is behind `hw`."""
@@ -75,14 +75,6 @@ class EventRecord:
         """A partial-cancel at `hw`; True when the window's cap pushed out an event still in the window."""
         self.cancels_total += 1
         out = self.partial_cancel.append(self.hw)
-        return out is not None and out >= self.mark
-
-    def add_fill(self, duration: float, bucket: int) -> bool:
-        """A fill time at `hw` (`bucket`: its histogram bucket); True when the cap pushed out a fill still in the
-        window."""
-        self.fill_buckets[bucket] += 1
-        self.fill_sum += duration
-        out = self.fills.append(self.hw, duration)
         return out is not None and out >= self.mark
 
     # ---- the reader's side
