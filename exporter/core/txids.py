@@ -4,7 +4,9 @@ One table for both things remembered: an order seen partially filled while open 
 once), and an order that ended (so a late or repeated row changes nothing). One table, not two, because on a busy
 day every lookup in a large dict is a cache miss: a new partial-open or a fill now costs one lookup and one insert
 instead of two lookups in each of two tables and an insert. Each value is the stamp, signed: positive while the order
-is open and seen partially filled, negative once it ended (stamps are clock readings, always > 0).
+is open and seen partially filled, negative once it ended (stamps are clock readings, always > 0). The sign holds
+two states: remembering every order seen open (a rate counter adds 1 per new order) is a third, and needs another
+encoding or a table of its own (at the cost of one more lookup on the common poll).
 
 Two generations of plain dicts: new txids go into the young one; when it holds half the capacity it becomes the
 old one and the previous old one is handed to the reader to free (`take_dropped`), so a hook never frees (or
