@@ -265,3 +265,14 @@ def test_the_card_says_the_headroom_is_not_falling_when_there_is_no_forecast(bro
     telemetry, server = served
     telemetry.set_internal_counts(active_orders=100, recovery_orders=0, slot_count=10)
     assert card_text(browser, server.url + "/", "forecast") == "headroom not falling (6 h trend)"
+
+
+def test_the_card_says_the_stop_band_is_here_now_when_the_headroom_is_in_it(browser, served, clock):
+    telemetry, server = served
+    for active in (161, 161, 160):  # headroom 7, 7, 8: in the stop band, flat and then rising
+        clock.advance(60)
+        telemetry.set_internal_counts(active_orders=active, recovery_orders=0, slot_count=10)
+        block = requests.get(server.url + "/api/status", timeout=5).json()["capacity_fill_health"]
+        assert (block["status_band"], block["forecast_hours_to_stop"]) == ("stop", 0)
+    assert card_text(browser, server.url + "/", "badge") == "STOP"
+    assert card_text(browser, server.url + "/", "forecast") == "in the stop band now"
