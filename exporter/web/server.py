@@ -19,7 +19,7 @@ import logging
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -52,13 +52,16 @@ class HttpSettings:
             raise ValueError("max_connections and threads must be >= 1")
 
 
+def _head_size(environ: dict) -> int:
+    return len(environ.get("PATH_INFO", "")) + len(environ.get("QUERY_STRING", "")) + sum(
+        len(k) + len(v) for k, v in environ.items() if k.startswith("HTTP_") and isinstance(v, str))
+
+
 def _bounded(app: WSGIApp, max_head: int) -> WSGIApp:
     """431 for a request head above `max_head` bytes that arrived in one read (h11 bounds only incomplete ones)."""
 
     def bounded(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
-        size = len(environ.get("PATH_INFO", "")) + len(environ.get("QUERY_STRING", "")) + sum(
-            len(k) + len(v) for k, v in environ.items() if k.startswith("HTTP_") and isinstance(v, str))
-        if size > max_head:
+        if _head_size(environ) > max_head:
             body = b'{"error": "request header fields too large"}'
             start_response("431 Request Header Fields Too Large", [
                 ("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Connection", "close")])
@@ -74,6 +77,39 @@ class _TCPServer(TCPServer):
     async def _read_data(self) -> None:
         await super()._read_data()
         await self.idle_task.stop()
+
+
+def _head_environ(scope: dict) -> dict:
+    """The WSGI environ's request line and headers (no body) of an ASGI HTTP scope."""
+    environ = {"REQUEST_METHOD": scope["method"], "PATH_INFO": scope["path"],
+               "QUERY_STRING": scope["query_string"].decode("latin-1")}
+    for name, value in scope["headers"]:
+        key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+        environ[key] = f"{environ[key]},{value.decode('latin-1')}" if key in environ else value.decode("latin-1")
+    return environ
+
+
+class _AnswerOnLoop:
+    """hypercorn's WSGI wrapper behind the app's `answer_on_loop(environ)`: a request that it answers (a refusal
+    reached without blocking the loop, e.g. a wrong password seen before) gets that answer without a worker thread."""
+
+    def __init__(self, wsgi: Any, answer: Callable[[dict], Awaitable[tuple[str, list[tuple[str, str]], bytes] | None]],
+                 max_head: int) -> None:
+        self._wsgi = wsgi
+        self._answer = answer
+        self._max_head = max_head
+
+    async def __call__(self, scope: Any, receive: Any, send: Any, sync_spawn: Any, call_soon: Any) -> None:
+        if scope["type"] == "http":
+            environ = _head_environ(scope)
+            reply = await self._answer(environ) if _head_size(environ) <= self._max_head else None  # else: its 431
+            if reply is not None:
+                status, headers, body = reply
+                await send({"type": "http.response.start", "status": int(status.split(" ", 1)[0]),
+                            "headers": [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers]})
+                await send({"type": "http.response.body", "body": body, "more_body": False})
+                return
+        await self._wsgi(scope, receive, send, sync_spawn, call_soon)
 
 
 def _hypercorn_config(settings: HttpSettings) -> HypercornConfig:
@@ -128,6 +164,9 @@ class _Server:
         self._sock = sock
         self._config = _hypercorn_config(settings)
         self._app = wrap_app(_bounded(app, settings.max_request_head), settings.max_request_body, "wsgi")
+        answer = getattr(app, "answer_on_loop", None)
+        if answer is not None:
+            self._app = _AnswerOnLoop(self._app, answer, settings.max_request_head)
         self._connections: set[asyncio.Task] = set()
         self._loop = asyncio.new_event_loop()
         self._loop.set_default_executor(ThreadPoolExecutor(settings.threads, thread_name_prefix="exporter-http-worker"))
@@ -226,6 +265,8 @@ def start_server(
     """Serve `app` from a daemon thread; port 0 picks a free port. Raises OSError when the port is taken.
 
     `tls`: a server-side SSLContext (see `web_config.WebConfigFile.ssl_context`) to serve HTTPS instead of HTTP.
+    When `app` has a coroutine method `answer_on_loop(environ) -> (status, headers, body) | None` (see
+    `auth.Protected`), it is awaited on the event loop first, with the request's line and headers; it must not block.
     """
     settings = settings or HttpSettings()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
