@@ -7,6 +7,10 @@ slowloris trickling its headers, a keep-alive client gone quiet, a stalled TLS h
 `idle_timeout`; at most `max_connections` are open at once (one more is closed as soon as it is accepted);
 at most `threads` requests run the app at once. Malformed or oversized requests get hypercorn's 4xx.
 
+With TLS, each accepted connection's handshake uses the SSLContext in force at that moment (the web config's whole
+TLS section: a reload applies to the next connection); a connection made under an older context is served only while
+its handshake would also pass the current one (see `TLSConnection`).
+
 hypercorn's own `serve()` has no connection limit, so this module runs its accept loop itself around
 hypercorn's per-connection `TCPServer` (hypercorn is pinned in pyproject.toml for that reason).
 """
@@ -29,10 +33,13 @@ from hypercorn.asyncio.worker_context import WorkerContext
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.utils import wrap_app
 
+from .tls_connection import TLSConnection, TLSContexts
+
 log = logging.getLogger("kraken_capacity_exporter.http")
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
+TLS_REVISIT_SECONDS = 0.1  # how often the loop looks for a new SSLContext (an attribute read) to revisit connections
 
 
 @dataclass(frozen=True)
@@ -156,7 +163,7 @@ class RunningServer:
 
 
 class _Server:
-    def __init__(self, app: WSGIApp, sock: socket.socket, settings: HttpSettings, tls: ssl.SSLContext | None) -> None:
+    def __init__(self, app: WSGIApp, sock: socket.socket, settings: HttpSettings, tls: TLSContexts | None) -> None:
         self.settings = settings
         self.tls = tls
         self.address = sock.getsockname()[:2]
@@ -168,6 +175,7 @@ class _Server:
         if answer is not None:
             self._app = _AnswerOnLoop(self._app, answer, settings.max_request_head)
         self._connections: set[asyncio.Task] = set()
+        self._tls_connections: set[TLSConnection] = set()
         self._loop = asyncio.new_event_loop()
         self._loop.set_default_executor(ThreadPoolExecutor(settings.threads, thread_name_prefix="exporter-http-worker"))
         self._loop.set_exception_handler(_quiet_exception_handler)
@@ -219,15 +227,27 @@ class _Server:
             assert task is not None
             self._connections.add(task)  # counted from accept: a stalled TLS handshake holds a place too
             task.add_done_callback(self._connections.discard)
-            if self.tls is not None and not await self._handshake(writer):
+            if self.tls is None:
+                await _TCPServer(self._app, self._loop, self._config, context, state, reader, writer)
                 return
-            await _TCPServer(self._app, self._loop, self._config, context, state, reader, writer)
+            made_with = self.tls()
+            if not await self._handshake(writer, made_with):
+                return
+            connection = TLSConnection(self._app, writer, made_with, self.tls)
+            self._tls_connections.add(connection)
+            try:
+                await _TCPServer(connection, self._loop, self._config, context, state, reader, writer)
+            finally:
+                self._tls_connections.discard(connection)
 
         server = await asyncio.start_server(on_connection, sock=self._sock, backlog=1024)
+        revisits = asyncio.create_task(self._revisit_on_tls_change()) if self.tls is not None else None
         self._ready.set()
         try:
             await self._stop.wait()
         finally:
+            if revisits is not None:
+                revisits.cancel()
             await context.terminated.set()  # idle connections close now
             server.close()
             await server.wait_closed()
@@ -237,11 +257,26 @@ class _Server:
                 task.cancel()
 
 
-    async def _handshake(self, writer: asyncio.StreamWriter) -> bool:
-        """TLS on an accepted connection, within the idle timeout; False (and closed) when it fails."""
+    async def _revisit_on_tls_change(self) -> None:
+        """Every TLS_REVISIT_SECONDS, on a new SSLContext (a reloaded web config), revisit the open TLS connections,
+        a batch at a time so the loop keeps serving."""
         assert self.tls is not None
+        seen = self.tls()
+        while True:
+            await asyncio.sleep(TLS_REVISIT_SECONDS)
+            current = self.tls()
+            if current is seen:
+                continue
+            seen = current
+            for i, connection in enumerate(list(self._tls_connections)):
+                connection.revisit(current)
+                if i % 100 == 99:
+                    await asyncio.sleep(0)
+
+    async def _handshake(self, writer: asyncio.StreamWriter, context: ssl.SSLContext) -> bool:
+        """TLS on an accepted connection, within the idle timeout; False (and closed) when it fails."""
         try:
-            await writer.start_tls(self.tls, ssl_handshake_timeout=self.settings.idle_timeout)
+            await writer.start_tls(context, ssl_handshake_timeout=self.settings.idle_timeout)
         except (TimeoutError, ssl.SSLError, OSError) as exc:
             log.debug("TLS handshake failed: %s", exc)
             writer.close()
@@ -260,15 +295,19 @@ def _quiet_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str,
 
 def start_server(
     app: WSGIApp, host: str = "127.0.0.1", port: int = 0, *,
-    settings: HttpSettings | None = None, tls: ssl.SSLContext | None = None,
+    settings: HttpSettings | None = None, tls: ssl.SSLContext | TLSContexts | None = None,
 ) -> RunningServer:
     """Serve `app` from a daemon thread; port 0 picks a free port. Raises OSError when the port is taken.
 
-    `tls`: a server-side SSLContext (see `web_config.WebConfigFile.ssl_context`) to serve HTTPS instead of HTTP.
+    `tls`: to serve HTTPS instead of HTTP, a server-side SSLContext, or a function returning the one in force
+    (`WebConfigFile.ssl_context()`), asked for each new connection.
     When `app` has a coroutine method `answer_on_loop(environ) -> (status, headers, body) | None` (see
     `auth.Protected`), it is awaited on the event loop first, with the request's line and headers; it must not block.
     """
     settings = settings or HttpSettings()
+    if isinstance(tls, ssl.SSLContext):
+        fixed = tls
+        tls = lambda: fixed  # noqa: E731
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
