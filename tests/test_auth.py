@@ -3,6 +3,8 @@ check that cannot start gets. bcrypt is counted by a spy around the real `bcrypt
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 
@@ -146,3 +148,17 @@ def test_simultaneous_first_requests_with_the_same_right_password_share_one_chec
         server.stop()
     assert codes == [200] * 10  # none told 429: they waited for the one check of the same credentials
     assert len(checks) == 1
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a per-thread nice value is Linux's")
+def test_bcrypt_runs_in_a_thread_of_lower_cpu_priority_than_the_server(config, monkeypatch):
+    seen: list[tuple[str, int]] = []
+
+    def spy(password: bytes, hashed: bytes) -> bool:
+        seen.append((threading.current_thread().name, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+        return False
+
+    monkeypatch.setattr(auth.bcrypt, "checkpw", spy)
+    BasicAuthChecker().verdict(config, ("alice", b"wrong"))
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert len(seen) == 1 and seen[0][0].startswith("exporter-bcrypt") and seen[0][1] == min(19, mine + auth.BCRYPT_NICE)

@@ -7,9 +7,9 @@ else gets 401 with `WWW-Authenticate`. bcrypt is slow on purpose (a quarter of a
   password itself: a success until it is evicted (the hash is part of the key, so a changed password or user
   misses), a failure for `FAILURE_TTL` seconds, so repeating a wrong password costs nothing. Successes and failures
   are kept apart: a flood of wrong passwords cannot evict the scrapers' entries;
-- at most `max_checks` bcrypt checks run at once (one by default, as in exporter-toolkit), far below the worker
-  pool; a check that cannot start at once is answered 429 with `Retry-After: 1` at once, so an uncached password
-  never queues the pool behind bcrypt and a cached scrape never waits for one;
+- at most `max_checks` bcrypt checks run at once (one by default, as in exporter-toolkit), in their own thread at a
+  lower CPU priority; a check that cannot start at once is answered 429 with `Retry-After: 1` at once, so an
+  uncached password never queues the worker pool behind bcrypt and a cached scrape never waits for one;
 - with the exporter's server, the verdict is reached on its event loop (`Protected.answer_on_loop`): a refusal
   (no or cached wrong credentials, 429) takes no worker thread from the scrapes, a check runs in the worker pool, and
   requests with the same credentials as a check under way await that check rather than get 429;
@@ -22,14 +22,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import json
+import os
 import secrets
+import sys
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -46,6 +50,7 @@ FAILURE_CACHE_SIZE = 4096  # distinct wrong ones remembered; at most one bcrypt 
 FAILURE_TTL = 60.0  # seconds a wrong password is answered from the cache
 MAX_CHECKS = 1  # bcrypt checks running at once
 RETRY_AFTER_SECONDS = 1
+BCRYPT_NICE = 10  # how much nicer the bcrypt threads are than the process
 
 
 def parse_basic(header: str | None) -> tuple[str, bytes] | None:
@@ -74,6 +79,15 @@ class Verdict(Enum):
     BUSY = "busy"  # not cached, and the bcrypt checks are all taken: ask again later
 
 
+def _lower_priority() -> None:
+    """A bcrypt thread runs at a lower CPU priority (Linux: nice is per thread), so under a flood of passwords to
+    check the scrapes, the event loop and the rest of the machine go first."""
+    if sys.platform == "linux":
+        thread = threading.get_native_id()
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + BCRYPT_NICE))
+
+
 @dataclass(frozen=True)
 class _Attempt:
     key: bytes  # HMAC of user, password and the hash checked against
@@ -96,6 +110,7 @@ class BasicAuthChecker:
         self._failed: OrderedDict[bytes, float] = OrderedDict()  # key -> expiry, oldest first
         self._lock = threading.Lock()
         self._on_loop: dict[bytes, asyncio.Future[Verdict]] = {}  # checks started from the event loop, by key
+        self._bcrypt = ThreadPoolExecutor(max_checks, thread_name_prefix="exporter-bcrypt", initializer=_lower_priority)
 
     def verdict(self, config: WebConfig, credentials: tuple[str, bytes] | None) -> Verdict:
         """The cached verdict, else one bcrypt check if one can start now, else BUSY. Blocks for the check."""
@@ -106,7 +121,7 @@ class BasicAuthChecker:
             return cached
         if not self._claim():
             return Verdict.BUSY
-        return self._check(attempt)
+        return self._bcrypt.submit(self._check, attempt).result()
 
     async def verdict_on_loop(self, config: WebConfig, credentials: tuple[str, bytes] | None) -> Verdict:
         """The same verdict, for the event loop: the check (if one can start) runs in the loop's executor, and a
@@ -120,7 +135,7 @@ class BasicAuthChecker:
             return await asyncio.shield(same)
         if not self._claim():
             return Verdict.BUSY
-        job = asyncio.get_running_loop().run_in_executor(None, self._check, attempt)
+        job = asyncio.get_running_loop().run_in_executor(self._bcrypt, self._check, attempt)
         self._on_loop[attempt.key] = job
         job.add_done_callback(lambda _: self._on_loop.pop(attempt.key, None))
         return await asyncio.shield(job)  # a client that leaves does not cancel it: the claim is released
