@@ -11,7 +11,7 @@ else gets 401 with `WWW-Authenticate`. bcrypt is slow on purpose (a quarter of a
   lower CPU priority; a check that cannot start at once is answered 429 with `Retry-After: 1` at once, so an
   uncached password never queues the worker pool behind bcrypt and a cached scrape never waits for one;
 - with the exporter's server, the verdict is reached on its event loop (`Protected.answer_on_loop`): a refusal
-  (no or cached wrong credentials, 429) takes no worker thread from the scrapes, a check runs in the worker pool, and
+  (no or cached wrong credentials, 429) takes no worker thread from the scrapes, a check runs in the bcrypt thread, and
   requests with the same credentials as a check under way await that check rather than get 429;
 - an unknown user is checked against a dummy hash at the highest configured cost, and cached the same way, so a
   known and an unknown user take the same time.
@@ -124,7 +124,7 @@ class BasicAuthChecker:
         return self._bcrypt.submit(self._check, attempt).result()
 
     async def verdict_on_loop(self, config: WebConfig, credentials: tuple[str, bytes] | None) -> Verdict:
-        """The same verdict, for the event loop: the check (if one can start) runs in the loop's executor, and a
+        """The same verdict, for the event loop: the check (if one can start) runs in the bcrypt thread, and a
         request with the same credentials as a check under way awaits that one instead of being BUSY."""
         attempt = self._attempt(config, credentials)
         if attempt is None:
@@ -248,7 +248,7 @@ class Protected:
         return self._app(environ, with_headers)
 
     async def answer_on_loop(self, environ: dict) -> Reply | None:
-        """The refusal of a request, decided on the event loop (cached, or after a check in the loop's executor, or
+        """The refusal of a request, decided on the event loop (cached, or after a check in the bcrypt thread, or
         429 when no check can start), or None to let the app answer it in a worker thread. Never blocks."""
         config = self._web.current()
         if not config.users:
