@@ -104,7 +104,8 @@ def test_tightening_to_mutual_tls_refuses_clients_without_a_certificate_at_once_
         assert wait_for(lambda: get(url, pki) != 200, timeout=10)  # a new connection without a certificate
         assert get(url, pki) in REFUSED  # refused in the handshake
         assert web.reloads == 1 and web.reload_error is None
-        assert wait_for(lambda: status_over(idle) == "closed", timeout=5)  # the old one: closed by the server
+        assert wait_for(lambda: server.open_connections == 0, timeout=10)  # the three made before: closed while idle
+        assert status_over(idle) == "closed"
         assert get(url, pki, session=without) in REFUSED  # the session's reconnection is refused
         assert get(url, pki, cert, session=with_cert) == 200  # a client with the right certificate keeps working
         assert get(url, pki, cert) == 200

@@ -9,6 +9,7 @@ have refused, while a client with the right certificate keeps its connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import weakref
 from collections.abc import Callable
@@ -75,14 +76,16 @@ class TLSConnection:
 
     def revisit(self, current: ssl.SSLContext) -> None:
         if self._in_flight == 0 and not self.admitted(current):
-            self._writer.close()
+            self._writer.transport.abort()  # no TLS goodbye: an idle client may never answer one
 
     async def __call__(self, scope: Any, receive: Any, send: Any, sync_spawn: Any, call_soon: Any) -> None:
         if scope["type"] == "http" and not self.admitted(self._contexts()):
-            await send({"type": "http.response.start", "status": 421, "headers": [
-                (b"content-type", b"application/json"), (b"content-length", str(len(MISDIRECTED)).encode()),
-                (b"connection", b"close")]})
-            await send({"type": "http.response.body", "body": MISDIRECTED, "more_body": False})
+            # the connection may be closing already (revisited as the request arrived): then the client sees it close
+            with contextlib.suppress(ssl.SSLError, OSError):
+                await send({"type": "http.response.start", "status": 421, "headers": [
+                    (b"content-type", b"application/json"), (b"content-length", str(len(MISDIRECTED)).encode()),
+                    (b"connection", b"close")]})
+                await send({"type": "http.response.body", "body": MISDIRECTED, "more_body": False})
             return
         self._in_flight += 1
         try:
