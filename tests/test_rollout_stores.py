@@ -6,6 +6,7 @@ any output or log."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -278,12 +279,35 @@ def test_a_bearer_token_through_vmauth_reads_the_same_week(prom, vmauth, week, s
     assert advise(vmauth.query_url, at, *token) == advise(prom.url, at)
     line = one_line_unknown("advise", vmauth.query_url, "--prometheus-bearer-token-file", secrets["wrong_token"],
                             week=week)
-    # vmauth answers an unknown token with 400 and echoes it: the token is scrubbed from what is shown
-    assert line.endswith('refused the credentials given (HTTP 400: cannot find the provided auth token '
-                         '"Bearer ***" in config).'), line
+    # vmauth answers an unknown token with 400 and echoes it: nothing the store said is shown
+    assert line.endswith(f"Prometheus at {vmauth.query_url} refused the credentials given (HTTP 400)."), line
     assert "not-" + TOKEN not in line
     no_secret(caplog.text)
     assert "not-" + TOKEN not in caplog.text
+
+
+def test_a_wrong_basic_auth_password_through_vmauth_shows_neither_it_nor_its_base64(prom, vm, week, tmp, secrets,
+                                                                                       caplog):
+    """vmauth echoes a wrong basic-auth credential as `"Basic <base64 of user:password>"` (HTTP 400): one
+    `base64 -d` from the password, a near miss of the right one."""
+    caplog.set_level(logging.DEBUG)
+    gate = VmAuth(tmp, vm.url, basic=(USER, PASSWORD))
+    try:
+        (tmp / "last-quarter").write_text(PASSWORD[:-1] + "X\n")
+        at = moments(week)["add in normal"]
+        right = ("--prometheus-username", USER, "--prometheus-password-file", secrets["password"])
+        assert advise(gate.query_url, at, *right) == advise(prom.url, at)  # the gate lets the right one through
+        wrong = ("--prometheus-username", USER, "--prometheus-password-file", str(tmp / "last-quarter"))
+        encoded = base64.b64encode(f"{USER}:{PASSWORD[:-1]}X".encode()).decode()
+        assert encoded in requests.get(gate.query_url + "/api/v1/query", params={"query": "1"},
+                                       auth=(USER, PASSWORD[:-1] + "X"), timeout=10).text  # vmauth does echo it
+        for command in ("advise", "baseline"):
+            line = one_line_unknown(command, gate.query_url, *wrong, week=week)
+            assert line.endswith(f"Prometheus at {gate.query_url} refused the credentials given (HTTP 400)."), line
+            assert encoded not in line and encoded[:-4] not in line and PASSWORD[:-1] not in line
+        assert encoded not in caplog.text and PASSWORD[:-1] not in caplog.text
+    finally:
+        gate.stop()
 
 
 def test_a_client_certificate_opens_a_prometheus_that_demands_one(prom, prom_mtls, week, pki, secrets):
