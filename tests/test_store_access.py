@@ -359,7 +359,7 @@ def test_a_partial_answer_is_unknown_not_a_week_without_data(extra, said):
             for fmt in ("text", "json"):
                 code, out, err = run(command, "--prometheus", store.url, *extra_flags, "--format", fmt)
                 assert code == 3 and err.count("\n") == 1, (command, err)
-                assert "only in part (" + said in err and "a store behind it did not answer" in err
+                assert "only in part (" + said in err and "cannot be told from what the store does not hold" in err
                 if fmt == "json":
                     body = json.loads(out)
                     assert (body["error"] if command == "baseline" else body["reasons"][0]) in err

@@ -84,7 +84,7 @@ def run_baseline(prom: PrometheusHistory, pairs: list[str] | None, days: int, en
                  plot: str | None, out: IO[str], err: IO[str]) -> int:
     warnings: list[str] = []
     try:
-        data = read_baseline(prom, pairs, days, end, warnings)
+        data = read_baseline(prom, pairs, days, end, warnings, keep_band=bool(plot))
     except PrometheusHistoryError as exc:
         return _baseline_failed(prom, days, end, fmt, str(exc), out, err)
     report = baseline_report(prom.display_url, days, end, data)

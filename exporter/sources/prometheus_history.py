@@ -16,6 +16,7 @@ is a sentence, with no secret in it and no text of the server's where credential
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import re
@@ -24,6 +25,7 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import le
 from typing import Any, cast, overload
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -51,14 +53,29 @@ class Samples(Sequence[tuple[float, float]]):
 
     @classmethod
     def from_json(cls, points: Any, start: float = -math.inf, end: float = math.inf) -> Samples:
-        """From the API's `[[t, "value"], ...]`, keeping start < t <= end and finite values. A ValueError says
-        that `points` is not such a list."""
-        try:
-            pairs = [(float(t), float(v)) for t, v in points]
+        """From the API's `[[t, "value"], ...]` (a time may also be a numeric string), keeping start < t <= end and
+        finite values, in time order. A ValueError says that `points` is not such a list."""
+        try:  # the usual answer, converted by C loops: numbers for times, strings for values
+            times = array("d", [t for t, _ in points])
+            values = array("d", map(float, [v for _, v in points]))
         except (TypeError, ValueError):
-            raise ValueError("not a list of [time, \"value\"] pairs") from None
-        kept = [(t, v) for t, v in pairs if start < t <= end and math.isfinite(v)]
-        return cls((t for t, _ in kept), (v for _, v in kept))
+            try:
+                pairs = [(float(t), float(v)) for t, v in points]
+            except (TypeError, ValueError):
+                raise ValueError("not a list of [time, \"value\"] pairs") from None
+            times, values = array("d", (t for t, _ in pairs)), array("d", (v for _, v in pairs))
+        if not all(map(le, times[:-1], times[1:])):  # never from Prometheus or VictoriaMetrics: put in order
+            order = sorted(range(len(times)), key=times.__getitem__)
+            times, values = array("d", (times[i] for i in order)), array("d", (values[i] for i in order))
+        first, stop = bisect.bisect_right(times, start), bisect.bisect_right(times, end)
+        if first or stop < len(times):
+            times, values = times[first:stop], values[first:stop]
+        if not math.isfinite(sum(values)):  # a NaN or an infinity among them (or a sum too large: checked each)
+            kept = [i for i, v in enumerate(values) if math.isfinite(v)]
+            times, values = array("d", (times[i] for i in kept)), array("d", (values[i] for i in kept))
+        samples = cls()
+        samples.times, samples.values = times, values
+        return samples
 
     def extend(self, other: Samples) -> None:
         self.times.extend(other.times)
@@ -185,12 +202,12 @@ class PrometheusHistory:
         partial = _partial(body)
         if partial is not None:
             raise self._error(
-                f"Prometheus at {self.display_url} answered {query!r} only in part ({partial}): a store behind it "
-                f"did not answer, so what it holds cannot be told from what it lacks."
+                f"Prometheus at {self.display_url} answered {query!r} only in part ({partial}): what is missing "
+                f"from the answer cannot be told from what the store does not hold."
             )
         return body.get("data")
 
-    def _fetch(self, path: str, params: dict[str, str]) -> tuple[int, bytes]:
+    def _fetch(self, path: str, params: dict[str, str]) -> tuple[int, bytearray]:
         """(HTTP status, body) of one GET, the body read within the deadline and the size cap."""
         started = time.monotonic()
         try:
@@ -208,7 +225,7 @@ class PrometheusHistory:
         except OSError as exc:  # a CA bundle that does not load, from a session given by the caller
             raise self._error(f"Cannot reach Prometheus at {self.display_url}: {type(exc).__name__}.") from None
 
-    def _body(self, response: requests.Response, started: float) -> bytes:
+    def _body(self, response: requests.Response, started: float) -> bytearray:
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
             raise self._too_large()
@@ -220,7 +237,7 @@ class PrometheusHistory:
             if time.monotonic() - started > self.deadline:
                 raise self._error(f"Prometheus at {self.display_url} did not send its whole answer within "
                                   f"{self.deadline:g} s.")
-        return bytes(body)
+        return body  # not copied to bytes: an answer may be tens of MiB
 
     def _too_large(self) -> PrometheusHistoryError:
         return self._error(f"Prometheus at {self.display_url} answered more than {self.max_bytes // 2**20} MiB: "
@@ -244,7 +261,7 @@ class PrometheusHistory:
                     f"({self._access.name('cert_file')} and {self._access.name('key_file')}).")
         return f"TLS handshake with {where} failed ({type(exc).__name__})."
 
-    def _refused(self, status: int, content: bytes) -> str:
+    def _refused(self, status: int, content: bytearray) -> str:
         """Why the store refused, in our words: a store may echo the credential it was sent (vmauth answers a
         wrong basic-auth password with `"Basic <base64 of user:password>"`), so nothing it said is shown."""
         where = f"Prometheus at {self.display_url}"
@@ -316,7 +333,7 @@ def _one_line(text: Any, limit: int = 200) -> str:
     return line if len(line) <= limit else line[:limit] + "…"
 
 
-def _mentions_auth(content: bytes) -> bool:
+def _mentions_auth(content: bytearray) -> bool:
     """Whether a 400's short text (not a Prometheus JSON error) is about credentials (vmauth: `cannot find the
     provided auth token`)."""
     return not content.lstrip().startswith(b"{") and b"auth" in content[:300].lower()
