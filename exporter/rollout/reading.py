@@ -74,12 +74,13 @@ def read_baseline(prom: PrometheusHistory, pairs: list[str] | None, days: int, e
     for i, (lo, hi) in enumerate(chunks):
         day = read_day(prom, pairs, lo, hi, warnings)
         for pair in pairs:
-            fields = {name: _led_by(last[pair].get(name), day[pair].get(name)) for name in HISTORY_SERIES}
+            read = day.pop(pair)  # let go of each pair's day once it is reduced
+            fields = {name: _led_by(last[pair].get(name), read.get(name)) for name in HISTORY_SERIES}
             if i > 0:
                 builders[pair].add(PairHistory(**fields), lo, hi)
-            last[pair].update((name, samples[-1]) for name, samples in day[pair].items() if samples)
-            if keep_band and "band" in day[pair]:
-                bands[pair].extend(_samples(day[pair]["band"]))
+            last[pair].update((name, samples[-1]) for name, samples in read.items() if samples)
+            if keep_band and "band" in read:
+                bands[pair].extend(_samples(read["band"]))
     histories = {pair: PairHistory(band=bands[pair]) for pair in pairs} if keep_band else {}
     return BaselineData(pairs, {pair: builders[pair].report() for pair in pairs}, histories)
 
@@ -132,7 +133,8 @@ def read_intervals(prom: PrometheusHistory, pairs: list[str], chunks: list[tuple
 
 def read_day(prom: PrometheusHistory, pairs: list[str], lo: float, hi: float,
              warnings: list[str]) -> dict[str, dict[str, Sequence[Sample]]]:
-    """pair -> PairHistory field -> its samples in (lo, hi]: one query per series, every pair in each answer."""
+    """pair -> PairHistory field -> its samples in (lo, hi]: one query per series, every pair in each answer (of
+    several series for one pair, the day's fullest)."""
     day: dict[str, dict[str, Sequence[Sample]]] = {pair: {} for pair in pairs}
     for field_name, metric in HISTORY_SERIES.items():
         for pair, values in _by_pair(prom.raw_samples(metric + _pair_filter(pairs), lo, hi), metric, warnings).items():
