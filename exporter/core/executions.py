@@ -1,0 +1,481 @@
+"""Kraken's WebSocket v2 `executions` rows, translated into what the hooks record: pure and clock-free.
+
+`ExecutionBook` holds every open order of the account (its pair, quantity, executed quantity, when it was placed
+and went live, its amends) and turns each row into `Observation`s, the arguments of one
+`CapacityTelemetry.observe_order_status` call each:
+
+- **partial-open**: once per order, the first time it is open with `0 < cum_qty < order_qty` (an `open` row).
+  Kraken warns that a `trade` can say `partially_filled` while filling the whole order (a separate `filled`
+  follows): the quantities decide, never the status word;
+- **partial-cancel**: `canceled`/`expired` with `cum_qty > 0` (Kraken's `reason` goes to the canary's context). An
+  order partly filled while open and then canceled counts as both, as the hooks do;
+- **fill**: `filled`, timed from the order's `new` event (for an order already open when the stream connected,
+  from its `opentm`, which REST tells: `note_open_orders`, `resolve`) to the `filled` event, on Kraken's clock. A
+  fill whose start is not known yet waits for it (`pending_lookups`);
+- the **open-order count** per pair: the snapshot, then every transition.
+
+Nothing is counted twice: an order that ended is remembered (bounded, as the hooks' txid tables) and any later
+row for it is a replay; a partial-open is reported once per order. A snapshot replaces what we held: orders we
+held open that it no longer lists ended while we were away (`missing`, to resolve with `QueryOrders`), and one
+that contradicts what we know (an order we saw end listed as open, an executed quantity gone down) is reported.
+Malformed rows change nothing and are counted by reason.
+
+Update rows carry only what changed (a `new` or `canceled` row has no symbol or quantity): the book supplies them
+from the order's earlier rows. Rows of pairs not configured are followed as well (to ignore their later rows
+quietly) but produce nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from .pairs import PairNames
+
+# Kraken's v2 vocabulary (documented values; `iceberg_refill` and `triggered` are in the public clients too).
+EXEC_TYPES = frozenset({"pending_new", "new", "trade", "filled", "iceberg_refill", "canceled", "expired", "amended",
+                        "restated", "status"})
+ORDER_STATUSES = frozenset({"pending_new", "new", "partially_filled", "filled", "canceled", "expired", "triggered"})
+ENDING_EXEC_TYPES = frozenset({"filled", "canceled", "expired"})
+OPEN_STATUSES = frozenset({"new", "partially_filled", "triggered"})
+_TIMED = frozenset({"pending_new", "new", "amended", *ENDING_EXEC_TYPES})  # exec_types whose timestamp is used
+
+# Why a row was skipped (`krakenbot_kraken_stream_bad_rows_total{reason}`); created up front.
+SKIP_REASONS = (
+    "not_an_object",      # a row that is not a JSON object
+    "missing_order_id",   # no order_id, or not a string
+    "bad_field",          # a quantity, status or timestamp of the wrong type or range
+    "unknown_exec_type",  # an exec_type outside Kraken's documented set
+    "unknown_symbol",     # a symbol that cannot be a pair name
+    "unknown_order",      # an update for an order we never saw, without its symbol and quantity (looked up by REST)
+    "bad_timestamp",      # applied, but its time is not RFC 3339: the fill's times come from REST instead
+    "replayed",           # a row for an order that already ended: counted once already
+    "not_open",           # a snapshot row of an order that is not open (a trade, with snap_trades)
+)
+MAX_ENDED_ORDERS = 100_000  # ended order_ids remembered (two generations), as the hooks' txid tables
+MAX_ORDER_ID_LENGTH = 128
+_NUMBER = (int, float)
+
+
+class Observation(NamedTuple):
+    """One `observe_order_status` call: `status` in the hooks' words (open, closed, canceled, expired)."""
+
+    pair: str
+    order_id: str
+    status: str
+    vol: float
+    vol_exec: float
+    placed_at: float | None = None
+    closed_at: float | None = None
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class OrderState:
+    """What the book knows of one order. `pair` is the exported label, or None for a pair not configured."""
+
+    order_id: str
+    pair: str | None
+    qty: float
+    cum: float = 0.0
+    status: str = "pending_new"
+    submitted_at: float | None = None  # its `pending_new`: when the order was placed (Kraken's rate counter counts this)
+    placed_at: float | None = None  # its `new` (or REST's `opentm`): when it went live, where a fill time starts
+    partial_reported: bool = False
+    amended_at: list[float] = field(default_factory=list)  # each `amended` (the rate counter charges amends by age)
+    exec_ids: set[str] = field(default_factory=set)  # trades already added when Kraken sends no cum_qty
+
+
+class Applied(NamedTuple):
+    """What one batch of rows did."""
+
+    observations: list[Observation]
+    skipped: Counter[str]
+    missing: list[str]  # snapshot only: orders held open that it no longer lists
+    contradictions: list[str]  # snapshot only: order_ids whose listed state contradicts what we know
+
+
+def parse_time(value: Any) -> float | None:
+    """An RFC 3339 timestamp with its offset (`2024-05-18T12:58:40.165132Z`) as Unix seconds, else None."""
+    if type(value) is not str or len(value) > 40:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return moment.timestamp()
+
+
+def _quantity(value: Any) -> float | None:
+    """A JSON number >= 0 and finite (Kraken v2 sends numbers, not strings), else None."""
+    if type(value) not in _NUMBER:
+        return None
+    number = float(value)
+    return number if 0.0 <= number < float("inf") else None
+
+
+class _RecentIds:
+    """Order ids that ended, in two generations of at most `capacity / 2` each: O(1), bounded."""
+
+    __slots__ = ("capacity", "_new", "_old")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(2, capacity)
+        self._new: set[str] = set()
+        self._old: set[str] = set()
+
+    def __contains__(self, order_id: object) -> bool:
+        return order_id in self._new or order_id in self._old
+
+    def add(self, order_id: str) -> None:
+        self._new.add(order_id)
+        if len(self._new) * 2 >= self.capacity:
+            self._old, self._new = self._new, set()
+
+    def __len__(self) -> int:
+        return len(self._new) + len(self._old)
+
+
+class PairMatcher:
+    """Symbol -> exported label (None for a pair not configured), cached; matches every spelling
+    (`DOGE/USD` in v2, `XDG/USD` in AssetPairs' wsname, `XDGUSD` in REST)."""
+
+    def __init__(self, pairs: Iterable[PairNames], cache_size: int = 1024) -> None:
+        self._pairs = list(pairs)
+        self._cache: dict[str, str | None] = {}
+        self._cache_size = cache_size
+
+    def __call__(self, symbol: str) -> str | None:
+        label = self._cache.get(symbol, False)
+        if label is not False:
+            return label  # type: ignore[return-value]
+        found = next((names.label for names in self._pairs if names.matches(symbol)), None)
+        if len(self._cache) < self._cache_size:
+            self._cache[symbol] = found
+        return found
+
+
+def plausible_symbol(symbol: Any) -> bool:
+    """A v2 symbol is `BASE/QUOTE` of letters and digits; anything else is not a pair name."""
+    if type(symbol) is not str or not 3 <= len(symbol) <= 32 or symbol.count("/") != 1:
+        return False
+    base, quote = symbol.split("/")
+    return base.isalnum() and quote.isalnum()
+
+
+class ExecutionBook:
+    """The account's open orders as the `executions` stream reports them, and the hook calls they amount to.
+
+    Not thread-safe: one stream client feeds it. `match` maps a symbol to the exported label or None.
+    """
+
+    def __init__(self, match: Callable[[str], str | None], max_ended: int = MAX_ENDED_ORDERS) -> None:
+        self._match = match
+        self._orders: dict[str, OrderState] = {}  # every order we follow that has not ended
+        self._ended = _RecentIds(max_ended)
+        self._open: Counter[str] = Counter()  # label -> orders of that pair in `_orders`
+        self._waiting_fill: dict[str, tuple[OrderState, float | None]] = {}  # filled, a time unknown: (state, closed_at)
+        self._missing: dict[str, OrderState] = {}  # ended while we were away: waiting for REST
+        self._unknown: set[str] = set()  # updates for orders never seen: waiting for REST
+        self._untimed: list[Observation] = []  # fills REST could not time either
+        self.snapshots = 0
+
+    # ---- reading ------------------------------------------------------------------------------------------
+
+    def open_count(self, pair: str) -> int:
+        """Orders of `pair` open on Kraken (pending, new, partially filled), as the stream has told."""
+        return self._open.get(pair, 0)
+
+    def order(self, order_id: str) -> OrderState | None:
+        return self._orders.get(order_id)
+
+    def pending_lookups(self) -> list[str]:
+        """Order ids only REST can settle (`QueryOrders`): ended while away, unknown to us, or filled with an
+        unknown start."""
+        return [*self._missing, *self._unknown, *self._waiting_fill]
+
+    def has_ended(self, order_id: str) -> bool:
+        return order_id in self._ended
+
+    # ---- the stream ---------------------------------------------------------------------------------------
+
+    def apply_update(self, rows: Any) -> Applied:
+        """An `update` message's `data`: each row one event of one order, in Kraken's order."""
+        out: list[Observation] = []
+        skipped: Counter[str] = Counter()
+        for row in rows if type(rows) is list else ():
+            reason = self._update(row, out)
+            if reason is not None:
+                skipped[reason] += 1
+        return Applied(out, skipped, [], [])
+
+    def apply_snapshot(self, rows: Any) -> Applied:
+        """A `snapshot` message's `data`: the account's open orders now. Orders we held open that it does not
+        list ended while we were away (`missing`)."""
+        out: list[Observation] = []
+        skipped: Counter[str] = Counter()
+        contradictions: list[str] = []
+        listed: set[str] = set()
+        for row in rows if type(rows) is list else ():
+            reason = self._snapshot_row(row, out, listed, contradictions)
+            if reason is not None:
+                skipped[reason] += 1
+        missing = [order_id for order_id in self._orders if order_id not in listed]
+        for order_id in missing:
+            state = self._orders.pop(order_id)
+            self._uncount(state)
+            self._missing[order_id] = state
+        self.snapshots += 1
+        return Applied(out, skipped, missing, contradictions)
+
+    def _update(self, row: Any, out: list[Observation]) -> str | None:
+        if type(row) is not dict:
+            return "not_an_object"
+        order_id = row.get("order_id")
+        if type(order_id) is not str or not 0 < len(order_id) <= MAX_ORDER_ID_LENGTH:
+            return "missing_order_id"
+        exec_type = row.get("exec_type")
+        if exec_type not in EXEC_TYPES:
+            return "unknown_exec_type"
+        if order_id in self._ended:
+            return "replayed"
+        state = self._orders.get(order_id)
+        if state is None:
+            found = self._new_state(order_id, row)
+            if isinstance(found, str):
+                if found == "unknown_order" and order_id not in self._waiting_fill:
+                    self._unknown.add(order_id)
+                return found
+            state = found
+        flaw = self._absorb(state, row, exec_type)
+        if flaw is not None:
+            return flaw
+        if exec_type not in _TIMED:
+            self._check_partial(state, out)
+            return None
+        stamp = parse_time(row.get("timestamp"))
+        if exec_type in ENDING_EXEC_TYPES:
+            self._end(state, exec_type, stamp, row.get("reason"), out)
+        elif exec_type == "new" and state.placed_at is None:
+            state.placed_at = stamp
+        elif exec_type == "pending_new" and state.submitted_at is None:
+            state.submitted_at = stamp
+        elif exec_type == "amended" and stamp is not None:
+            state.amended_at.append(stamp)
+        if exec_type not in ENDING_EXEC_TYPES:
+            self._check_partial(state, out)
+        return "bad_timestamp" if stamp is None else None
+
+    def _new_state(self, order_id: str, row: dict[str, Any]) -> OrderState | str:
+        """A state for an order first seen in `row`, or the reason it cannot have one."""
+        symbol = row.get("symbol")
+        qty = _quantity(row.get("order_qty"))
+        if symbol is None or qty is None:
+            return "unknown_order"
+        if not plausible_symbol(symbol):
+            return "unknown_symbol"
+        state = OrderState(order_id=order_id, pair=self._match(symbol), qty=qty)
+        self._orders[order_id] = state
+        self._count(state)
+        self._unknown.discard(order_id)
+        return state
+
+    def _absorb(self, state: OrderState, row: dict[str, Any], exec_type: str) -> str | None:
+        """Take the row's quantities and status into `state` (all checked before any is taken)."""
+        status = row.get("order_status", state.status)
+        if status not in ORDER_STATUSES:
+            return "bad_field"
+        qty = row.get("order_qty")
+        cum = row.get("cum_qty")
+        new_qty = state.qty if qty is None else _quantity(qty)
+        new_cum = state.cum if cum is None else _quantity(cum)
+        if new_qty is None or new_cum is None:
+            return "bad_field"
+        if cum is None and exec_type == "trade":
+            exec_id, last = row.get("exec_id"), _quantity(row.get("last_qty"))
+            if last is None:
+                return "bad_field"
+            if exec_id not in state.exec_ids:
+                if type(exec_id) is str:
+                    state.exec_ids.add(exec_id)
+                new_cum = _add(state.cum, last)
+        state.qty, state.cum, state.status = new_qty, new_cum, status
+        return None
+
+    def _check_partial(self, state: OrderState, out: list[Observation]) -> None:
+        if not state.partial_reported and state.status in OPEN_STATUSES and 0.0 < state.cum < state.qty:
+            state.partial_reported = True
+            if state.pair is not None:
+                out.append(Observation(state.pair, state.order_id, "open", state.qty, state.cum))
+
+    def _end(self, state: OrderState, exec_type: str, stamp: float | None, reason: Any,
+             out: list[Observation]) -> None:
+        """The order ended: a fill (timed when its start is known) or a cancel/expiry (a canary when it had fills)."""
+        self._orders.pop(state.order_id, None)
+        self._uncount(state)
+        self._ended.add(state.order_id)
+        if state.pair is None:
+            return
+        if exec_type == "filled":
+            if state.placed_at is None or stamp is None:
+                self._waiting_fill[state.order_id] = (state, stamp)  # REST's opentm/closetm complete it
+                return
+            out.append(Observation(state.pair, state.order_id, "closed", state.qty, state.cum,
+                                   placed_at=state.placed_at, closed_at=stamp))
+            return
+        if 0.0 < state.cum < state.qty:
+            self._check_partial(state, out)  # partly filled while open: a partial-open too, as the hooks count it
+        out.append(Observation(state.pair, state.order_id, exec_type, state.qty, state.cum,
+                               reason=reason if type(reason) is str else None))
+
+    def _snapshot_row(self, row: Any, out: list[Observation], listed: set[str], contradictions: list[str]) -> str | None:
+        if type(row) is not dict:
+            return "not_an_object"
+        order_id = row.get("order_id")
+        if type(order_id) is not str or not 0 < len(order_id) <= MAX_ORDER_ID_LENGTH:
+            return "missing_order_id"
+        status = row.get("order_status")
+        if status not in ORDER_STATUSES:
+            return "bad_field"
+        if status not in OPEN_STATUSES and status != "pending_new" or row.get("exec_type") == "trade":
+            return "not_open"
+        if order_id in self._ended:
+            contradictions.append(order_id)  # we saw it end; Kraken lists it open
+            return None
+        state = self._orders.get(order_id) or self._missing.pop(order_id, None)
+        qty, cum = _quantity(row.get("order_qty")), _quantity(row.get("cum_qty", 0.0))
+        if qty is None or cum is None:
+            return "bad_field"
+        if state is None:
+            symbol = row.get("symbol")
+            if not plausible_symbol(symbol):
+                return "unknown_symbol"
+            state = OrderState(order_id=order_id, pair=self._match(str(symbol)), qty=qty)
+            self._unknown.discard(order_id)
+        elif cum < state.cum:
+            contradictions.append(order_id)  # executed quantity never goes down
+        if order_id not in self._orders:
+            self._orders[order_id] = state
+            self._count(state)
+        listed.add(order_id)
+        state.qty, state.cum, state.status = qty, cum, status
+        self._check_partial(state, out)
+        return None
+
+    # ---- REST ---------------------------------------------------------------------------------------------
+
+    def note_open_orders(self, open_orders: Mapping[str, Any]) -> int:
+        """Take `opentm` from an `OpenOrders` reply for orders whose start we do not know (open when the stream
+        connected); returns how many were learned."""
+        learned = 0
+        for order_id, info in open_orders.items():
+            state = self._orders.get(order_id)
+            if state is not None and state.placed_at is None:
+                opened = _rest_time(info, "opentm")
+                if opened is not None:
+                    state.placed_at = opened
+                    learned += 1
+        return learned
+
+    def resolve(self, order_id: str, info: Any) -> list[Observation]:
+        """Settle an order by its `QueryOrders`/`ClosedOrders` entry (`OrderInfo`). What the stream already
+        counted is not counted again."""
+        out: list[Observation] = []
+        waiting = self._waiting_fill.pop(order_id, None)
+        if waiting is not None:  # a fill we saw, waiting for its start
+            done, closed_at = waiting
+            out.append(Observation(done.pair or "", order_id, "closed", done.qty, done.cum,
+                                   placed_at=done.placed_at or _rest_time(info, "opentm"),
+                                   closed_at=closed_at or _rest_time(info, "closetm")))
+            return out
+        state: OrderState | None = self._missing.pop(order_id, None) or self._orders.get(order_id)
+        self._unknown.discard(order_id)
+        if order_id in self._ended or not isinstance(info, Mapping):
+            return out
+        status = info.get("status")
+        vol, vol_exec = _rest_quantity(info.get("vol")), _rest_quantity(info.get("vol_exec"))
+        if status not in ("closed", "canceled", "expired", "open", "pending") or vol is None or vol_exec is None:
+            return out
+        if state is None:
+            descr = info.get("descr")
+            pair_name = descr.get("pair") if isinstance(descr, Mapping) else None
+            if type(pair_name) is not str:
+                return out
+            state = OrderState(order_id=order_id, pair=self._match(pair_name), qty=vol,
+                               placed_at=_rest_time(info, "opentm"))
+        state.qty, state.cum = vol, max(state.cum, vol_exec)
+        if state.placed_at is None:
+            state.placed_at = _rest_time(info, "opentm")
+        if status in ("open", "pending"):  # still open after all: back in the book
+            state.status = "new" if status == "open" else "pending_new"
+            if order_id not in self._orders:
+                self._orders[order_id] = state
+                self._count(state)
+            self._check_partial(state, out)
+            return out
+        self._orders.pop(order_id, None)
+        self._uncount(state)
+        if status == "closed":
+            self._ended.add(order_id)
+            if state.pair is not None:
+                out.append(Observation(state.pair, order_id, "closed", state.qty, state.cum,
+                                       placed_at=state.placed_at, closed_at=_rest_time(info, "closetm")))
+            return out
+        self._end(state, status, None, info.get("reason"), out)
+        return out
+
+    def forget(self, order_id: str) -> None:
+        """REST does not know the order either: stop waiting for it (its fill, if any, goes untimed)."""
+        waiting = self._waiting_fill.pop(order_id, None)
+        self._missing.pop(order_id, None)
+        self._unknown.discard(order_id)
+        if waiting is not None and waiting[0].pair is not None:
+            state, closed_at = waiting
+            self._untimed.append(Observation(state.pair or "", order_id, "closed", state.qty, state.cum,
+                                             closed_at=closed_at))
+
+    def take_untimed(self) -> list[Observation]:
+        """Fills `forget` gave up timing: still fills (the order ended), with no fill time."""
+        untimed, self._untimed = self._untimed, []
+        return untimed
+
+    # ---- counts -------------------------------------------------------------------------------------------
+
+    def _count(self, state: OrderState) -> None:
+        if state.pair is not None:
+            self._open[state.pair] += 1
+
+    def _uncount(self, state: OrderState) -> None:
+        if state.pair is not None and self._open.get(state.pair, 0) > 0:
+            self._open[state.pair] -= 1
+
+
+def _add(a: float, b: float) -> float:
+    """a + b in decimal, as Kraken adds quantities (0.1 + 0.2 is 0.3 here)."""
+    from decimal import Decimal
+
+    return float(Decimal(repr(a)) + Decimal(repr(b)))
+
+
+def _rest_quantity(value: Any) -> float | None:
+    """REST's quantities are strings ("13.00000000")."""
+    if type(value) is str:
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if 0.0 <= number < float("inf") else None
+    return _quantity(value)
+
+
+def _rest_time(info: Any, key: str) -> float | None:
+    """REST's `opentm`/`closetm`: Unix seconds as a JSON number, > 0."""
+    value = info.get(key) if isinstance(info, Mapping) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 < float(value) < float("inf"):
+        return float(value)
+    return None
