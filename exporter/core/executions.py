@@ -28,7 +28,7 @@ quietly) but produce nothing.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -214,15 +214,16 @@ class ExecutionBook:
                 skipped[reason] += 1
         return Applied(out, skipped, [], [])
 
-    def apply_snapshot(self, rows: Any) -> Applied:
+    def apply_snapshot(self, rows: Any, trust: Collection[str] = ()) -> Applied:
         """A `snapshot` message's `data`: the account's open orders now. Orders we held open that it does not
-        list ended while we were away (`missing`)."""
+        list ended while we were away (`missing`). An order we saw end that it lists open is a contradiction; in
+        `trust` (Kraken said so twice), it is counted open again, and its end, counted already, is not counted twice."""
         out: list[Observation] = []
         skipped: Counter[str] = Counter()
         contradictions: list[str] = []
         listed: set[str] = set()
         for row in rows if type(rows) is list else ():
-            reason = self._snapshot_row(row, out, listed, contradictions)
+            reason = self._snapshot_row(row, out, listed, contradictions, trust)
             if reason is not None:
                 skipped[reason] += 1
         missing = [order_id for order_id in self._orders if order_id not in listed]
@@ -242,9 +243,9 @@ class ExecutionBook:
         exec_type = row.get("exec_type")
         if exec_type not in EXEC_TYPES:
             return "unknown_exec_type"
-        if order_id in self._ended:
-            return "replayed"
         state = self._orders.get(order_id)
+        if state is None and order_id in self._ended:
+            return "replayed"
         if state is None:
             found = self._new_state(order_id, row)
             if isinstance(found, str):
@@ -318,6 +319,8 @@ class ExecutionBook:
         """The order ended: a fill (timed when its start is known) or a cancel/expiry (a canary when it had fills)."""
         self._orders.pop(state.order_id, None)
         self._uncount(state)
+        if state.order_id in self._ended:  # a reopened order (see `apply_snapshot`): its end was counted
+            return
         self._ended.add(state.order_id)
         if state.pair is None:
             return
@@ -333,7 +336,8 @@ class ExecutionBook:
         out.append(Observation(state.pair, state.order_id, exec_type, state.qty, state.cum,
                                reason=reason if type(reason) is str else None))
 
-    def _snapshot_row(self, row: Any, out: list[Observation], listed: set[str], contradictions: list[str]) -> str | None:
+    def _snapshot_row(self, row: Any, out: list[Observation], listed: set[str], contradictions: list[str],
+                      trust: Collection[str]) -> str | None:
         if type(row) is not dict:
             return "not_an_object"
         order_id = row.get("order_id")
@@ -344,9 +348,10 @@ class ExecutionBook:
             return "bad_field"
         if status not in OPEN_STATUSES and status != "pending_new" or row.get("exec_type") == "trade":
             return "not_open"
-        if order_id in self._ended:
+        if order_id in self._ended and order_id not in self._orders:
             contradictions.append(order_id)  # we saw it end; Kraken lists it open
-            return None
+            if order_id not in trust:
+                return None
         state = self._orders.get(order_id) or self._missing.pop(order_id, None)
         qty, cum = _quantity(row.get("order_qty")), _quantity(row.get("cum_qty", 0.0))
         if qty is None or cum is None:

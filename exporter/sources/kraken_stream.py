@@ -1,0 +1,438 @@
+"""Kraken's WebSocket v2 `executions` stream as a source: every order of the account, live, with Kraken's timestamps.
+
+One daemon thread runs an asyncio loop with one `websockets` connection; the HTTP edge and the hooks never wait on
+it. Each (re)connect fetches a fresh token (REST `GetWebSocketsToken`, through the read-only krakenex door),
+subscribes `executions` with `snap_orders`, no `snap_trades` and `order_status`, and applies the snapshot and then
+each update to an `ExecutionBook` (exporter/core/executions.py), whose hook calls go to the pairs' telemetries
+exactly as a bot's would. The open-order count per pair is refreshed from the book at every change and at least
+once a second while the stream is live (so a quiet account stays fresh).
+
+Reconnects, counted by reason in `krakenbot_kraken_stream_reconnects_total`: the connection drops (`disconnect`),
+cannot be opened (`connect_failed`), no token (`token_error`), the subscription is refused (`subscribe_rejected`),
+a `sequence` number is skipped (`sequence_gap`), a snapshot contradicts what we saw (`snapshot_contradiction`),
+nothing arrives for `silence` seconds (`silence`: Kraken sends a heartbeat every second), or malformed frames
+persist (`malformed`). Between attempts it waits with jitter, doubling up to 60 s, so a flapping stream never
+storms. Orders that ended while it was away are missing from the next snapshot: `QueryOrders` (50 txids a call)
+tells how each ended, and each is counted once.
+
+A key without Kraken's "WebSocket interface" permission gets `EGeneral:Permission denied` for its token: one warning
+names the permission, the stream stays off, and `serve` goes on with `OpenOrders` alone. A rejected key
+(`EAPI:Invalid key`) is counted in `krakenbot_kraken_requests_total{endpoint="GetWebSocketsToken"}`, which pages as
+for `OpenOrders`, and retried with the same backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import Counter as PromCounter
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from ..core.executions import SKIP_REASONS, ExecutionBook, Observation, PairMatcher
+from ..core.naming import PREFIX
+from ..core.stream_frames import FRAME_KINDS, Frame, SequenceCheck, read_frame
+from ..core.telemetry import CapacityTelemetry
+from .kraken_api import KrakenError, ReadOnlyKraken
+from .kraken_poller import KrakenSourceMetrics
+
+log = logging.getLogger("kraken_capacity_exporter.kraken_stream")
+
+KRAKEN_WS_URL = "wss://ws-auth.kraken.com/v2"
+DEFAULT_SILENCE = 30.0
+MAX_BACKOFF = 60.0
+STABLE_AFTER = 60.0  # a connection live this long resets the backoff
+MAX_MALFORMED_RUN = 100  # malformed frames in a row before the connection is dropped
+QUERY_BATCH = 50  # txids per QueryOrders call (Kraken's limit)
+COUNT_REFRESH = 1.0  # seconds between count refreshes of a quiet, live stream
+RECONNECT_REASONS = ("disconnect", "connect_failed", "token_error", "subscribe_rejected", "sequence_gap",
+                     "snapshot_contradiction", "silence", "malformed")
+PERMISSION_HINT = ("the API key lacks Kraken's \"WebSocket interface\" permission (Kraken > Settings > API; a "
+                   "monitoring key needs Query Open Orders & Trades, Query Closed Orders & Trades and WebSocket "
+                   "interface, nothing that can trade)")
+SUBSCRIBE_PARAMS = {"channel": "executions", "snap_orders": True, "snap_trades": False, "order_status": True}
+
+
+class _PermanentlyOff(Exception):
+    """The key may not use the stream: stop trying."""
+
+
+class StreamMetrics:
+    """The stream's own health (no pair label but the side-by-side counts)."""
+
+    def __init__(self, registry: CollectorRegistry, clock: Any = time.monotonic) -> None:
+        self.up = Gauge(f"{PREFIX}_kraken_stream_up",
+                        "1 while the Kraken executions stream is subscribed, has its snapshot and is not silent.",
+                        registry=registry)
+        self.reconnects = PromCounter(f"{PREFIX}_kraken_stream_reconnects", "Kraken executions stream reconnects by reason.",
+                                      ["reason"], registry=registry)
+        self.messages = PromCounter(f"{PREFIX}_kraken_stream_messages", "Kraken WebSocket messages received by type.",
+                                    ["type"], registry=registry)
+        self.bad_rows = PromCounter(f"{PREFIX}_kraken_stream_bad_rows",
+                                    "Execution rows skipped (bad_timestamp: applied, times from REST) by reason.",
+                                    ["reason"], registry=registry)
+        self.reported = Gauge(f"{PREFIX}_kraken_open_orders_reported",
+                              "Open orders of the pair as each Kraken source last counted them (stream, rest).",
+                              ["pair", "source"], registry=registry)
+        self.age = _LastMessageAge(clock)
+        registry.register(self.age)
+        for reason in RECONNECT_REASONS:
+            self.reconnects.labels(reason=reason)
+        for kind in FRAME_KINDS:
+            self.messages.labels(type=kind)
+        for reason in SKIP_REASONS:
+            self.bad_rows.labels(reason=reason)
+
+
+class _LastMessageAge(Collector):
+    """`krakenbot_kraken_stream_last_message_age_seconds`: absent until the first message, then its age."""
+
+    def __init__(self, clock: Any) -> None:
+        self._clock = clock
+        self.last: float | None = None
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(f"{PREFIX}_kraken_stream_last_message_age_seconds",
+                                   "Seconds since the Kraken stream's last message (heartbeats included); absent before one.")
+        last = self.last
+        if last is not None:
+            family.add_metric([], max(0.0, self._clock() - last))
+        yield family
+
+
+def backoff_delay(attempt: int, rng: random.Random, cap: float = MAX_BACKOFF) -> float:
+    """Seconds before reconnect `attempt` (0, 1, ...): 1 s doubling, capped, times a jitter in [0.5, 1]."""
+    return min(cap, 2.0 ** min(attempt, 16)) * (0.5 + rng.random() / 2)
+
+
+class KrakenStream:
+    """The `executions` stream of one account, feeding each configured pair's telemetry. `start()`, `stop()`."""
+
+    thread_name = "kraken-stream"
+
+    def __init__(
+        self,
+        client: ReadOnlyKraken,
+        telemetries: Iterable[CapacityTelemetry],
+        metrics: StreamMetrics,
+        source_metrics: KrakenSourceMetrics,
+        url: str = KRAKEN_WS_URL,
+        silence: float = DEFAULT_SILENCE,
+        max_backoff: float = MAX_BACKOFF,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.client = client
+        self.telemetries = {t.pair: t for t in telemetries}
+        self.metrics = metrics
+        self.source_metrics = source_metrics
+        self.url = url
+        self.silence = float(silence)
+        self.max_backoff = float(max_backoff)
+        self._rng = rng or random.Random()
+        names = [t.names for t in self.telemetries.values()]
+        self.book = ExecutionBook(PairMatcher(names))
+        self._rest_match = PairMatcher(names)  # the poller's thread has its own cache
+        self.state = "starting"  # connecting | live | backoff | off | stopped
+        self.live = False
+        self.snapshots = 0
+        self.reconnects: Counter[str] = Counter()
+        self._sent: dict[str, tuple[int, float]] = {}
+        self._disagree: dict[str, int] = {}
+        self._contradicted: set[str] = set()
+        self._lookups: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._main: asyncio.Task[None] | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._ended = threading.Event()
+        for pair in self.telemetries:
+            metrics.reported.labels(pair=pair, source="stream")
+
+    @property
+    def events_known(self) -> bool:
+        """True once a snapshot has come and the stream is not off: partial fills and fill times are known."""
+        return self.snapshots > 0 and self.state != "off"
+
+    # ---- lifecycle ---------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run_thread, name=self.thread_name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        loop, main = self._loop, self._main
+        if loop is not None and main is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(main.cancel)
+        if self._thread is not None:
+            self._thread.join(timeout=self.client.timeout + 5)
+
+    def wait_stopped(self, timeout: float) -> bool:
+        """For tests: True once the loop has ended (after `stop()`, or when the stream turned itself off)."""
+        return self._ended.wait(timeout)
+
+    def _run_thread(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            self._main = loop.create_task(self._run())
+            with contextlib.suppress(asyncio.CancelledError):
+                loop.run_until_complete(self._main)
+            for task in asyncio.all_tasks(loop):
+                task.cancel()
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(asyncio.gather(*asyncio.all_tasks(loop), return_exceptions=True))
+        finally:
+            self.live = False
+            self.metrics.up.set(0)
+            loop.close()
+            self._ended.set()
+
+    async def _run(self) -> None:
+        attempt = 0
+        while not self._stopping.is_set():
+            self.state = "connecting"
+            started = time.monotonic()
+            try:
+                reason = await self._session()
+            except _PermanentlyOff:
+                self.state = "off"
+                return
+            except Exception as exc:  # a bug must not end the stream silently
+                log.error("Kraken stream: unexpected %s: %s; reconnecting", type(exc).__name__, exc, exc_info=True)
+                reason = "disconnect"
+            was_live = self.live
+            self._set_live(False)
+            if self._stopping.is_set():
+                return
+            self.metrics.reconnects.labels(reason=reason).inc()
+            self.reconnects[reason] += 1
+            attempt = 0 if was_live and time.monotonic() - started >= STABLE_AFTER else attempt + 1
+            delay = backoff_delay(attempt - 1 if attempt else 0, self._rng, self.max_backoff)
+            (log.warning if was_live else log.info)(
+                "Kraken executions stream %s (%s); reconnecting in %.1f s%s", "lost" if was_live else "not up",
+                reason, delay, "; OpenOrders keeps the counts until then" if was_live else "")
+            self.state = "backoff"
+            await asyncio.sleep(delay)
+
+    # ---- one connection ----------------------------------------------------------------------------------
+
+    async def _session(self) -> str:
+        """One connection, from token to its end; returns the reconnect reason."""
+        try:
+            token = await asyncio.to_thread(self._token)
+        except KrakenError:
+            return "token_error"
+        try:
+            ws = await connect(self.url, open_timeout=10, close_timeout=2, ping_interval=None, max_size=2**24,
+                               max_queue=4096)
+        except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
+            log.debug("Kraken stream: cannot connect: %s", exc)
+            return "connect_failed"
+        async with ws:
+            await ws.send(json.dumps({"method": "subscribe", "params": {**SUBSCRIBE_PARAMS, "token": token}}))
+            return await self._read(ws)
+
+    async def _read(self, ws: ClientConnection) -> str:
+        sequence = SequenceCheck()
+        malformed_run = 0
+        messages = self.metrics.messages
+        age = self.metrics.age
+        while True:
+            try:
+                text = await asyncio.wait_for(ws.recv(), timeout=self.silence)
+            except TimeoutError:
+                return "silence"
+            except ConnectionClosed:
+                return "disconnect"
+            age.last = time.monotonic()
+            frame = read_frame(text)
+            messages.labels(type=frame.kind).inc()
+            if frame.kind == "malformed":
+                malformed_run += 1
+                if malformed_run >= MAX_MALFORMED_RUN:
+                    return "malformed"
+                continue
+            malformed_run = 0
+            if frame.kind in ("snapshot", "update"):
+                verdict = sequence.check(frame)
+                if verdict == "gap":
+                    return "sequence_gap"
+                if verdict == "ok" and self._executions(frame):
+                    return "snapshot_contradiction"
+            elif frame.kind == "rejected":
+                log.warning("Kraken refused the executions subscription: %s; a fresh token comes with the retry",
+                            frame.error)
+                return "subscribe_rejected"
+            self._refresh_counts()
+
+    def _executions(self, frame: Frame) -> bool:
+        """Apply a snapshot or an update; True when a snapshot contradicts what we saw (reconnect)."""
+        if frame.kind == "update":
+            applied = self.book.apply_update(frame.rows)
+        else:
+            applied = self.book.apply_snapshot(frame.rows, trust=self._contradicted)
+            if applied.contradictions and not set(applied.contradictions) <= self._contradicted:
+                self._contradicted = set(applied.contradictions)
+                log.warning("Kraken's snapshot contradicts what the stream saw for %d order(s) (e.g. %s); resubscribing",
+                            len(applied.contradictions), applied.contradictions[0])
+                return True
+            if applied.contradictions:
+                log.warning("Kraken's snapshot contradicts the stream again for %d order(s): taking Kraken's view",
+                            len(applied.contradictions))
+            self._contradicted = set()
+            self.snapshots += 1
+            if not self.live:
+                log.info("Kraken executions stream live: %s", ", ".join(
+                    f"{pair} {self.book.open_count(pair)} open" for pair in self.telemetries))
+            self._set_live(True)
+        self._apply(applied.observations)
+        for reason, n in applied.skipped.items():
+            self.metrics.bad_rows.labels(reason=reason).inc(n)
+        if self.book.pending_lookups():
+            self._start_lookups()
+        self._refresh_counts(changed=True)
+        return False
+
+    def _apply(self, observations: list[Observation]) -> None:
+        for o in observations:
+            telemetry = self.telemetries.get(o.pair)
+            if telemetry is None:
+                continue
+            if o.reason is None:
+                telemetry.observe_order_status(o.order_id, o.status, o.vol, o.vol_exec, placed_at=o.placed_at,
+                                               closed_at=o.closed_at)
+            else:
+                telemetry.observe_order_status(o.order_id, o.status, o.vol, o.vol_exec, placed_at=o.placed_at,
+                                               closed_at=o.closed_at, reason=o.reason)
+
+    def _refresh_counts(self, changed: bool = False) -> None:
+        """Tell each pair's telemetry its count: at once after a change, else at most once a second."""
+        if not self.live:
+            return
+        now = time.monotonic()
+        for pair, telemetry in self.telemetries.items():
+            count = self.book.open_count(pair)
+            sent = self._sent.get(pair)
+            if sent is None or sent[0] != count or now - sent[1] >= COUNT_REFRESH:
+                telemetry.observe_kraken_count(count)
+                self.metrics.reported.labels(pair=pair, source="stream").set(count)
+                self._sent[pair] = (count, now)
+
+    def _set_live(self, live: bool) -> None:
+        self.live = live
+        self.metrics.up.set(1 if live else 0)
+        if live:
+            self.state = "live"
+            self._sent.clear()
+
+    # ---- REST: token and lookups --------------------------------------------------------------------------
+
+    def _token(self) -> str:
+        """A fresh token (blocking: runs in a worker thread). Permission denied turns the stream off for good."""
+        try:
+            result = self._private("GetWebSocketsToken")
+        except KrakenError as exc:
+            if exc.result == "permission_denied":
+                log.warning("Kraken refuses a WebSocket token (%s): %s. The executions stream stays off; serve goes "
+                            "on with OpenOrders only (no partial fills or fill times)", exc, PERMISSION_HINT)
+                raise _PermanentlyOff() from None
+            log.info("Kraken stream: no WebSocket token (%s: %s)", exc.result, exc)
+            raise
+        token = result.get("token")
+        if not isinstance(token, str) or not token:
+            raise KrakenError("malformed_reply", "GetWebSocketsToken gave no token")
+        return token
+
+    def _private(self, method: str, data: dict[str, Any] | None = None) -> Any:
+        started = time.monotonic()
+        outcome = "ok"
+        try:
+            return self.client.private(method, data)
+        except KrakenError as exc:
+            outcome = exc.result
+            raise
+        finally:
+            self.source_metrics.duration.labels(endpoint=method).observe(time.monotonic() - started)
+            self.source_metrics.requests.labels(endpoint=method, result=outcome).inc()
+
+    def _start_lookups(self) -> None:
+        if self._lookups is None or self._lookups.done():
+            self._lookups = asyncio.get_running_loop().create_task(self._resolve_pending())
+
+    async def _resolve_pending(self) -> None:
+        """Ask QueryOrders, 50 txids a call, how the orders only REST can settle ended; retry with backoff."""
+        failures = 0
+        while not self._stopping.is_set():
+            batch = self.book.pending_lookups()[:QUERY_BATCH]
+            if not batch:
+                return
+            try:
+                result = await asyncio.to_thread(self._private, "QueryOrders", {"txid": ",".join(batch)})
+            except KrakenError as exc:
+                failures += 1
+                delay = backoff_delay(failures, self._rng, self.max_backoff)
+                log.info("Kraken QueryOrders for %d order(s) the stream missed failed (%s); retrying in %.0f s",
+                         len(batch), exc.result, delay)
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            observations: list[Observation] = []
+            for order_id in batch:
+                info = result.get(order_id) if isinstance(result, Mapping) else None
+                if info is None:
+                    self.book.forget(order_id)
+                else:
+                    observations += self.book.resolve(order_id, info)
+            self._apply(observations + self.book.take_untimed())
+            self._refresh_counts(changed=True)
+
+    # ---- the cross-check with OpenOrders (called on the poller's thread) ------------------------------
+
+    def cross_check(self, open_orders: Mapping[str, Any]) -> None:
+        """An OpenOrders reply: its counts beside the stream's, and `opentm` for orders open at connect."""
+        counts: Counter[str] = Counter()
+        for row in open_orders.values():
+            descr = row.get("descr") if isinstance(row, Mapping) else None
+            name = descr.get("pair") if isinstance(descr, Mapping) else None
+            label = self._rest_match(name) if isinstance(name, str) else None
+            if label is not None:
+                counts[label] += 1
+        for pair in self.telemetries:
+            self.metrics.reported.labels(pair=pair, source="rest").set(counts.get(pair, 0))
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._compare, counts, dict(open_orders))
+
+    def _compare(self, counts: Counter[str], open_orders: dict[str, Any]) -> None:
+        self.book.note_open_orders(open_orders)
+        if not self.live:
+            self._disagree.clear()
+            return
+        for pair in self.telemetries:
+            stream, rest = self.book.open_count(pair), counts.get(pair, 0)
+            if stream == rest:
+                if self._disagree.pop(pair, 0) >= 2:
+                    log.info("Kraken's counts for %s agree again: %d open orders", pair, stream)
+                continue
+            runs = self._disagree[pair] = self._disagree.get(pair, 0) + 1
+            if runs == 2:  # past one poll: not an order caught between the two
+                log.warning("Kraken's open-order counts for %s disagree for two polls in a row: the stream says %d, "
+                            "OpenOrders says %d", pair, stream, rest)
