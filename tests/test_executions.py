@@ -237,6 +237,7 @@ def test_orders_missing_from_a_new_snapshot_ended_while_away_and_rest_tells_how_
         Observation("XDGUSD", "O2", "closed", 13.0, 13.0, placed_at=T0 + 1.0, closed_at=T0 + 40.0),
     ]
     assert b.resolve("O1", cancel) == [] and b.pending_lookups() == []
+    assert b.open_count("XDGUSD") == 1  # O3, still open: what ended while away was taken off once, at the snapshot
     assert b.apply_update([ended("O1", 3.0, 50.0)]).skipped == {"replayed": 1}
 
 

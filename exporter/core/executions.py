@@ -317,8 +317,7 @@ class ExecutionBook:
     def _end(self, state: OrderState, exec_type: str, stamp: float | None, reason: Any,
              out: list[Observation]) -> None:
         """The order ended: a fill (timed when its start is known) or a cancel/expiry (a canary when it had fills)."""
-        self._orders.pop(state.order_id, None)
-        self._uncount(state)
+        self._drop(state)
         if state.order_id in self._ended:  # a reopened order (see `apply_snapshot`): its end was counted
             return
         self._ended.add(state.order_id)
@@ -423,8 +422,7 @@ class ExecutionBook:
                 self._count(state)
             self._check_partial(state, out)
             return out
-        self._orders.pop(order_id, None)
-        self._uncount(state)
+        self._drop(state)
         if status == "closed":
             self._ended.add(order_id)
             if state.pair is not None:
@@ -450,6 +448,11 @@ class ExecutionBook:
         return untimed
 
     # ---- counts -------------------------------------------------------------------------------------------
+
+    def _drop(self, state: OrderState) -> None:
+        """Out of the book (and its count), if it is in it."""
+        if self._orders.pop(state.order_id, None) is not None:
+            self._uncount(state)
 
     def _count(self, state: OrderState) -> None:
         if state.pair is not None:
