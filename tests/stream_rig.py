@@ -45,7 +45,7 @@ class StreamRig:
         self.source_metrics = KrakenSourceMetrics(self.registry)
         self.stream = KrakenStream(self.client, list(self.telemetries.values()), StreamMetrics(self.registry),
                                    self.source_metrics, url=ws_url, silence=silence, max_backoff=max_backoff,
-                                   rng=random.Random(7))
+                                   rng=random.Random(7), rest_pace=0.05)
         for telemetry in self.telemetries.values():
             self.exporter.add_source(StandaloneSource(telemetry, events=self.stream))
         self.poller = KrakenOpenOrdersPoller(self.client, list(self.telemetries.values()), self.source_metrics,

@@ -241,6 +241,18 @@ def test_orders_missing_from_a_new_snapshot_ended_while_away_and_rest_tells_how_
     assert b.apply_update([ended("O1", 3.0, 50.0)]).skipped == {"replayed": 1}
 
 
+def test_an_order_placed_and_canceled_with_a_fill_while_away_is_told_by_closed_orders_as_both():
+    b = book()
+    b.apply_snapshot([])
+    info = {"status": "canceled", "vol": "7.00000000", "vol_exec": "2.00000000", "reason": "Post only order",
+            "opentm": T0, "closetm": T0 + 9.0, "descr": {"pair": "XDGUSD"}}
+    assert b.resolve("OF", info) == [Observation("XDGUSD", "OF", "open", 7.0, 2.0),
+                                     Observation("XDGUSD", "OF", "canceled", 7.0, 2.0, reason="Post only order")]
+    assert b.resolve("OF", info) == [] and b.open_count("XDGUSD") == 0
+    other = {**info, "descr": {"pair": "ETHUSD"}}
+    assert b.resolve("OE", other) == []
+
+
 def test_a_snapshot_that_lists_an_order_we_saw_end_or_less_executed_volume_is_a_contradiction():
     b = book()
     observations(b, pending("O1"), new("O1", 0.0), filled("O1", 13.0, 5.0), pending("O2"), new("O2", 0.0),

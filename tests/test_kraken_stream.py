@@ -185,12 +185,18 @@ def test_each_stream_fault_is_counted_recovers_and_loses_or_doubles_nothing(krak
         acct.trade(a, 4)  # A partly filled while the stream watches
         assert wait_for(lambda: rig.health().partial_fill_open_events_1d == 1)
         inject(rig, fault)
-        # while the fault lasts: B partly filled then canceled, C filled, E placed and partly filled
+        # while the fault lasts: B partly filled then canceled, C filled, E placed and partly filled, F placed, partly
+        # filled and canceled (no snapshot ever lists it), G placed and filled
         acct.trade(b, 3)
         acct.cancel(b, reason="Order replaced")
         acct.fill(c)
         e = acct.place("XDGUSD", 6)
         acct.trade(e, 1)
+        f = acct.place("XDGUSD", 7)
+        acct.trade(f, 2)
+        acct.cancel(f, reason="Post only order")
+        g = acct.place("XDGUSD", 9, at=time.time() - 30.0)
+        acct.fill(g)
         time.sleep(0.5)
         heal(rig, fault)
         reason = FAULTS[fault]
@@ -203,12 +209,13 @@ def test_each_stream_fault_is_counted_recovers_and_loses_or_doubles_nothing(krak
         acct.fill(e)
         assert wait_for(lambda: rig.settled() and rig.health().open_orders_kraken == 0, timeout=20)
         health = rig.health()
-        assert (health.partial_fill_open_events_1d, health.partial_fill_cancel_events_1d) == (3, 2)  # A, B, E; A, B
-        assert [len(canaries(caplog, txid)) for txid in (a, b, c, d, e)] == [1, 1, 0, 0, 0]
+        assert (health.partial_fill_open_events_1d, health.partial_fill_cancel_events_1d) == (4, 3)  # A B E F; A B F
+        assert [len(canaries(caplog, txid)) for txid in (a, b, c, d, e, f, g)] == [1, 1, 0, 0, 0, 1, 0]
         assert 'reason="Order replaced"' in canaries(caplog, b)[0].getMessage()
+        assert 'reason="Post only order"' in canaries(caplog, f)[0].getMessage()
         counts = rig.telemetries["XDGUSD"].reading().counts
-        assert counts.fill_count == 3 and counts.partial_open_total == 3 and counts.partial_cancel_total == 2
-        expected_median, expected_p95 = fill_times(acct, [c, d, e])
+        assert counts.fill_count == 4 and counts.partial_open_total == 4 and counts.partial_cancel_total == 3
+        expected_median, expected_p95 = fill_times(acct, [c, d, e, g])
         assert health.median_fill_seconds_1d == pytest.approx(expected_median, abs=1e-5)
         assert health.p95_fill_seconds_1d == pytest.approx(expected_p95, abs=1e-5)
         if fault == "garbage":

@@ -183,6 +183,7 @@ class ExecutionBook:
         self._missing: dict[str, OrderState] = {}  # ended while we were away: waiting for REST
         self._unknown: set[str] = set()  # updates for orders never seen: waiting for REST
         self._untimed: list[Observation] = []  # fills REST could not time either
+        self.latest: float | None = None  # the latest event time seen (Kraken's clock): where a gap begins
         self.snapshots = 0
 
     # ---- reading ------------------------------------------------------------------------------------------
@@ -201,6 +202,10 @@ class ExecutionBook:
 
     def has_ended(self, order_id: str) -> bool:
         return order_id in self._ended
+
+    def unplaced(self) -> int:
+        """Open orders of configured pairs whose start we do not know yet (open when the stream connected)."""
+        return sum(1 for state in self._orders.values() if state.placed_at is None and state.pair is not None)
 
     # ---- the stream ---------------------------------------------------------------------------------------
 
@@ -260,6 +265,8 @@ class ExecutionBook:
             self._check_partial(state, out)
             return None
         stamp = parse_time(row.get("timestamp"))
+        if stamp is not None and (self.latest is None or stamp > self.latest):
+            self.latest = stamp
         if exec_type in ENDING_EXEC_TYPES:
             self._end(state, exec_type, stamp, row.get("reason"), out)
         elif exec_type == "new" and state.placed_at is None:
@@ -330,8 +337,9 @@ class ExecutionBook:
             out.append(Observation(state.pair, state.order_id, "closed", state.qty, state.cum,
                                    placed_at=state.placed_at, closed_at=stamp))
             return
-        if 0.0 < state.cum < state.qty:
-            self._check_partial(state, out)  # partly filled while open: a partial-open too, as the hooks count it
+        if 0.0 < state.cum < state.qty and not state.partial_reported:  # it was open and partly filled: a
+            state.partial_reported = True  # partial-open too, as the hooks count it (even when only REST tells)
+            out.append(Observation(state.pair, state.order_id, "open", state.qty, state.cum))
         out.append(Observation(state.pair, state.order_id, exec_type, state.qty, state.cum,
                                reason=reason if type(reason) is str else None))
 

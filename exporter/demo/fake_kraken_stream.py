@@ -117,7 +117,7 @@ class FakeKrakenStream:
 
     def stop(self) -> None:
         loop = self._loop
-        if loop is None or self._server is None:
+        if loop is None or self._server is None or loop.is_closed() or not loop.is_running():
             return
         server = self._server
 

@@ -12,8 +12,8 @@ cannot be opened (`connect_failed`), no token (`token_error`), the subscription 
 a `sequence` number is skipped (`sequence_gap`), a snapshot contradicts what we saw (`snapshot_contradiction`),
 nothing arrives for `silence` seconds (`silence`: Kraken sends a heartbeat every second), or malformed frames
 persist (`malformed`). Between attempts it waits with jitter, doubling up to 60 s, so a flapping stream never
-storms. Orders that ended while it was away are missing from the next snapshot: `QueryOrders` (50 txids a call)
-tells how each ended, and each is counted once.
+storms. What happened while it was away is settled through REST after the next snapshot (`kraken_settle.py`:
+`ClosedOrders` since the gap began, `QueryOrders` 50 txids a call), and each order is counted once.
 
 A key without Kraken's "WebSocket interface" permission gets `EGeneral:Permission denied` for its token: one warning
 names the permission, the stream stays off, and `serve` goes on with `OpenOrders` alone. A rejected key
@@ -47,6 +47,7 @@ from ..core.stream_frames import FRAME_KINDS, Frame, SequenceCheck, read_frame
 from ..core.telemetry import CapacityTelemetry
 from .kraken_api import KrakenError, ReadOnlyKraken
 from .kraken_poller import KrakenSourceMetrics
+from .kraken_settle import DEFAULT_PACE, Settler
 
 log = logging.getLogger("kraken_capacity_exporter.kraken_stream")
 
@@ -55,7 +56,7 @@ DEFAULT_SILENCE = 30.0
 MAX_BACKOFF = 60.0
 STABLE_AFTER = 60.0  # a connection live this long resets the backoff
 MAX_MALFORMED_RUN = 100  # malformed frames in a row before the connection is dropped
-QUERY_BATCH = 50  # txids per QueryOrders call (Kraken's limit)
+CLOCK_SKEW = 60.0  # seconds Kraken's clock may be ahead of ours (as the hooks allow for closed_at)
 COUNT_REFRESH = 1.0  # seconds between count refreshes of a quiet, live stream
 RECONNECT_REASONS = ("disconnect", "connect_failed", "token_error", "subscribe_rejected", "sequence_gap",
                      "snapshot_contradiction", "silence", "malformed")
@@ -135,6 +136,7 @@ class KrakenStream:
         silence: float = DEFAULT_SILENCE,
         max_backoff: float = MAX_BACKOFF,
         rng: random.Random | None = None,
+        rest_pace: float = DEFAULT_PACE,
     ) -> None:
         self.client = client
         self.telemetries = {t.pair: t for t in telemetries}
@@ -154,12 +156,17 @@ class KrakenStream:
         self._sent: dict[str, tuple[int, float]] = {}
         self._disagree: dict[str, int] = {}
         self._contradicted: set[str] = set()
-        self._lookups: asyncio.Task[None] | None = None
+        self._last_message_at: float | None = None  # our clock (the telemetries'), for where a gap begins
+        self._failed_attempts = 0  # attempts since the stream was last live
+        self._detail = ""  # what the last session's end was, for the log line
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._ended = threading.Event()
+        self.settler = Settler(self.book, self._private, self._settled,
+                               lambda n: backoff_delay(n, self._rng, self.max_backoff), pace=rest_pace,
+                               stopping=self._stopping.is_set)
         for pair in self.telemetries:
             metrics.reported.labels(pair=pair, source="stream")
 
@@ -225,16 +232,22 @@ class KrakenStream:
             self.reconnects[reason] += 1
             attempt = 0 if was_live and time.monotonic() - started >= STABLE_AFTER else attempt + 1
             delay = backoff_delay(attempt - 1 if attempt else 0, self._rng, self.max_backoff)
-            (log.warning if was_live else log.info)(
-                "Kraken executions stream %s (%s); reconnecting in %.1f s%s", "lost" if was_live else "not up",
-                reason, delay, "; OpenOrders keeps the counts until then" if was_live else "")
+            self._failed_attempts += 1
+            if was_live:
+                log.warning("Kraken executions stream lost (%s%s); reconnecting in %.1f s; OpenOrders keeps the counts "
+                            "meanwhile", reason, self._detail, delay)
+            else:  # one line when it cannot come back, not one per attempt
+                (log.info if self._failed_attempts == 1 else log.debug)(
+                    "Kraken executions stream not up (%s%s); trying again in %.1f s (and on, with backoff up to %.0f s)",
+                    reason, self._detail, delay, self.max_backoff)
             self.state = "backoff"
             await asyncio.sleep(delay)
 
     # ---- one connection ----------------------------------------------------------------------------------
 
     async def _session(self) -> str:
-        """One connection, from token to its end; returns the reconnect reason."""
+        """One connection, from token to its end; returns the reconnect reason (`_detail` says more)."""
+        self._detail = ""
         try:
             token = await asyncio.to_thread(self._token)
         except KrakenError:
@@ -243,7 +256,7 @@ class KrakenStream:
             ws = await connect(self.url, open_timeout=10, close_timeout=2, ping_interval=None, max_size=2**24,
                                max_queue=4096)
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
-            log.debug("Kraken stream: cannot connect: %s", exc)
+            self._detail = f": {type(exc).__name__}: {exc}"
             return "connect_failed"
         async with ws:
             await ws.send(json.dumps({"method": "subscribe", "params": {**SUBSCRIBE_PARAMS, "token": token}}))
@@ -262,6 +275,7 @@ class KrakenStream:
             except ConnectionClosed:
                 return "disconnect"
             age.last = time.monotonic()
+            self._last_message_at = self._clock_now()
             frame = read_frame(text)
             messages.labels(type=frame.kind).inc()
             if frame.kind == "malformed":
@@ -277,8 +291,7 @@ class KrakenStream:
                 if verdict == "ok" and self._executions(frame):
                     return "snapshot_contradiction"
             elif frame.kind == "rejected":
-                log.warning("Kraken refused the executions subscription: %s; a fresh token comes with the retry",
-                            frame.error)
+                self._detail = f": {frame.error}; a fresh token comes with the retry"
                 return "subscribe_rejected"
             self._refresh_counts()
 
@@ -297,18 +310,37 @@ class KrakenStream:
                 log.warning("Kraken's snapshot contradicts the stream again for %d order(s): taking Kraken's view",
                             len(applied.contradictions))
             self._contradicted = set()
+            self.settler.after_snapshot(self._gap_since() if self.snapshots else None)
             self.snapshots += 1
             if not self.live:
-                log.info("Kraken executions stream live: %s", ", ".join(
-                    f"{pair} {self.book.open_count(pair)} open" for pair in self.telemetries))
+                log.info("Kraken executions stream live%s: %s",
+                         f" again after {self._failed_attempts} attempt(s)" if self._failed_attempts else "",
+                         ", ".join(f"{pair} {self.book.open_count(pair)} open" for pair in self.telemetries))
+                self._failed_attempts = 0
             self._set_live(True)
         self._apply(applied.observations)
         for reason, n in applied.skipped.items():
             self.metrics.bad_rows.labels(reason=reason).inc(n)
         if self.book.pending_lookups():
-            self._start_lookups()
+            self.settler.poke()
         self._refresh_counts(changed=True)
         return False
+
+    def _clock_now(self) -> float:
+        return next(iter(self.telemetries.values())).clock.now() if self.telemetries else time.time()
+
+    def _gap_since(self) -> float | None:
+        """Where the gap before this snapshot began, on Kraken's clock: the last event seen, or our last message
+        less the clock skew Kraken may have."""
+        candidates = [t for t in (self.book.latest,
+                                  None if self._last_message_at is None else self._last_message_at - CLOCK_SKEW)
+                      if t is not None]
+        return min(candidates) if candidates else None
+
+    def _settled(self, observations: list[Observation]) -> None:
+        """What REST settled: hook calls, and the counts."""
+        self._apply(observations)
+        self._refresh_counts(changed=True)
 
     def _apply(self, observations: list[Observation]) -> None:
         for o in observations:
@@ -353,7 +385,7 @@ class KrakenStream:
                 log.warning("Kraken refuses a WebSocket token (%s): %s. The executions stream stays off; serve goes "
                             "on with OpenOrders only (no partial fills or fill times)", exc, PERMISSION_HINT)
                 raise _PermanentlyOff() from None
-            log.info("Kraken stream: no WebSocket token (%s: %s)", exc.result, exc)
+            self._detail = f": no token, {exc.result}: {exc}"
             raise
         token = result.get("token")
         if not isinstance(token, str) or not token:
@@ -371,37 +403,6 @@ class KrakenStream:
         finally:
             self.source_metrics.duration.labels(endpoint=method).observe(time.monotonic() - started)
             self.source_metrics.requests.labels(endpoint=method, result=outcome).inc()
-
-    def _start_lookups(self) -> None:
-        if self._lookups is None or self._lookups.done():
-            self._lookups = asyncio.get_running_loop().create_task(self._resolve_pending())
-
-    async def _resolve_pending(self) -> None:
-        """Ask QueryOrders, 50 txids a call, how the orders only REST can settle ended; retry with backoff."""
-        failures = 0
-        while not self._stopping.is_set():
-            batch = self.book.pending_lookups()[:QUERY_BATCH]
-            if not batch:
-                return
-            try:
-                result = await asyncio.to_thread(self._private, "QueryOrders", {"txid": ",".join(batch)})
-            except KrakenError as exc:
-                failures += 1
-                delay = backoff_delay(failures, self._rng, self.max_backoff)
-                log.info("Kraken QueryOrders for %d order(s) the stream missed failed (%s); retrying in %.0f s",
-                         len(batch), exc.result, delay)
-                await asyncio.sleep(delay)
-                continue
-            failures = 0
-            observations: list[Observation] = []
-            for order_id in batch:
-                info = result.get(order_id) if isinstance(result, Mapping) else None
-                if info is None:
-                    self.book.forget(order_id)
-                else:
-                    observations += self.book.resolve(order_id, info)
-            self._apply(observations + self.book.take_untimed())
-            self._refresh_counts(changed=True)
 
     # ---- the cross-check with OpenOrders (called on the poller's thread) ------------------------------
 
