@@ -249,10 +249,10 @@ def data_alerts() -> list[dict[str, Any]]:
               "\"WebSocket interface\" permission keeps the stream off.",
               STREAM_DOWN_AFTER),
         alert("KrakenBotNotReporting",
-              f"time() - max by (pair) (krakenbot_last_update_timestamp_seconds) > {num(t.KRAKEN_STALE_AFTER_SECONDS)}",
+              f"time() - max by (pair) (krakenbot_last_update_timestamp_seconds) > {num(t.HOOK_STALE_AFTER_SECONDS)}",
               "warning", "{{ $labels.pair }}: the bot has not reported for {{ $value | humanizeDuration }}",
               "No hook call, poll or scrape has updated {{ $labels.pair }} for {{ $value | humanizeDuration }} "
-              f"(stale after {duration(t.KRAKEN_STALE_AFTER_SECONDS)}): its poll loop may be stuck.",
+              f"(stale after {duration(t.HOOK_STALE_AFTER_SECONDS)}): its poll loop may be stuck.",
               t.BLIND_AFTER_SECONDS),
         alert("KrakenBotStatusScrapeFailing", "krakenbot_status_scrape_up == 0", "warning",
               "{{ $labels.pair }}: the bot's /api/status cannot be scraped",

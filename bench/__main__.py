@@ -1,6 +1,7 @@
-"""Every performance target of issue 11, each measured side by side with its baseline in the same run.
+"""Every performance target of issue 11, each measured side by side with its baseline in the same run, and issue 19's
+`baseline` over a fleet's worth of pairs against one pair (needs Debian's victoria-metrics; queries counted).
 
-    python3 -m bench [--repeats 11] [--wait-quiet 0] [--flood 10000000]
+    python3 -m bench [--repeats 11] [--wait-quiet 0] [--flood 10000000] [--fleet-pairs 200]
 
 For each case the baseline and the candidate run interleaved (`--repeats` rounds, alternating which goes first)
 and the medians are compared, so a busy machine slows both alike. In-process costs are CPU time of the
@@ -395,6 +396,87 @@ def case_memory(flood: int) -> None:
            f"{held:,} / {dropped:,} / RSS {last / 2**20:.0f} MiB", growth, "held = cap, all drops counted, RSS < +5%", ok)
 
 
+# ---- issue 19: baseline over a fleet's worth of pairs ----------------------------------------------------------
+
+def case_baseline_fleet(repeats: int, pairs: int) -> None:
+    """`baseline` over 7 days of `pairs` pairs against 1 pair, from a real VictoriaMetrics holding the scripted
+    week (tests/rollout_week.py) copied to every pair: queries sent, wall and CPU time, peak Python memory."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import requests
+
+    name = f"baseline, 7 days: {pairs} pairs vs 1 pair (VictoriaMetrics, the scripted week at 2-min samples)"
+    if shutil.which("victoria-metrics") is None:
+        record(name, "-", "-", 0.0, "needs Debian's victoria-metrics", False)
+        return
+    from tests.rollout_week import Week
+    from tests.victoria import VictoriaMetrics
+
+    with tempfile.TemporaryDirectory() as tmp:
+        vm = VictoriaMetrics(Path(tmp))
+        try:
+            week = Week(end=int(time.time() // 3600 * 3600 - 3600))
+            names = [f"P{i:03d}USD" for i in range(pairs)]
+            started = time.perf_counter()
+            response = requests.post(vm.url + "/api/v1/import", data=week.fleet_import(names), timeout=1800)
+            assert response.status_code == 204, response.text
+            assert vm.get("/internal/force_flush").status_code == 200
+            print(f"  imported {pairs} pairs x 8 days into VictoriaMetrics in {time.perf_counter() - started:.0f} s",
+                  flush=True)
+            _baseline_rounds(name, vm.query_url, week.end, names, max(3, repeats // 4))
+        finally:
+            vm.stop()
+
+
+def _baseline_once(url: str, end: float, pairs: list[str] | None) -> tuple[float, float, dict[str, int], int]:
+    """One `baseline --format json` as the command runs it: wall s, CPU s, requests by API path, pairs reported."""
+    from exporter.rollout.reading import read_baseline
+    from exporter.rollout.report import baseline_report
+    from exporter.sources.prometheus_history import PrometheusHistory
+
+    prom = PrometheusHistory(url)
+    wall, cpu = time.perf_counter(), time.process_time()
+    report = baseline_report(prom.display_url, 7, end, read_baseline(prom, pairs, 7, end, []))
+    json.dumps(report, indent=2)
+    return time.perf_counter() - wall, time.process_time() - cpu, dict(prom.requests_made), len(report["pairs"])
+
+
+def _baseline_rounds(name: str, url: str, end: float, names: list[str], rounds: int) -> None:
+    times: dict[bool, list[tuple[float, float]]] = {False: [], True: []}  # fleet? -> (wall, cpu) per round
+    asked: dict[bool, dict[str, int]] = {}
+    for r in range(rounds):  # alternating which goes first, as `interleaved` does
+        for fleet in ((False, True) if r % 2 == 0 else (True, False)):
+            wall, cpu, asked[fleet], reported = _baseline_once(url, end, None if fleet else [names[0]])
+            assert reported == (len(names) if fleet else 1), reported
+            times[fleet].append((wall, cpu))
+    queries_one, queries_many = asked[False], asked[True]
+    one, many = times[False], times[True]
+    peaks = []
+    for pairs in ([names[0]], None):
+        gc.collect()
+        tracemalloc.start()
+        _baseline_once(url, end, pairs)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    n_one, n_many = (sum(v for k, v in q.items() if k != "/label/values") for q in (queries_one, queries_many))
+    record(f"{name}: range and instant queries (label values: {queries_one.get('/label/values', 0)} vs "
+           f"{queries_many.get('/label/values', 0)}, to find the pairs)", _asked(queries_one),
+           _asked(queries_many), n_many / n_one, "= 1 (one per series and day, pairs as series)",
+           n_many == n_one)
+    for i, what in ((0, "wall"), (1, "CPU")):
+        b, c = statistics.median(x[i] for x in one), statistics.median(x[i] for x in many)
+        record(f"{name}: {what} time", fmt(b), fmt(c), c / b, f"<= {len(names)}x (linear in pairs)", c / b <= len(names))
+    record(f"{name}: peak Python memory (tracemalloc)", f"{peaks[0] / 2**20:.1f} MiB", f"{peaks[1] / 2**20:.0f} MiB",
+           peaks[1] / peaks[0], f"<= {len(names)}x (linear in pairs)", peaks[1] / peaks[0] <= len(names))
+
+
+def _asked(requests_made: dict[str, int]) -> str:
+    ranged = {k: v for k, v in requests_made.items() if k != "/label/values"}
+    return f"{sum(ranged.values())} (" + ", ".join(f"{k.strip('/')} {v}" for k, v in sorted(ranged.items())) + ")"
+
+
 def wait_quiet(limit: float) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline and os.getloadavg()[0] > 0.5:
@@ -407,6 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=11, help="interleaved rounds per case (medians are compared)")
     parser.add_argument("--wait-quiet", type=float, default=0.0, help="seconds to wait for a load average below 0.5")
     parser.add_argument("--flood", type=int, default=10_000_000, help="events in the memory flood case")
+    parser.add_argument("--fleet-pairs", type=int, default=200, help="pairs in the baseline fleet case (issue 19)")
     args = parser.parse_args(argv)
     wait_quiet(args.wait_quiet)
     started = time.perf_counter()
@@ -421,6 +504,7 @@ def main(argv: list[str] | None = None) -> int:
     del big, small
     gc.collect()
     case_memory(args.flood)
+    case_baseline_fleet(args.repeats, args.fleet_pairs)
     print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, Python {sys.version.split()[0]}, "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}, {time.perf_counter() - started:.0f} s\n")
     print("| case | baseline | candidate | ratio | target | verdict |")

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from .config import Config, ConfigError, add_arguments, load_config
+from .core import defaults
 from .core.pairs import PairError
 from .core.version import __version__
 from .demo.run import Demo, DemoSettings
@@ -108,7 +109,7 @@ def run_demo(config: Config, stop: threading.Event, *, web: WebConfigFile | None
     """Simulated bots whose orders live in a fake Kraken that our poller reads through krakenex."""
     settings = DemoSettings(
         pairs=config.pair_list, limit=config.limit, safety_ratio=config.safety_ratio, speedup=config.speedup,
-        seed=config.seed, kraken_stale_after=config.kraken_stale_after or 5.0,
+        seed=config.seed, kraken_stale_after=config.kraken_stale_after or defaults.DEMO_KRAKEN_STALE_AFTER,
         canary_every_hours=config.canary_every, outage_every=config.outage_every,
     )
     try:

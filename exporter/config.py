@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from .core import defaults
 from .core.pairs import PairError, PairNames
 from .core.thresholds import DEFAULT_LIMIT, DEFAULT_SAFETY_RATIO
 
@@ -108,9 +109,9 @@ class Setting:
 
 ALL = ("demo", "serve", "scrape")
 SETTINGS: tuple[Setting, ...] = (
-    Setting("host", "--host", "EXPORTER_HOST", "127.0.0.1", _text, "address to bind; 0.0.0.0 exposes it", ALL),
-    Setting("port", "--port", "EXPORTER_PORT", 9477, _int(0, 65535), "port for /metrics, /api/status, /healthz", ALL),
-    Setting("pairs", "--pair", "EXPORTER_PAIRS", ("XDGUSD",), _pairs,
+    Setting("host", "--host", "EXPORTER_HOST", defaults.HOST, _text, "address to bind; 0.0.0.0 exposes it", ALL),
+    Setting("port", "--port", "EXPORTER_PORT", defaults.PORT, _int(0, 65535), "port for /metrics, /api/status, /healthz", ALL),
+    Setting("pairs", "--pair", "EXPORTER_PAIRS", (defaults.PAIR,), _pairs,
             {"demo": "pair(s) to simulate, comma-separated (XDGUSD, XBTUSD, ETHUSD, SOLUSD; default XDGUSD)",
              "serve": "pair(s) to export, comma-separated, any spelling (XDGUSD, DOGE/USD, XBTUSD...; default XDGUSD)",
              "scrape": "the bot's pair, overriding the one its payload names (default: the payload's)"}, ALL),
@@ -122,77 +123,88 @@ SETTINGS: tuple[Setting, ...] = (
             {"serve": "seconds after which a Kraken count no longer counts and the pair is blind "
                       "(default: 4 poll intervals, at least one interval plus the timeout)",
              "demo": "wall seconds after which the fake Kraken's count no longer counts and the simulated bot's "
-                     "internal count is used (default 5)"}, ("demo", "serve")),
-    Setting("kraken_url", "--kraken-url", "KRAKEN_API_URL", "https://api.kraken.com", _url,
+                     f"internal count is used (default {defaults.DEMO_KRAKEN_STALE_AFTER:g})"}, ("demo", "serve")),
+    Setting("kraken_url", "--kraken-url", "KRAKEN_API_URL", defaults.KRAKEN_URL, _url,
             "Kraken REST base URL (tests and the demo use a local fake)", ("serve",)),
     Setting("kraken_key_file", "--kraken-key-file", "KRAKEN_KEY_FILE", None, _text,
             "krakenex key file (key, then secret; chmod 600) instead of KRAKEN_API_KEY/KRAKEN_API_SECRET", ("serve",)),
-    Setting("kraken_poll_interval", "--kraken-poll-interval", "EXPORTER_KRAKEN_POLL_INTERVAL", 15.0, _float_positive,
+    Setting("kraken_poll_interval", "--kraken-poll-interval", "EXPORTER_KRAKEN_POLL_INTERVAL", defaults.KRAKEN_POLL_INTERVAL,
+            _float_positive,
             "seconds between OpenOrders calls (cost 1 each; Starter keys decay 0.33/s)", ("serve",)),
-    Setting("kraken_timeout", "--kraken-timeout", "EXPORTER_KRAKEN_TIMEOUT", 10.0, _float_positive,
+    Setting("kraken_timeout", "--kraken-timeout", "EXPORTER_KRAKEN_TIMEOUT", defaults.KRAKEN_TIMEOUT, _float_positive,
             "seconds a Kraken call may take in all, however slowly the reply arrives", ("serve",)),
     Setting("status_url", "--status-url", "EXPORTER_STATUS_URL", None, _url,
             "the bot's /api/status URL to mirror (required)", ("scrape",)),
-    Setting("scrape_interval", "--scrape-interval", "EXPORTER_SCRAPE_INTERVAL", 15.0, _float_positive,
+    Setting("scrape_interval", "--scrape-interval", "EXPORTER_SCRAPE_INTERVAL", defaults.SCRAPE_INTERVAL, _float_positive,
             "seconds between fetches of the bot's /api/status", ("scrape",)),
-    Setting("scrape_timeout", "--scrape-timeout", "EXPORTER_SCRAPE_TIMEOUT", 5.0, _float_positive,
+    Setting("scrape_timeout", "--scrape-timeout", "EXPORTER_SCRAPE_TIMEOUT", defaults.SCRAPE_TIMEOUT, _float_positive,
             "seconds to wait for the bot's reply", ("scrape",)),
     Setting("scrape_stale_after", "--scrape-stale-after", "EXPORTER_SCRAPE_STALE_AFTER", None, _float_positive,
             "seconds after the last good scrape when the pair turns blind (default: 4 scrape intervals, "
             "at least one interval plus the timeout)", ("scrape",)),
     Setting("web_config_file", "--web-config-file", "EXPORTER_WEB_CONFIG_FILE", None, _text,
             "exporter-toolkit web config: TLS, basic auth, headers (re-read when it changes)", ALL),
-    Setting("web_idle_timeout", "--web-idle-timeout", "EXPORTER_WEB_IDLE_TIMEOUT", 30.0, _float_positive,
+    Setting("web_idle_timeout", "--web-idle-timeout", "EXPORTER_WEB_IDLE_TIMEOUT", defaults.WEB_IDLE_TIMEOUT, _float_positive,
             "seconds an HTTP connection may stay without a complete request before it is closed", ALL),
-    Setting("web_max_connections", "--web-max-connections", "EXPORTER_WEB_MAX_CONNECTIONS", 2048, _int(1, 65536),
+    Setting("web_max_connections", "--web-max-connections", "EXPORTER_WEB_MAX_CONNECTIONS", defaults.WEB_MAX_CONNECTIONS,
+            _int(1, 65536),
             "HTTP connections open at once; more are closed on accept", ALL),
-    Setting("web_threads", "--web-threads", "EXPORTER_WEB_THREADS", 8, _int(1, 256),
+    Setting("web_threads", "--web-threads", "EXPORTER_WEB_THREADS", defaults.WEB_THREADS, _int(1, 256),
             "HTTP requests served at once (requests are read without a thread)", ALL),
-    Setting("log_level", "--log-level", "EXPORTER_LOG_LEVEL", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR", ALL),
-    Setting("speedup", "--speedup", "EXPORTER_DEMO_SPEEDUP", 600.0, _float_positive,
-            "simulated seconds per wall second (600: a day in 144 s)", ("demo",)),
-    Setting("seed", "--seed", "EXPORTER_DEMO_SEED", 7, _int(0, 2**31),
+    Setting("log_level", "--log-level", "EXPORTER_LOG_LEVEL", defaults.LOG_LEVEL,
+            _log_level, "DEBUG, INFO, WARNING or ERROR", ALL),
+    Setting("speedup", "--speedup", "EXPORTER_DEMO_SPEEDUP", defaults.DEMO_SPEEDUP, _float_positive,
+            f"simulated seconds per wall second ({defaults.DEMO_SPEEDUP:g}: "
+            f"a day in {86_400 / defaults.DEMO_SPEEDUP:g} s)", ("demo",)),
+    Setting("seed", "--seed", "EXPORTER_DEMO_SEED", defaults.DEMO_SEED, _int(0, 2**31),
             "random seed of the simulation (thread timing still varies from run to run)", ("demo",)),
-    Setting("duration", "--duration", "EXPORTER_DEMO_DURATION", 0.0, _seconds_or_zero,
+    Setting("duration", "--duration", "EXPORTER_DEMO_DURATION", defaults.DEMO_DURATION, _seconds_or_zero,
             "stop after this many wall seconds (0: run until Ctrl-C)", ("demo",)),
-    Setting("canary_every", "--canary-every", "EXPORTER_DEMO_CANARY_EVERY", 36.0, _seconds_or_zero,
+    Setting("canary_every", "--canary-every", "EXPORTER_DEMO_CANARY_EVERY", defaults.DEMO_CANARY_EVERY_HOURS, _seconds_or_zero,
             "simulated hours between partial-cancel canaries, the first after 20 (0: never)", ("demo",)),
-    Setting("outage_every", "--kraken-outage-every", "EXPORTER_DEMO_OUTAGE_EVERY", 300.0, _seconds_or_zero,
+    Setting("outage_every", "--kraken-outage-every", "EXPORTER_DEMO_OUTAGE_EVERY", defaults.DEMO_OUTAGE_EVERY, _seconds_or_zero,
             "the fake Kraken fails for 30 s this often, first after 90 s (0: never)", ("demo",)),
 )
 
 
+def _default(name: str) -> Any:
+    """The default of setting `name`, from the table: `Config` holds no default of its own."""
+    return next(s.default for s in SETTINGS if s.name == name)
+
+
 @dataclass(frozen=True)
 class Config:
+    """The resolved settings of one command: a field per row of `SETTINGS` (a test holds them equal)."""
+
     command: str = "demo"
-    host: str = "127.0.0.1"
-    port: int = 9477
-    pairs: tuple[str, ...] = ()  # empty: XDGUSD for demo and serve, the payload's pair for scrape
-    limit: int = DEFAULT_LIMIT
-    safety_ratio: float = DEFAULT_SAFETY_RATIO
-    kraken_stale_after: float | None = None
-    kraken_url: str = "https://api.kraken.com"
-    kraken_key_file: str | None = None
-    kraken_poll_interval: float = 15.0
-    kraken_timeout: float = 10.0
-    status_url: str | None = None
-    scrape_interval: float = 15.0
-    scrape_timeout: float = 5.0
-    scrape_stale_after: float | None = None
-    web_config_file: str | None = None
-    web_idle_timeout: float = 30.0
-    web_max_connections: int = 2048
-    web_threads: int = 8
-    log_level: str = "INFO"
-    speedup: float = 600.0
-    seed: int = 7
-    duration: float = 0.0
-    outage_every: float = 300.0
-    canary_every: float = 36.0
+    host: str = _default("host")
+    port: int = _default("port")
+    pairs: tuple[str, ...] = ()  # empty: the table's default for demo and serve, the payload's pair for scrape
+    limit: int = _default("limit")
+    safety_ratio: float = _default("safety_ratio")
+    kraken_stale_after: float | None = _default("kraken_stale_after")
+    kraken_url: str = _default("kraken_url")
+    kraken_key_file: str | None = _default("kraken_key_file")
+    kraken_poll_interval: float = _default("kraken_poll_interval")
+    kraken_timeout: float = _default("kraken_timeout")
+    status_url: str | None = _default("status_url")
+    scrape_interval: float = _default("scrape_interval")
+    scrape_timeout: float = _default("scrape_timeout")
+    scrape_stale_after: float | None = _default("scrape_stale_after")
+    web_config_file: str | None = _default("web_config_file")
+    web_idle_timeout: float = _default("web_idle_timeout")
+    web_max_connections: int = _default("web_max_connections")
+    web_threads: int = _default("web_threads")
+    log_level: str = _default("log_level")
+    speedup: float = _default("speedup")
+    seed: int = _default("seed")
+    duration: float = _default("duration")
+    outage_every: float = _default("outage_every")
+    canary_every: float = _default("canary_every")
 
     @property
     def pair_list(self) -> tuple[str, ...]:
-        return self.pairs or ("XDGUSD",)
+        return self.pairs or _default("pairs")
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
@@ -226,4 +238,6 @@ def load_config(command: str, args: argparse.Namespace | None = None, env: Mappi
 def _show(value: Any) -> str:
     if value is None:
         return "none"
+    if isinstance(value, float):
+        return f"{value:g}"
     return ",".join(value) if isinstance(value, tuple) else str(value)

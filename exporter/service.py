@@ -12,6 +12,7 @@ from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Info, gc_collector, platform_collector, process_collector
 
+from .core import defaults
 from .core.clock import Clock, SystemClock
 from .core.forecast import HeadroomHistory
 from .core.naming import PREFIX
@@ -83,7 +84,7 @@ class CapacityExporter:
             return next((s for s in self._sources if s.pair == pair), None)
 
     def serve(
-        self, host: str = "127.0.0.1", port: int = 9477,
+        self, host: str = defaults.HOST, port: int = defaults.PORT,
         web: WebConfigFile | None = None, settings: HttpSettings | None = None,
     ) -> RunningServer:
         """Serve /metrics, /api/status and /healthz from a daemon thread; `stop()` the result to end it.

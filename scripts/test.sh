@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The README's test command: installs what the tests need (Debian's prometheus, prometheus-alertmanager and
-# chromium; the project with its test extras), then runs ruff, mypy and the whole pytest suite.
+# The README's test command: installs what the tests need (Debian's prometheus, prometheus-alertmanager,
+# victoria-metrics and chromium; the project with its test extras), then runs ruff, mypy and the whole pytest suite.
 # On a Python that refuses `pip install` outside a virtual environment (Debian's own, PEP 668) and with no
 # environment active, it creates and uses .venv in the checkout.
 set -euo pipefail
@@ -14,10 +14,10 @@ apt_install() {
 }
 
 need_apt=0
-for bin in promtool prometheus prometheus-alertmanager amtool chromium; do
+for bin in promtool prometheus prometheus-alertmanager amtool victoria-metrics vmauth chromium; do
   command -v "$bin" >/dev/null 2>&1 || need_apt=1
 done
-[ "$need_apt" = 0 ] || apt_install prometheus prometheus-alertmanager chromium
+[ "$need_apt" = 0 ] || apt_install prometheus prometheus-alertmanager victoria-metrics chromium
 
 PY=python3
 if [ -z "${VIRTUAL_ENV:-}" ] && "$PY" -c 'import os, sys, sysconfig

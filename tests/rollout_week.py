@@ -21,6 +21,7 @@ Every expected number of the tests is computed from these definitions, not from 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -185,6 +186,16 @@ class Week:
         return [self.xdg, self.xbt, self.sol]
 
     def openmetrics(self) -> Iterator[str]:
+        """OpenMetrics with timestamps in seconds and a final `# EOF`, for `promtool tsdb create-blocks-from`."""
+        yield from self._exposition(lambda t: f"{t:.0f}")
+        yield "# EOF\n"
+
+    def prometheus_text(self) -> Iterator[str]:
+        """The same samples as Prometheus' text format with timestamps in milliseconds, for VictoriaMetrics'
+        `/api/v1/import/prometheus`."""
+        yield from self._exposition(lambda t: f"{t * 1000:.0f}")
+
+    def _exposition(self, stamp: Callable[[float], str]) -> Iterator[str]:
         names = sorted({name for s in self.scripts() for name in s.series})
         for name in names:
             family = name.removesuffix("_total")
@@ -197,7 +208,7 @@ class Week:
                 for t in script.times:
                     v = value(t)
                     if v is not None:
-                        yield f"{name}{{{labels}}} {v!r} {t:.0f}\n"
+                        yield f"{name}{{{labels}}} {v!r} {stamp(t)}\n"
         yield "# TYPE krakenbot_fill_duration_seconds histogram\n"
         for script in self.scripts():
             if script.histogram is None:
@@ -206,8 +217,32 @@ class Week:
             labels = f'instance="{script.instance}",job="kraken-capacity-exporter",pair="{script.pair}"'
             for b, le in enumerate(BUCKETS):
                 for t in script.times:
-                    yield f'krakenbot_fill_duration_seconds_bucket{{{labels},le="{le}"}} {histogram(t)[b]} {t:.0f}\n'
-        yield "# EOF\n"
+                    yield f'krakenbot_fill_duration_seconds_bucket{{{labels},le="{le}"}} {histogram(t)[b]} {stamp(t)}\n'
+
+    def fleet_import(self, pairs: list[str], per_host: int = 10) -> Iterator[bytes]:
+        """XDGUSD's week copied to each of `pairs` (`per_host` pairs per exporter instance), as JSON lines for
+        VictoriaMetrics' `/api/v1/import`: one line per series, its values computed once and shared by every pair."""
+        script = self.xdg
+        series: list[tuple[str, dict[str, str], str]] = []
+        for name, value in sorted(script.series.items()):
+            points = [(t, value(t)) for t in script.times]
+            series.append((name, {}, _json_points([(t, v) for t, v in points if v is not None])))
+        if script.histogram is not None:
+            histogram = script.histogram
+            for b, le in enumerate(BUCKETS):
+                points = [(t, float(histogram(t)[b])) for t in script.times]
+                series.append(("krakenbot_fill_duration_seconds_bucket", {"le": le}, _json_points(points)))
+        for i, pair in enumerate(pairs):
+            labels = {"instance": f"bot-{i // per_host:02d}:9477", "job": "kraken-capacity-exporter", "pair": pair}
+            for name, extra, points in series:
+                metric = json.dumps({"__name__": name, **labels, **extra})
+                yield f'{{"metric":{metric},{points}}}\n'.encode()
+
+
+def _json_points(points: list[tuple[float, float | None]]) -> str:
+    values = json.dumps([v for _, v in points])
+    stamps = json.dumps([int(t * 1000) for t, _ in points])
+    return f'"values":{values},"timestamps":{stamps}'
 
 
 if __name__ == "__main__":  # python3 -m tests.rollout_week week.om [END]: the week the README's examples ran on

@@ -212,8 +212,18 @@ def test_the_drift_alert_agrees_with_the_exporters_drift_hint():
 def test_stale_and_blind_durations_are_the_codes():
     assert for_seconds("KrakenBotPairBlind") == t.BLIND_AFTER_SECONDS
     assert for_seconds("KrakenBotStatusScrapeFailing") == t.BLIND_AFTER_SECONDS
-    assert promql.comparisons(alert("KrakenBotNotReporting")["expr"]) == [(">", t.KRAKEN_STALE_AFTER_SECONDS)]
+    assert promql.comparisons(alert("KrakenBotNotReporting")["expr"]) == [(">", t.HOOK_STALE_AFTER_SECONDS)]
     assert for_seconds("KrakenBotNotReporting") == t.BLIND_AFTER_SECONDS
+
+
+def test_not_reporting_uses_the_embedded_hook_silence_limit_not_the_kraken_staleness():
+    import inspect
+
+    from exporter.core.telemetry import CapacityTelemetry
+
+    parameters = inspect.signature(CapacityTelemetry).parameters
+    assert parameters["stale_after"].default == t.HOOK_STALE_AFTER_SECONDS
+    assert parameters["kraken_stale_after"].default == t.KRAKEN_STALE_AFTER_SECONDS
 
 
 def test_the_key_alert_matches_the_pollers_auth_results():

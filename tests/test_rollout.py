@@ -18,9 +18,10 @@ from exporter import rollout
 from exporter.core.forecast import HeadroomHistory, fit_trend, seconds_to_stop
 from exporter.core.thresholds import STOP_HEADROOM
 from exporter.sources.prometheus_history import PrometheusHistory, PrometheusHistoryError
-from tests.conftest import free_port, require_binary
+from tests.conftest import free_port
 from tests.harness import Prometheus
 from tests.rollout_week import BUCKET_STEP, BUCKETS, DAY, SAFE_CAP, STEP, Week
+from tests.week_stores import backfill, start_prometheus_on
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,23 +34,10 @@ def week() -> Week:
 
 @pytest.fixture(scope="module")
 def prom(week: Week, tmp_path_factory: pytest.TempPathFactory):
-    """One Prometheus per module on the backfilled week; retention 30d so no block is outside it."""
-    promtool, binary = require_binary("promtool"), require_binary("prometheus")
+    """One Prometheus per module on the backfilled week."""
     tmp = tmp_path_factory.mktemp("week")
-    source, data = tmp / "week.om", tmp / "data"
-    with source.open("w") as f:
-        f.writelines(week.openmetrics())
-    subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
-                   check=True, capture_output=True, timeout=120)
-    source.unlink()
-    config = tmp / "prometheus.yml"
-    config.write_text("global: {scrape_interval: 1m}\nscrape_configs: []\n")
-    port = free_port()
-    server = Prometheus([binary, f"--config.file={config}", f"--storage.tsdb.path={data}",
-                         "--storage.tsdb.retention.time=30d", f"--web.listen-address=127.0.0.1:{port}"],
-                        f"http://127.0.0.1:{port}", tmp / "prometheus.log")
+    server = start_prometheus_on(backfill(week, tmp), tmp)
     try:
-        server.wait_ready("/-/ready")
         yield server
     finally:
         server.stop()

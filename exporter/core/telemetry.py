@@ -43,7 +43,14 @@ from .inputs import (
 )
 from .pairs import PairNames
 from .reading import PairReading
-from .thresholds import DEFAULT_LIMIT, DEFAULT_SAFETY_RATIO, DRIFT_PERSIST_SECONDS, DRIFT_THRESHOLD, KRAKEN_STALE_AFTER_SECONDS
+from .thresholds import (
+    DEFAULT_LIMIT,
+    DEFAULT_SAFETY_RATIO,
+    DRIFT_PERSIST_SECONDS,
+    DRIFT_THRESHOLD,
+    HOOK_STALE_AFTER_SECONDS,
+    KRAKEN_STALE_AFTER_SECONDS,
+)
 from .txids import TxidTable
 from .windows import DAY_SECONDS, RollingEventWindow, RollingValueWindow
 
@@ -86,7 +93,7 @@ class CapacityTelemetry:
         *,
         clock: Clock | None = None,
         kraken_stale_after: float = KRAKEN_STALE_AFTER_SECONDS,
-        stale_after: float = KRAKEN_STALE_AFTER_SECONDS,
+        stale_after: float = HOOK_STALE_AFTER_SECONDS,
         drift_threshold: int = DRIFT_THRESHOLD,
         drift_persist_seconds: float = DRIFT_PERSIST_SECONDS,
         max_window_events: int = 100_000,

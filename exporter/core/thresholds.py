@@ -13,6 +13,7 @@ DRIFT_THRESHOLD = 10  # |kraken - internal| >= 10 at Kraken refreshes ...
 DRIFT_PERSIST_SECONDS = 600.0  # ... for 10 min raises open_order_drift_persistent
 
 KRAKEN_STALE_AFTER_SECONDS = 120.0  # embedded: a Kraken count older than this is not used
+HOOK_STALE_AFTER_SECONDS = 120.0  # embedded: no hook call this long and the pair is blind (KrakenBotNotReporting)
 BLIND_AFTER_SECONDS = 300.0  # a pair with no usable data this long is blind (the alert's `for`)
 
 PARTIAL_CANCEL_FREEZE_SECONDS = 86400.0  # playbook rule 4: any partial-cancel in the 24h before -> frozen

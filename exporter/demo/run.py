@@ -15,6 +15,7 @@ import random
 import time
 from dataclasses import dataclass
 
+from ..core import defaults
 from ..core.capacity import CapacityFillHealth, band_reason
 from ..core.clock import AcceleratedClock
 from ..core.pairs import PairError, PairNames
@@ -45,7 +46,7 @@ class DemoSettings:
     safety_ratio: float
     speedup: float
     seed: int | None = None
-    kraken_stale_after: float = 5.0  # wall seconds; the telemetry runs on simulated time
+    kraken_stale_after: float = defaults.DEMO_KRAKEN_STALE_AFTER  # wall seconds; the telemetry runs on simulated time
     canary_every_hours: float = 0.0
     outage_every: float = 0.0  # wall seconds; 0: no scripted outage
     stream: bool = True  # the fake Kraken's executions stream reports the orders (False: the bot's own hooks)

@@ -24,9 +24,10 @@ from typing import Any
 import krakenex
 import requests
 
+from ..core import defaults
 from .credentials import KrakenCredentials
 
-KRAKEN_URL = "https://api.kraken.com"
+KRAKEN_URL = defaults.KRAKEN_URL
 # The only endpoints this project may call. Anything that trades (AddOrder, CancelOrder, EditOrder, ...) is absent.
 READ_ONLY_PUBLIC = frozenset({"AssetPairs", "Time"})
 READ_ONLY_PRIVATE = frozenset({"OpenOrders", "QueryOrders", "ClosedOrders", "GetWebSocketsToken"})
@@ -77,7 +78,9 @@ def classify_kraken_errors(errors: list[Any]) -> str:
 class ReadOnlyKraken:
     """krakenex.API limited to read endpoints. `url` may point at a local fake Kraken; `timeout` bounds each call."""
 
-    def __init__(self, credentials: KrakenCredentials | None, url: str = KRAKEN_URL, timeout: float = 10.0) -> None:
+    def __init__(
+        self, credentials: KrakenCredentials | None, url: str = KRAKEN_URL, timeout: float = defaults.KRAKEN_TIMEOUT
+    ) -> None:
         self._credentials = credentials
         self.url = url.rstrip("/")
         self.timeout = timeout

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from ..core import defaults
 from ..core.naming import PREFIX
 from ..core.pairs import PairNames, names_from_asset_pairs
 from ..core.telemetry import CapacityTelemetry
@@ -28,7 +29,7 @@ from .worker import BackgroundWorker
 
 log = logging.getLogger("kraken_capacity_exporter.kraken")
 
-DEFAULT_POLL_INTERVAL = 15.0  # 1 call / 15 s: 20% of a Starter key's 0.33/s decay, less on higher tiers
+DEFAULT_POLL_INTERVAL = defaults.KRAKEN_POLL_INTERVAL
 MAX_BACKOFF = 300.0
 _HINTS = {
     "permission_denied": "the API key lacks the 'Query Open Orders & Trades' permission (Kraken > Settings > API)",

@@ -21,6 +21,7 @@ from typing import Any
 import requests
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from ..core import defaults
 from ..core.capacity import BANDS, SOURCES, SPEC_FIELD_TYPES, CapacityFillHealth, status_reason
 from ..core.clock import Clock, SystemClock
 from ..core.inputs import MAX_COUNT
@@ -115,8 +116,8 @@ class BotStatusScraper(BackgroundWorker):
         url: str,
         metrics: ScrapeMetrics,
         pair: str | None = None,
-        interval: float = 15.0,
-        timeout: float = 5.0,
+        interval: float = defaults.SCRAPE_INTERVAL,
+        timeout: float = defaults.SCRAPE_TIMEOUT,
         clock: Clock | None = None,
         stale_after: float | None = None,
     ) -> None:

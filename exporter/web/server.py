@@ -29,6 +29,8 @@ from hypercorn.asyncio.worker_context import WorkerContext
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.utils import wrap_app
 
+from ..core import defaults
+
 log = logging.getLogger("kraken_capacity_exporter.http")
 
 StartResponse = Callable[..., Any]
@@ -39,9 +41,9 @@ WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
 class HttpSettings:
     """Bounds of the HTTP edge (the `--web-*` settings)."""
 
-    idle_timeout: float = 30.0  # seconds a connection may go without a complete request (also TLS handshakes)
-    max_connections: int = 2048  # open connections at once; more are closed on accept
-    threads: int = 8  # requests running the app at once
+    idle_timeout: float = defaults.WEB_IDLE_TIMEOUT  # seconds a connection may go without a complete request (TLS too)
+    max_connections: int = defaults.WEB_MAX_CONNECTIONS  # open connections at once; more are closed on accept
+    threads: int = defaults.WEB_THREADS  # requests running the app at once
     max_request_head: int = 16 * 1024  # bytes of request line + headers (431 beyond)
     max_request_body: int = 64 * 1024  # bytes of body (400 beyond; every route is a GET)
 
