@@ -25,7 +25,7 @@ from .service import CapacityExporter
 from .sources.credentials import CredentialsError, KrakenCredentials
 from .sources.kraken_api import KrakenError, ReadOnlyKraken
 from .sources.kraken_poller import FALLBACK_BLIND, KrakenOpenOrdersPoller, KrakenSourceMetrics, resolve_pairs
-from .sources.kraken_stream import DEFAULT_SILENCE, KRAKEN_WS_URL, KrakenStream, StreamMetrics
+from .sources.kraken_stream import KrakenStream, StreamMetrics
 from .sources.standalone import StandaloneSource
 from .sources.status_scraper import BotStatusScraper, ScrapeMetrics
 from .sources.worker import default_stale_after
@@ -110,7 +110,7 @@ def run_demo(config: Config, stop: threading.Event, *, web: WebConfigFile | None
     settings = DemoSettings(
         pairs=config.pair_list, limit=config.limit, safety_ratio=config.safety_ratio, speedup=config.speedup,
         seed=config.seed, kraken_stale_after=config.kraken_stale_after or defaults.DEMO_KRAKEN_STALE_AFTER,
-        canary_every_hours=config.canary_every, outage_every=config.outage_every,
+        canary_every_hours=config.canary_every, outage_every=config.outage_every, stream=config.kraken_stream,
     )
     try:
         demo = Demo(settings)
@@ -164,10 +164,9 @@ def build_serve(config: Config, credentials: KrakenCredentials) -> tuple[Capacit
         telemetries.append(telemetry)
     source_metrics = KrakenSourceMetrics(exporter.registry)
     stream = None
-    if getattr(config, "kraken_stream", True):  # (the settings rows come with the merge of config.py's refactoring)
+    if config.kraken_stream:
         stream = KrakenStream(client, telemetries, StreamMetrics(exporter.registry), source_metrics,
-                              url=getattr(config, "kraken_ws_url", KRAKEN_WS_URL),
-                              silence=getattr(config, "kraken_stream_silence", DEFAULT_SILENCE))
+                              url=config.kraken_ws_url, silence=config.kraken_stream_silence)
     for telemetry in telemetries:
         exporter.add_source(StandaloneSource(telemetry, events=stream))
     poller = KrakenOpenOrdersPoller(client, telemetries, source_metrics, interval=config.kraken_poll_interval,

@@ -49,8 +49,8 @@ class DemoSettings:
     kraken_stale_after: float = defaults.DEMO_KRAKEN_STALE_AFTER  # wall seconds; the telemetry runs on simulated time
     canary_every_hours: float = 0.0
     outage_every: float = 0.0  # wall seconds; 0: no scripted outage
-    stream: bool = True  # the fake Kraken's executions stream reports the orders (False: the bot's own hooks)
-    stream_silence: float = 30.0  # wall seconds
+    stream: bool = defaults.KRAKEN_STREAM  # the fake Kraken's executions stream reports the orders (False: the hooks)
+    stream_silence: float = defaults.KRAKEN_STREAM_SILENCE  # wall seconds
 
 
 def simulated_pairs() -> list[str]:

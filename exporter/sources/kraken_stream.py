@@ -41,6 +41,7 @@ from prometheus_client.registry import Collector
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from ..core import defaults
 from ..core.executions import SKIP_REASONS, ExecutionBook, Observation, PairMatcher
 from ..core.naming import PREFIX
 from ..core.stream_frames import FRAME_KINDS, Frame, SequenceCheck, read_frame
@@ -51,8 +52,8 @@ from .kraken_settle import DEFAULT_PACE, Settler
 
 log = logging.getLogger("kraken_capacity_exporter.kraken_stream")
 
-KRAKEN_WS_URL = "wss://ws-auth.kraken.com/v2"
-DEFAULT_SILENCE = 30.0
+KRAKEN_WS_URL = defaults.KRAKEN_WS_URL
+DEFAULT_SILENCE = defaults.KRAKEN_STREAM_SILENCE
 MAX_BACKOFF = 60.0
 STABLE_AFTER = 60.0  # a connection live this long resets the backoff
 MAX_MALFORMED_RUN = 100  # malformed frames in a row before the connection is dropped
