@@ -10,6 +10,7 @@ from statistics import median
 from prometheus_client import CollectorRegistry
 
 from exporter import CapacityExporter
+from exporter.core.clock import Clock
 from exporter.core.windows import percentile_nearest_rank
 from exporter.demo.fake_account import FakeAccount
 from exporter.demo.fake_kraken import READ_ONLY_PERMISSIONS, FakeKraken
@@ -27,14 +28,15 @@ PAIRS = ("XDGUSD", "XBTUSD")
 
 class StreamRig:
     def __init__(self, secret: str, *, permissions: frozenset[str] = READ_ONLY_PERMISSIONS, silence: float = 5.0,
-                 max_backoff: float = 0.3, poll_interval: float = 0.2, heartbeat: float = 0.1) -> None:
+                 max_backoff: float = 0.3, poll_interval: float = 0.2, heartbeat: float = 0.1,
+                 clock: Clock | None = None) -> None:
         self.account = FakeAccount()
         self.fake = FakeKraken(KEY, secret, account=self.account, permissions=permissions)
         url = self.fake.start()
         self.server = FakeKrakenStream(self.account, self.fake.tokens, heartbeat_seconds=heartbeat)
         ws_url = self.server.start()
         self.registry = CollectorRegistry()
-        self.exporter = CapacityExporter(registry=self.registry, mode="serve")
+        self.exporter = CapacityExporter(registry=self.registry, clock=clock, mode="serve")
         self.client = ReadOnlyKraken(KrakenCredentials(KEY, secret), url, timeout=2.0)
         names = resolve_pairs(self.client, PAIRS)
         self.telemetries = {}
