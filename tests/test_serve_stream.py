@@ -70,7 +70,8 @@ def test_serve_gives_the_whole_spec_from_the_stream_with_only_read_calls(kraken,
         account.cancel(a, reason="User requested")
         b = account.place("XDGUSD", 10)
         account.fill(b)
-        assert wait_for(lambda: status(url)["capacity_fill_health"]["partial_fill_cancel_events_1d"] == 1, timeout=20)
+        assert wait_for(lambda: status(url)["capacity_fill_health"]["partial_fill_cancel_events_1d"] == 1
+                        and status(url)["capacity_fill_health"]["open_orders_kraken"] == 0, timeout=20)
         block = status(url)["capacity_fill_health"]
         keys = list(block)
         assert keys[keys.index("open_orders_source") + 1] == "events_source"  # side by side

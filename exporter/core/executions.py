@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -58,6 +57,7 @@ SKIP_REASONS = (
 MAX_ENDED_ORDERS = 100_000  # ended order_ids remembered (two generations), as the hooks' txid tables
 MAX_ORDER_ID_LENGTH = 128
 _NUMBER = (int, float)
+_INF = float("inf")
 
 
 class Observation(NamedTuple):
@@ -73,20 +73,50 @@ class Observation(NamedTuple):
     reason: str | None = None
 
 
-@dataclass(slots=True)
 class OrderState:
-    """What the book knows of one order. `pair` is the exported label, or None for a pair not configured."""
+    """What the book knows of one order. `pair` is the exported label, or None for a pair not configured.
 
-    order_id: str
-    pair: str | None
-    qty: float
-    cum: float = 0.0
-    status: str = "pending_new"
-    submitted_at: float | None = None  # its `pending_new`: when the order was placed (Kraken's rate counter counts this)
-    placed_at: float | None = None  # its `new` (or REST's `opentm`): when it went live, where a fill time starts
-    partial_reported: bool = False
-    amended_at: list[float] = field(default_factory=list)  # each `amended` (the rate counter charges amends by age)
-    exec_ids: set[str] = field(default_factory=set)  # trades already added when Kraken sends no cum_qty
+    Times are kept as Kraken wrote them and read (`submitted_at`, `placed_at`, `amended_at`) only when needed: most
+    orders' times are needed once, when they fill.
+    """
+
+    __slots__ = ("_amended", "_placed", "_submitted", "cum", "exec_ids", "order_id", "pair", "partial_reported", "qty",
+                 "status")
+
+    def __init__(self, order_id: str, pair: str | None, qty: float, placed_at: float | None = None) -> None:
+        self.order_id = order_id
+        self.pair = pair
+        self.qty = qty
+        self.cum = 0.0
+        self.status = "pending_new"
+        self.partial_reported = False
+        self._submitted: str | None = None  # its `pending_new`: when the order was placed (the rate counter's +1)
+        self._placed: str | float | None = placed_at  # its `new` (or REST's `opentm`): where a fill time starts
+        self._amended: list[str] | None = None  # each `amended` (the rate counter charges amends by age)
+        self.exec_ids: set[str] | None = None  # trades already added when Kraken sends no cum_qty
+
+    @property
+    def submitted_at(self) -> float | None:
+        return parse_time(self._submitted)
+
+    @property
+    def placed_at(self) -> float | None:
+        placed = self._placed
+        if type(placed) is str:
+            placed = self._placed = parse_time(placed)  # None when it is not RFC 3339: REST's opentm then
+        return placed  # type: ignore[return-value]
+
+    @placed_at.setter
+    def placed_at(self, value: float | None) -> None:
+        self._placed = value
+
+    @property
+    def amended_at(self) -> list[float]:
+        return [t for t in map(parse_time, self._amended or ()) if t is not None]
+
+    def __repr__(self) -> str:
+        return (f"OrderState({self.order_id!r}, pair={self.pair!r}, qty={self.qty}, cum={self.cum}, "
+                f"status={self.status!r})")
 
 
 class Applied(NamedTuple):
@@ -96,6 +126,11 @@ class Applied(NamedTuple):
     skipped: Counter[str]
     missing: list[str]  # snapshot only: orders held open that it no longer lists
     contradictions: list[str]  # snapshot only: order_ids whose listed state contradicts what we know
+
+
+_IMPLAUSIBLE = "\x00not a pair"  # what `_pair_of` says of a symbol that cannot be a pair name
+_NOTHING_SKIPPED: Counter[str] = Counter()  # shared and never written: an update without a bad row allocates none
+_NONE: list[str] = []  # (updates have no missing orders or contradictions; never written)
 
 
 def parse_time(value: Any) -> float | None:
@@ -178,12 +213,14 @@ class ExecutionBook:
         self._match = match
         self._orders: dict[str, OrderState] = {}  # every order we follow that has not ended
         self._ended = _RecentIds(max_ended)
-        self._open: Counter[str] = Counter()  # label -> orders of that pair in `_orders`
+        self._open: dict[str, int] = {}  # label -> orders of that pair in `_orders`
+        self.changes = 0  # how often an open count changed: readers compare it instead of every count
         self._waiting_fill: dict[str, tuple[OrderState, float | None]] = {}  # filled, a time unknown: (state, closed_at)
         self._missing: dict[str, OrderState] = {}  # ended while we were away: waiting for REST
         self._unknown: set[str] = set()  # updates for orders never seen: waiting for REST
         self._untimed: list[Observation] = []  # fills REST could not time either
-        self.latest: float | None = None  # the latest event time seen (Kraken's clock): where a gap begins
+        self._latest: str | None = None  # the last event time seen, as Kraken wrote it
+        self._symbols: dict[Any, str | None] = {}  # symbol -> label (None: not configured; _IMPLAUSIBLE: no pair)
         self.snapshots = 0
 
     # ---- reading ------------------------------------------------------------------------------------------
@@ -200,6 +237,27 @@ class ExecutionBook:
         unknown start."""
         return [*self._missing, *self._unknown, *self._waiting_fill]
 
+    @property
+    def latest(self) -> float | None:
+        """The latest event time seen (Kraken's clock): where a gap after it begins."""
+        return parse_time(self._latest)
+
+    @property
+    def has_pending(self) -> bool:
+        """Whether anything waits for REST (`pending_lookups`), cheaply."""
+        return bool(self._missing or self._unknown or self._waiting_fill)
+
+    def _pair_of(self, symbol: Any) -> str | None:
+        """The exported label of a v2 symbol, None for a pair not configured, `_IMPLAUSIBLE` for no pair name."""
+        try:
+            return self._symbols[symbol]
+        except (KeyError, TypeError):
+            pass
+        pair = self._match(symbol) if plausible_symbol(symbol) else _IMPLAUSIBLE
+        if type(symbol) is str and len(self._symbols) < 4096:
+            self._symbols[symbol] = pair
+        return pair
+
     def has_ended(self, order_id: str) -> bool:
         return order_id in self._ended
 
@@ -212,12 +270,14 @@ class ExecutionBook:
     def apply_update(self, rows: Any) -> Applied:
         """An `update` message's `data`: each row one event of one order, in Kraken's order."""
         out: list[Observation] = []
-        skipped: Counter[str] = Counter()
+        skipped: Counter[str] = _NOTHING_SKIPPED
         for row in rows if type(rows) is list else ():
             reason = self._update(row, out)
             if reason is not None:
+                if skipped is _NOTHING_SKIPPED:
+                    skipped = Counter()
                 skipped[reason] += 1
-        return Applied(out, skipped, [], [])
+        return Applied(out, skipped, _NONE, _NONE)
 
     def apply_snapshot(self, rows: Any, trust: Collection[str] = ()) -> Applied:
         """A `snapshot` message's `data`: the account's open orders now. Orders we held open that it does not
@@ -240,44 +300,82 @@ class ExecutionBook:
         return Applied(out, skipped, missing, contradictions)
 
     def _update(self, row: Any, out: list[Observation]) -> str | None:
+        """One event of one order (the hot path: written out, each field checked before any is taken)."""
         if type(row) is not dict:
             return "not_an_object"
-        order_id = row.get("order_id")
+        get = row.get
+        order_id = get("order_id")
         if type(order_id) is not str or not 0 < len(order_id) <= MAX_ORDER_ID_LENGTH:
             return "missing_order_id"
-        exec_type = row.get("exec_type")
+        exec_type = get("exec_type")
         if exec_type not in EXEC_TYPES:
             return "unknown_exec_type"
         state = self._orders.get(order_id)
-        if state is None and order_id in self._ended:
-            return "replayed"
         if state is None:
+            if order_id in self._ended:
+                return "replayed"
             found = self._new_state(order_id, row)
             if isinstance(found, str):
                 if found == "unknown_order" and order_id not in self._waiting_fill:
                     self._unknown.add(order_id)
                 return found
             state = found
-        flaw = self._absorb(state, row, exec_type)
-        if flaw is not None:
-            return flaw
-        if exec_type not in _TIMED:
-            self._check_partial(state, out)
+        status = get("order_status", state.status)
+        if status not in ORDER_STATUSES:
+            return "bad_field"
+        qty = get("order_qty", state.qty)
+        if not (type(qty) is float and 0.0 <= qty < _INF):
+            qty = _quantity(qty)
+            if qty is None:
+                return "bad_field"
+        cum = get("cum_qty")
+        if cum is None:
+            cum = state.cum if exec_type != "trade" else self._trade_without_cum(state, row)
+            if cum is None:
+                return "bad_field"
+        elif not (type(cum) is float and 0.0 <= cum < _INF):
+            cum = _quantity(cum)
+            if cum is None:
+                return "bad_field"
+        state.qty, state.cum, state.status = qty, cum, status
+        if exec_type in _TIMED:
+            text = get("timestamp")
+            if type(text) is str:
+                self._latest = text  # rows come in Kraken's order: the last timed one is where a gap would begin
+            if exec_type in ENDING_EXEC_TYPES:
+                stamp = parse_time(text)
+                bad = stamp is None or (type(state._placed) is str and state.placed_at is None)
+                self._end(state, exec_type, stamp, get("reason"), out)
+                return "bad_timestamp" if bad else None
+            if exec_type == "new":
+                if state._placed is None:
+                    state._placed = text
+            elif exec_type == "pending_new":
+                if state._submitted is None:
+                    state._submitted = text
+            elif type(text) is str:  # amended
+                if state._amended is None:
+                    state._amended = []
+                state._amended.append(text)
+        if not state.partial_reported and status in OPEN_STATUSES and 0.0 < cum < qty:
+            state.partial_reported = True
+            if state.pair is not None:
+                out.append(Observation(state.pair, order_id, "open", qty, cum))
+        return None
+
+    def _trade_without_cum(self, state: OrderState, row: dict[str, Any]) -> float | None:
+        """The executed quantity after a trade that did not say it: `last_qty` added once per `exec_id`."""
+        exec_id, last = row.get("exec_id"), _quantity(row.get("last_qty"))
+        if last is None:
             return None
-        stamp = parse_time(row.get("timestamp"))
-        if stamp is not None and (self.latest is None or stamp > self.latest):
-            self.latest = stamp
-        if exec_type in ENDING_EXEC_TYPES:
-            self._end(state, exec_type, stamp, row.get("reason"), out)
-        elif exec_type == "new" and state.placed_at is None:
-            state.placed_at = stamp
-        elif exec_type == "pending_new" and state.submitted_at is None:
-            state.submitted_at = stamp
-        elif exec_type == "amended" and stamp is not None:
-            state.amended_at.append(stamp)
-        if exec_type not in ENDING_EXEC_TYPES:
-            self._check_partial(state, out)
-        return "bad_timestamp" if stamp is None else None
+        seen = state.exec_ids
+        if seen is not None and exec_id in seen:
+            return state.cum
+        if type(exec_id) is str:
+            if seen is None:
+                seen = state.exec_ids = set()
+            seen.add(exec_id)
+        return _add(state.cum, last)
 
     def _new_state(self, order_id: str, row: dict[str, Any]) -> OrderState | str:
         """A state for an order first seen in `row`, or the reason it cannot have one."""
@@ -285,35 +383,15 @@ class ExecutionBook:
         qty = _quantity(row.get("order_qty"))
         if symbol is None or qty is None:
             return "unknown_order"
-        if not plausible_symbol(symbol):
+        pair = self._pair_of(symbol)
+        if pair is _IMPLAUSIBLE:
             return "unknown_symbol"
-        state = OrderState(order_id=order_id, pair=self._match(symbol), qty=qty)
+        state = OrderState(order_id, pair, qty)
         self._orders[order_id] = state
         self._count(state)
-        self._unknown.discard(order_id)
+        if self._unknown:
+            self._unknown.discard(order_id)
         return state
-
-    def _absorb(self, state: OrderState, row: dict[str, Any], exec_type: str) -> str | None:
-        """Take the row's quantities and status into `state` (all checked before any is taken)."""
-        status = row.get("order_status", state.status)
-        if status not in ORDER_STATUSES:
-            return "bad_field"
-        qty = row.get("order_qty")
-        cum = row.get("cum_qty")
-        new_qty = state.qty if qty is None else _quantity(qty)
-        new_cum = state.cum if cum is None else _quantity(cum)
-        if new_qty is None or new_cum is None:
-            return "bad_field"
-        if cum is None and exec_type == "trade":
-            exec_id, last = row.get("exec_id"), _quantity(row.get("last_qty"))
-            if last is None:
-                return "bad_field"
-            if exec_id not in state.exec_ids:
-                if type(exec_id) is str:
-                    state.exec_ids.add(exec_id)
-                new_cum = _add(state.cum, last)
-        state.qty, state.cum, state.status = new_qty, new_cum, status
-        return None
 
     def _check_partial(self, state: OrderState, out: list[Observation]) -> None:
         if not state.partial_reported and state.status in OPEN_STATUSES and 0.0 < state.cum < state.qty:
@@ -334,8 +412,7 @@ class ExecutionBook:
             if state.placed_at is None or stamp is None:
                 self._waiting_fill[state.order_id] = (state, stamp)  # REST's opentm/closetm complete it
                 return
-            out.append(Observation(state.pair, state.order_id, "closed", state.qty, state.cum,
-                                   placed_at=state.placed_at, closed_at=stamp))
+            out.append(Observation(state.pair, state.order_id, "closed", state.qty, state.cum, state.placed_at, stamp))
             return
         if 0.0 < state.cum < state.qty and not state.partial_reported:  # it was open and partly filled: a
             state.partial_reported = True  # partial-open too, as the hooks count it (even when only REST tells)
@@ -364,10 +441,10 @@ class ExecutionBook:
         if qty is None or cum is None:
             return "bad_field"
         if state is None:
-            symbol = row.get("symbol")
-            if not plausible_symbol(symbol):
+            pair = self._pair_of(row.get("symbol"))
+            if pair is _IMPLAUSIBLE:
                 return "unknown_symbol"
-            state = OrderState(order_id=order_id, pair=self._match(str(symbol)), qty=qty)
+            state = OrderState(order_id, pair, qty)
             self._unknown.discard(order_id)
         elif cum < state.cum:
             contradictions.append(order_id)  # executed quantity never goes down
@@ -418,8 +495,7 @@ class ExecutionBook:
             pair_name = descr.get("pair") if isinstance(descr, Mapping) else None
             if type(pair_name) is not str:
                 return out
-            state = OrderState(order_id=order_id, pair=self._match(pair_name), qty=vol,
-                               placed_at=_rest_time(info, "opentm"))
+            state = OrderState(order_id, self._match(pair_name), vol, placed_at=_rest_time(info, "opentm"))
         state.qty, state.cum = vol, max(state.cum, vol_exec)
         if state.placed_at is None:
             state.placed_at = _rest_time(info, "opentm")
@@ -463,12 +539,16 @@ class ExecutionBook:
             self._uncount(state)
 
     def _count(self, state: OrderState) -> None:
-        if state.pair is not None:
-            self._open[state.pair] += 1
+        pair = state.pair
+        if pair is not None:
+            self._open[pair] = self._open.get(pair, 0) + 1
+            self.changes += 1
 
     def _uncount(self, state: OrderState) -> None:
-        if state.pair is not None and self._open.get(state.pair, 0) > 0:
-            self._open[state.pair] -= 1
+        pair = state.pair
+        if pair is not None:
+            self._open[pair] = max(0, self._open.get(pair, 0) - 1)
+            self.changes += 1
 
 
 def _add(a: float, b: float) -> float:

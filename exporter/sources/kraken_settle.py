@@ -72,7 +72,8 @@ class Settler:
         self.poke()
 
     def poke(self) -> None:
-        if not self.busy:
+        """Start settling on the running loop, unless it runs already or there is nothing to settle."""
+        if not self.busy and (self._gap_since is not None or self._need_opentm or self.book.pending_lookups()):
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:

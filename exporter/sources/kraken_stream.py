@@ -36,7 +36,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client import Counter as PromCounter
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -59,12 +59,24 @@ STABLE_AFTER = 60.0  # a connection live this long resets the backoff
 MAX_MALFORMED_RUN = 100  # malformed frames in a row before the connection is dropped
 CLOCK_SKEW = 60.0  # seconds Kraken's clock may be ahead of ours (as the hooks allow for closed_at)
 COUNT_REFRESH = 1.0  # seconds between count refreshes of a quiet, live stream
+COUNT_SETTLE = 0.05  # a changed count reaches the telemetry within this (a burst of orders is one update, not many)
 RECONNECT_REASONS = ("disconnect", "connect_failed", "token_error", "subscribe_rejected", "sequence_gap",
                      "snapshot_contradiction", "silence", "malformed")
 PERMISSION_HINT = ("the API key lacks Kraken's \"WebSocket interface\" permission (Kraken > Settings > API; a "
                    "monitoring key needs Query Open Orders & Trades, Query Closed Orders & Trades and WebSocket "
                    "interface, nothing that can trade)")
 SUBSCRIBE_PARAMS = {"channel": "executions", "snap_orders": True, "snap_trades": False, "order_status": True}
+
+
+class ConnectionState:
+    """What one connection's messages carry from one to the next."""
+
+    __slots__ = ("malformed_run", "sequence", "silent")
+
+    def __init__(self) -> None:
+        self.sequence = SequenceCheck()
+        self.malformed_run = 0
+        self.silent = False  # the silence watchdog dropped it
 
 
 class _PermanentlyOff(Exception):
@@ -80,8 +92,8 @@ class StreamMetrics:
                         registry=registry)
         self.reconnects = PromCounter(f"{PREFIX}_kraken_stream_reconnects", "Kraken executions stream reconnects by reason.",
                                       ["reason"], registry=registry)
-        self.messages = PromCounter(f"{PREFIX}_kraken_stream_messages", "Kraken WebSocket messages received by type.",
-                                    ["type"], registry=registry)
+        self.messages = _MessageCounts()  # counted per message without prometheus-client's lock: read at scrape
+        registry.register(self.messages)
         self.bad_rows = PromCounter(f"{PREFIX}_kraken_stream_bad_rows",
                                     "Execution rows skipped (bad_timestamp: applied, times from REST) by reason.",
                                     ["reason"], registry=registry)
@@ -92,10 +104,27 @@ class StreamMetrics:
         registry.register(self.age)
         for reason in RECONNECT_REASONS:
             self.reconnects.labels(reason=reason)
-        for kind in FRAME_KINDS:
-            self.messages.labels(type=kind)
         for reason in SKIP_REASONS:
             self.bad_rows.labels(reason=reason)
+
+
+class _MessageCounts(Collector):
+    """`krakenbot_kraken_stream_messages_total{type}`: plain integers the stream's thread adds to (one thread
+    writes; a scrape reads a consistent enough copy), exported as a counter at scrape time."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = dict.fromkeys(FRAME_KINDS, 0)
+        self.created = time.time()
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(f"{PREFIX}_kraken_stream_messages", "Kraken WebSocket messages received by type.",
+                                     labels=["type"])
+        for kind, n in list(self.counts.items()):
+            family.add_metric([kind], n, created=self.created)
+        yield family
 
 
 class _LastMessageAge(Collector):
@@ -154,11 +183,15 @@ class KrakenStream:
         self.live = False
         self.snapshots = 0
         self.reconnects: Counter[str] = Counter()
-        self._sent: dict[str, tuple[int, float]] = {}
         self._disagree: dict[str, int] = {}
         self._contradicted: set[str] = set()
-        self._last_message_at: float | None = None  # our clock (the telemetries'), for where a gap begins
+        self._gap_began: float | None = None  # our clock (the telemetries'): the last message before a gap
         self._failed_attempts = 0  # attempts since the stream was last live
+        self._age, self._message_counts = metrics.age, metrics.messages.counts  # touched by every message
+        self._counts_seen = -1  # the book's `changes` when the counts were last told
+        self._hold_until = 0.0  # no push before this (the last was just now)
+        self._refresh_due = 0.0  # when an unchanged count is told again
+        self._flush_due = False  # a timer will push a changed count
         self._detail = ""  # what the last session's end was, for the log line
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main: asyncio.Task[None] | None = None
@@ -168,8 +201,7 @@ class KrakenStream:
         self.settler = Settler(self.book, self._private, self._settled,
                                lambda n: backoff_delay(n, self._rng, self.max_backoff), pace=rest_pace,
                                stopping=self._stopping.is_set)
-        for pair in self.telemetries:
-            metrics.reported.labels(pair=pair, source="stream")
+        self._stream_gauges = {pair: metrics.reported.labels(pair=pair, source="stream") for pair in self.telemetries}
 
     @property
     def events_known(self) -> bool:
@@ -227,6 +259,7 @@ class KrakenStream:
                 reason = "disconnect"
             was_live = self.live
             self._set_live(False)
+            self._note_gap()
             if self._stopping.is_set():
                 return
             self.metrics.reconnects.labels(reason=reason).inc()
@@ -254,7 +287,7 @@ class KrakenStream:
         except KrakenError:
             return "token_error"
         try:
-            ws = await connect(self.url, open_timeout=10, close_timeout=2, ping_interval=None, max_size=2**24,
+            ws = await connect(self.url, open_timeout=10, close_timeout=2, ping_interval=None, max_size=2**24, compression=None,
                                max_queue=4096)
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
             self._detail = f": {type(exc).__name__}: {exc}"
@@ -264,37 +297,54 @@ class KrakenStream:
             return await self._read(ws)
 
     async def _read(self, ws: ClientConnection) -> str:
-        sequence = SequenceCheck()
-        malformed_run = 0
-        messages = self.metrics.messages
-        age = self.metrics.age
+        """Read until the connection ends, a message asks to reconnect, or nothing comes for `silence` seconds
+        (a watchdog, not a timeout per message: a timer per message would cost more than the message)."""
+        connection = ConnectionState()
+        silent = asyncio.get_running_loop().create_task(self._watch_silence(ws, connection))
+        try:
+            async for text in ws:
+                reason = self.on_text(text, connection)
+                if reason is not None:
+                    return reason
+        except ConnectionClosed:
+            pass
+        finally:
+            silent.cancel()
+        return "silence" if connection.silent else "disconnect"
+
+    async def _watch_silence(self, ws: ClientConnection, connection: ConnectionState) -> None:
+        """Drop the connection once nothing has come for `silence` seconds (Kraken sends a heartbeat every second)."""
+        started = time.monotonic()
         while True:
-            try:
-                text = await asyncio.wait_for(ws.recv(), timeout=self.silence)
-            except TimeoutError:
-                return "silence"
-            except ConnectionClosed:
-                return "disconnect"
-            age.last = time.monotonic()
-            self._last_message_at = self._clock_now()
-            frame = read_frame(text)
-            messages.labels(type=frame.kind).inc()
-            if frame.kind == "malformed":
-                malformed_run += 1
-                if malformed_run >= MAX_MALFORMED_RUN:
-                    return "malformed"
-                continue
-            malformed_run = 0
-            if frame.kind in ("snapshot", "update"):
-                verdict = sequence.check(frame)
-                if verdict == "gap":
-                    return "sequence_gap"
-                if verdict == "ok" and self._executions(frame):
-                    return "snapshot_contradiction"
-            elif frame.kind == "rejected":
-                self._detail = f": {frame.error}; a fresh token comes with the retry"
-                return "subscribe_rejected"
-            self._refresh_counts()
+            last = self._age.last if self._age.last is not None and self._age.last > started else started
+            quiet = time.monotonic() - last
+            if quiet >= self.silence:
+                connection.silent = True
+                ws.transport.abort()  # no closing handshake with a peer that says nothing
+                return
+            await asyncio.sleep(min(1.0, self.silence - quiet))
+
+    def on_text(self, text: str | bytes, connection: ConnectionState) -> str | None:
+        """One message of `connection`, applied; the reason to reconnect, or None. (The whole per-message work,
+        which the bench times.)"""
+        now = self._age.last = time.monotonic()
+        frame = read_frame(text)
+        self._message_counts[frame.kind] += 1
+        if frame.kind == "malformed":
+            connection.malformed_run += 1
+            return "malformed" if connection.malformed_run >= MAX_MALFORMED_RUN else None
+        connection.malformed_run = 0
+        if frame.kind in ("snapshot", "update"):
+            verdict = connection.sequence.check(frame)
+            if verdict == "gap":
+                return "sequence_gap"
+            if verdict == "ok" and self._executions(frame):
+                return "snapshot_contradiction"
+        elif frame.kind == "rejected":
+            self._detail = f": {frame.error}; a fresh token comes with the retry"
+            return "subscribe_rejected"
+        self._refresh_counts(now)
+        return None
 
     def _executions(self, frame: Frame) -> bool:
         """Apply a snapshot or an update; True when a snapshot contradicts what we saw (reconnect)."""
@@ -319,29 +369,36 @@ class KrakenStream:
                          ", ".join(f"{pair} {self.book.open_count(pair)} open" for pair in self.telemetries))
                 self._failed_attempts = 0
             self._set_live(True)
-        self._apply(applied.observations)
-        for reason, n in applied.skipped.items():
-            self.metrics.bad_rows.labels(reason=reason).inc(n)
-        if self.book.pending_lookups():
+        if applied.observations:
+            self._apply(applied.observations)
+        if applied.skipped:
+            for reason, n in applied.skipped.items():
+                self.metrics.bad_rows.labels(reason=reason).inc(n)
+        if self.book.has_pending:
             self.settler.poke()
-        self._refresh_counts(changed=True)
         return False
 
     def _clock_now(self) -> float:
         return next(iter(self.telemetries.values())).clock.now() if self.telemetries else time.time()
 
+    def _note_gap(self) -> None:
+        """A connection ended: its last message, on our clock, is where the gap began (unless an earlier gap is
+        still to be settled)."""
+        last = self.metrics.age.last
+        if last is not None and self._gap_began is None:
+            self._gap_began = self._clock_now() - (time.monotonic() - last)
+
     def _gap_since(self) -> float | None:
         """Where the gap before this snapshot began, on Kraken's clock: the last event seen, or our last message
         less the clock skew Kraken may have."""
-        candidates = [t for t in (self.book.latest,
-                                  None if self._last_message_at is None else self._last_message_at - CLOCK_SKEW)
-                      if t is not None]
+        began, self._gap_began = self._gap_began, None
+        candidates = [t for t in (self.book.latest, None if began is None else began - CLOCK_SKEW) if t is not None]
         return min(candidates) if candidates else None
 
     def _settled(self, observations: list[Observation]) -> None:
         """What REST settled: hook calls, and the counts."""
         self._apply(observations)
-        self._refresh_counts(changed=True)
+        self._refresh_counts()
 
     def _apply(self, observations: list[Observation]) -> None:
         for o in observations:
@@ -355,25 +412,38 @@ class KrakenStream:
                 telemetry.observe_order_status(o.order_id, o.status, o.vol, o.vol_exec, placed_at=o.placed_at,
                                                closed_at=o.closed_at, reason=o.reason)
 
-    def _refresh_counts(self, changed: bool = False) -> None:
-        """Tell each pair's telemetry its count: at once after a change, else at most once a second."""
+    def _refresh_counts(self, now: float | None = None) -> None:
+        """Tell each pair's telemetry its count: a change within `COUNT_SETTLE` (many changes in a burst are one
+        push; a timer on the loop pushes the last), an unchanged count once a second (a quiet account stays fresh)."""
         if not self.live:
             return
-        now = time.monotonic()
+        if now is None:
+            now = time.monotonic()
+        changed = self.book.changes != self._counts_seen
+        if now < self._hold_until:
+            if changed and not self._flush_due and self._loop is not None and self._loop.is_running():
+                self._flush_due = True
+                self._loop.call_later(self._hold_until - now, self._flush_counts)
+            return
+        if not changed and now < self._refresh_due:
+            return  # the common message: nothing to tell
+        self._counts_seen = self.book.changes
+        self._hold_until, self._refresh_due = now + COUNT_SETTLE, now + COUNT_REFRESH
         for pair, telemetry in self.telemetries.items():
             count = self.book.open_count(pair)
-            sent = self._sent.get(pair)
-            if sent is None or sent[0] != count or now - sent[1] >= COUNT_REFRESH:
-                telemetry.observe_kraken_count(count)
-                self.metrics.reported.labels(pair=pair, source="stream").set(count)
-                self._sent[pair] = (count, now)
+            telemetry.observe_kraken_count(count)
+            self._stream_gauges[pair].set(count)
+
+    def _flush_counts(self) -> None:
+        self._flush_due = False
+        self._refresh_counts()
 
     def _set_live(self, live: bool) -> None:
         self.live = live
         self.metrics.up.set(1 if live else 0)
         if live:
             self.state = "live"
-            self._sent.clear()
+            self._counts_seen, self._hold_until, self._refresh_due = -1, 0.0, 0.0  # tell the counts at once
 
     # ---- REST: token and lookups --------------------------------------------------------------------------
 
