@@ -117,7 +117,7 @@ def run_demo(config: Config, stop: threading.Event, *, web: WebConfigFile | None
     except PairError as exc:
         raise ConfigError(f"--pair: {exc}") from None
     banner = (f"  demo clock: {config.speedup:g}x (a simulated day every {86400 / config.speedup:.0f} s); "
-              f"fake Kraken at {demo.fake_url}")
+              f"fake Kraken at {demo.fake_url}" + (f", its stream at {demo.fake_stream.url}" if demo.fake_stream else ""))
     try:
         return serve_until_stopped(config, demo.exporter, demo, stop, banner=banner, duration=config.duration,
                                    web=web)

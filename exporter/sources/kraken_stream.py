@@ -268,8 +268,8 @@ class KrakenStream:
             delay = backoff_delay(attempt - 1 if attempt else 0, self._rng, self.max_backoff)
             self._failed_attempts += 1
             if was_live:
-                log.warning("Kraken executions stream lost (%s%s); reconnecting in %.1f s; OpenOrders keeps the counts "
-                            "meanwhile", reason, self._detail, delay)
+                log.warning("Kraken executions stream lost (%s%s); reconnecting in %.1f s; OpenOrders stands in for the "
+                            "counts meanwhile", reason, self._detail, delay)
             else:  # one line when it cannot come back, not one per attempt
                 (log.info if self._failed_attempts == 1 else log.debug)(
                     "Kraken executions stream not up (%s%s); trying again in %.1f s (and on, with backoff up to %.0f s)",
