@@ -8,8 +8,9 @@ from .core.clock import AcceleratedClock, ManualClock, SystemClock
 from .core.telemetry import CapacityTelemetry
 from .core.version import __version__
 from .service import CapacityExporter
-from .web.app import create_app, start_server
+from .web.app import HttpSettings, RunningServer, WebConfigFile, create_app, start_server
 from .web.status import add_capacity_fill_health, status_payload
+from .web.web_config import WebConfigError
 
 __all__ = [
     "AcceleratedClock",
@@ -17,8 +18,12 @@ __all__ = [
     "CapacityFillHealth",
     "CapacityInputs",
     "CapacityTelemetry",
+    "HttpSettings",
     "ManualClock",
+    "RunningServer",
     "SystemClock",
+    "WebConfigError",
+    "WebConfigFile",
     "__version__",
     "add_capacity_fill_health",
     "create_app",

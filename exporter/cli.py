@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     for name, text in COMMAND_HELP.items():
         add_arguments(sub.add_parser(name, help=text, description=text), name)
-    for name, text in ROLLOUT_HELP.items():  # listed here; parsed by exporter/rollout.py
+    for name, text in ROLLOUT_HELP.items():  # listed here; parsed by exporter/rollout/
         sub.add_parser(name, help=text, add_help=False)
     return parser
 

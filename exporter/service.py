@@ -99,17 +99,21 @@ class CapacityExporter:
         readings = [s.reading() for s in sources]
         now = self.clock.now()
         with self._forecast_lock:
+            for gone in self._headroom.keys() - {r.pair for r in readings}:  # a renamed or removed pair's history
+                del self._headroom[gone]
             return [self._with_forecast(reading, now) for reading in readings]
 
     def _with_forecast(self, reading: PairReading, now: float) -> PairReading:
         """Record the pair's headroom (once a minute is enough; see `HeadroomHistory`) and attach the forecast.
 
-        A blind pair records nothing and has no forecast: its headroom cannot be vouched for."""
+        A blind pair records nothing and has no forecast: its headroom cannot be vouched for. In the stop band the
+        forecast is 0 (the band is here now); above it, absent while the headroom is not falling."""
         history = self._headroom.setdefault(reading.pair, HeadroomHistory())
         if reading.blind or reading.health is None:  # (no health is blind too: said again for mypy)
             return reading
-        history.record(now, reading.health.open_order_headroom)
-        return dataclasses.replace(reading, forecast_seconds_to_stop=history.seconds_to_stop(now))
+        headroom = reading.health.open_order_headroom
+        history.record(now, headroom)
+        return dataclasses.replace(reading, forecast_seconds_to_stop=history.forecast(now, headroom))
 
 
 def add_standard_collectors(registry: CollectorRegistry) -> None:

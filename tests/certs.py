@@ -76,9 +76,9 @@ def _leaf(ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, common: str,
     return builder.sign(ca_key, hashes.SHA256()), key
 
 
-def make_pki(directory: Path, server_name: str = "server") -> Pki:
+def make_pki(directory: Path, server_name: str = "server", ca_name: str = "test CA") -> Pki:
     directory.mkdir(parents=True, exist_ok=True)
-    ca, ca_key = _ca("test CA")
+    ca, ca_key = _ca(ca_name)
     other_ca, other_ca_key = _ca("untrusted CA")
     server, server_key = _leaf(ca, ca_key, "127.0.0.1", server=True)
     client, client_key = _leaf(ca, ca_key, "prometheus", server=False)

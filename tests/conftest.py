@@ -31,7 +31,7 @@ def require_binary(name: str) -> str:
     """Path of a Debian-packaged binary; skip locally when absent, but fail in CI where .ci/run installs it."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} not installed (apt-get install prometheus prometheus-alertmanager chromium)"
+        message = f"{name} not installed (apt-get install prometheus prometheus-alertmanager chromium victoria-metrics)"
         if os.environ.get("CI") == "true":
             pytest.fail(f"{message}: CI must run this test")
         pytest.skip(message)

@@ -2,8 +2,9 @@
 
 It is fed only the calls the test's own generators marked valid (each generated value carries its verdict), and
 it implements the documented rules directly: stamps are the highest clock reading of an accepted call; an item
-leaves when it is stamped before `max(clock readings) - 24h`; percentiles are `statistics.median` and
-`sorted[ceil(0.95 n) - 1]` of what is left; drift runs are judged at Kraken refreshes.
+leaves when it is stamped before `max(clock readings) - 24h` (the hooks' readings and the telemetry's own
+clock read by a read, never a `now` a caller passes to a read, which is evaluated and forgotten); percentiles are
+`statistics.median` and `sorted[ceil(0.95 n) - 1]` of what is left; drift runs are judged at Kraken refreshes.
 """
 
 from __future__ import annotations
@@ -105,11 +106,16 @@ class NaiveTelemetry:
         self.recovery = self.recovery if recovery is None else recovery
         self.slots = self.slots if slots is None else slots
 
-    def kraken_refresh(self, now: float, count: int, at: float, malformed: int = 0) -> None:
-        if self.kraken_at is not None and at < self.kraken_at:
+    def kraken_refresh(self, now: float, count: int, at: float | None, malformed: int = 0) -> None:
+        """`at` None: no fetched_at given, so the newest reading there is: stamped with the newest clock reading."""
+        if at is not None and self.kraken_at is not None and at < self.kraken_at:
             self.reject("invalid_fetched_at")
             return
-        self.accept(now)
+        behind = self.accept(now)
+        if at is None:
+            at = self.hw
+            if behind:
+                self.errors["clock_went_backwards"] += 1
         if self.kraken_at is None or at - self.kraken_at > self.stale:
             self.drift_since = None
         self.kraken, self.kraken_at = count, at
@@ -124,11 +130,17 @@ class NaiveTelemetry:
         self.kraken = self.kraken_at = self.drift_since = None
 
     # -- reads --
+    def read_clock(self, clock_now: float) -> None:
+        """A read consults the telemetry's own clock: only that reading moves the mark."""
+        if math.isfinite(clock_now):
+            self.mark = max(self.mark, clock_now - DAY)
+
     def read(self, now: float) -> dict:
-        self.mark = max(self.mark, now - DAY)
-        opens = [s for s in self.opens if s >= self.mark]
-        cancels = [s for s in self.cancels if s >= self.mark]
-        values = [v for s, v in self.fills if s >= self.mark]
+        """The block at `now`, a caller's time or the clock's: evaluated at it, never saved."""
+        mark = max(self.mark, now - DAY)
+        opens = [s for s in self.opens if s >= mark]
+        cancels = [s for s in self.cancels if s >= mark]
+        values = [v for s, v in self.fills if s >= mark]
         kraken = self.kraken
         if kraken is not None and (self.kraken_at is None or now - self.kraken_at > self.stale):
             kraken = None

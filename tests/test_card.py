@@ -113,6 +113,25 @@ def test_the_card_says_stale_when_the_status_stops_answering(browser, exporter):
         page.close()
 
 
+@pytest.mark.parametrize(("asked", "used"), [("1", 1000), ("0", 5000), ("-5", 5000), ("nope", 5000),
+                                             ("1e20", 3600000), ("2500", 2500)])
+def test_a_crafted_refresh_ms_cannot_make_the_card_poll_faster_than_once_a_second(browser, exporter, asked, used):
+    exporter.add_pair("XDGUSD")
+    server = start_server(create_app(exporter))
+    page = browser.new_page()
+    fetches: list[str] = []
+    page.on("request", lambda request: fetches.append(request.url) if "api/status" in request.url else None)
+    try:
+        page.goto(server.url + f"/?refresh_ms={asked}")
+        page.get_by_test_id("badge").wait_for(timeout=10_000)
+        page.wait_for_timeout(2500)  # the window in which the fetches are counted
+        assert page.evaluate("REFRESH_MS") == used
+        assert 1 <= len(fetches) <= 1 + 2500 // used + 1  # the first, then one per interval (one more for timing)
+    finally:
+        page.close()
+        server.stop()
+
+
 def test_the_card_shows_one_pair_when_asked_and_every_pair_otherwise(browser, exporter):
     exporter.add_pair("XDGUSD")
     exporter.add_pair("XBTUSD")
@@ -265,3 +284,14 @@ def test_the_card_says_the_headroom_is_not_falling_when_there_is_no_forecast(bro
     telemetry, server = served
     telemetry.set_internal_counts(active_orders=100, recovery_orders=0, slot_count=10)
     assert card_text(browser, server.url + "/", "forecast") == "headroom not falling (6 h trend)"
+
+
+def test_the_card_says_the_stop_band_is_here_now_when_the_headroom_is_in_it(browser, served, clock):
+    telemetry, server = served
+    for active in (161, 161, 160):  # headroom 7, 7, 8: in the stop band, flat and then rising
+        clock.advance(60)
+        telemetry.set_internal_counts(active_orders=active, recovery_orders=0, slot_count=10)
+        block = requests.get(server.url + "/api/status", timeout=5).json()["capacity_fill_health"]
+        assert (block["status_band"], block["forecast_hours_to_stop"]) == ("stop", 0)
+    assert card_text(browser, server.url + "/", "badge") == "STOP"
+    assert card_text(browser, server.url + "/", "forecast") == "in the stop band now"

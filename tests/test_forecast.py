@@ -174,3 +174,67 @@ def test_a_pair_that_turns_blind_loses_its_forecast():
     clock.advance(3600)  # no hook call for an hour: blind
     assert registry.get_sample_value("krakenbot_pair_blind", {"pair": "XDGUSD"}) == 1
     assert registry.get_sample_value("krakenbot_forecast_seconds_to_stop_band", {"pair": "XDGUSD"}) is None
+
+
+def test_in_the_stop_band_the_forecast_is_zero_whatever_the_trend():
+    flat, rising, single, empty = HeadroomHistory(), HeadroomHistory(), HeadroomHistory(), HeadroomHistory()
+    for minute in range(5):
+        flat.record(minute * 60.0, 7)
+        rising.record(minute * 60.0, 5 + minute)  # 5 .. 9: rising, still below the edge
+    single.record(0.0, 3)
+    now = 4 * 60.0
+    assert flat.forecast(now, 7) == rising.forecast(now, 9) == single.forecast(0.0, 3) == empty.forecast(0.0, 0) == 0.0
+
+
+def test_at_the_edge_and_above_it_the_forecast_is_null_only_while_the_trend_is_flat_or_rising():
+    import statistics
+
+    flat_at_edge, flat_above, rising, falling, single = (HeadroomHistory() for _ in range(5))
+    times = [minute * 60.0 for minute in range(5)]
+    for t, value in zip(times, [14, 13, 12, 11, 10], strict=True):
+        flat_at_edge.record(t, STOP_HEADROOM)
+        flat_above.record(t, 30)
+        rising.record(t, 30 + t / 60)
+        falling.record(t, value)
+    single.record(0.0, 12)
+    now = times[-1]
+    assert flat_at_edge.forecast(now, STOP_HEADROOM) is None  # at the edge is not in the band (the band is < 10)
+    assert flat_above.forecast(now, 30) is None and rising.forecast(now, 34) is None
+    assert single.forecast(0.0, 12) is None  # too few points
+    fit = statistics.linear_regression(times, [14, 13, 12, 11, 10])
+    assert falling.forecast(now, STOP_HEADROOM) == pytest.approx((STOP_HEADROOM - fit.intercept) / fit.slope - now)
+
+
+def test_the_exporter_keeps_the_forecast_at_zero_while_the_headroom_stays_in_the_stop_band():
+    from prometheus_client import CollectorRegistry
+
+    from exporter import CapacityExporter, ManualClock, status_payload
+
+    clock = ManualClock(start=1_700_000_000.0)
+    registry = CollectorRegistry()
+    exporter = CapacityExporter(registry=registry, clock=clock)
+    telemetry = exporter.add_pair("XDGUSD")  # safe cap 168
+    for headroom in [9, 9, 9, 8, 5, 6, 7, 8, 9, 9, 12, 11, 9]:  # in the band: one point, flat, falling, rising
+        telemetry.set_internal_counts(active_orders=168 - headroom, recovery_orders=0, slot_count=10)
+        block = status_payload(exporter)["capacity_fill_health"]
+        gauge = registry.get_sample_value("krakenbot_forecast_seconds_to_stop_band", {"pair": "XDGUSD"})
+        if headroom < STOP_HEADROOM:
+            assert (block["status_band"], block["forecast_hours_to_stop"], gauge) == ("stop", 0, 0), headroom
+        clock.advance(60)
+
+
+def test_a_blind_pair_in_the_stop_band_has_no_forecast():
+    from prometheus_client import CollectorRegistry
+
+    from exporter import CapacityExporter, ManualClock, status_payload
+
+    clock = ManualClock(start=1_700_000_000.0)
+    registry = CollectorRegistry()
+    exporter = CapacityExporter(registry=registry, clock=clock)
+    telemetry = exporter.add_pair("XDGUSD", stale_after=300.0)
+    telemetry.set_internal_counts(active_orders=161, recovery_orders=0, slot_count=10)  # headroom 7
+    assert registry.get_sample_value("krakenbot_forecast_seconds_to_stop_band", {"pair": "XDGUSD"}) == 0
+    clock.advance(3600)  # no hook call for an hour: blind
+    assert registry.get_sample_value("krakenbot_pair_blind", {"pair": "XDGUSD"}) == 1
+    assert registry.get_sample_value("krakenbot_forecast_seconds_to_stop_band", {"pair": "XDGUSD"}) is None
+    assert status_payload(exporter)["capacity_fill_health"]["forecast_hours_to_stop"] is None

@@ -26,7 +26,7 @@ NOT_IN_CORE = ("prometheus_client", "requests", "krakenex", "socket", "http", "u
 PUBLIC_API = (
     "CapacityTelemetry", "CapacityExporter", "ManualClock", "SystemClock", "AcceleratedClock",
     "add_capacity_fill_health", "status_payload", "create_app", "start_server", "evaluate",
-    "CapacityInputs", "CapacityFillHealth",
+    "CapacityInputs", "CapacityFillHealth", "WebConfigFile", "WebConfigError", "HttpSettings", "RunningServer",
 )
 
 

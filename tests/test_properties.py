@@ -3,7 +3,8 @@
 Every generated value carries its verdict (valid, or the kind it must be rejected as), so the model never asks the
 code under test what is valid. Sequences mix hostile values (str/float/int/Decimal/None/NaN/inf/negative/huge/
 bytes volumes, vol_exec > vol, reused txids, 0/negative/NaN/future placed_at and fetched_at, clocks going
-backwards or NaN, txids and context with newlines and escapes, objects whose str() raises) with reads.
+backwards or NaN, txids and context with newlines and escapes, objects whose str() raises) with reads, at the
+clock's time and at any `now` a caller may pass (days ahead or behind, milliseconds for seconds, not a time at all).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 import statistics
 from decimal import Decimal
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -106,6 +108,12 @@ op = st.one_of(
     st.tuples(st.just("clock"), clock_step),
     st.tuples(st.just("nan_clock"), st.sampled_from(["status", "counts", "unavailable"])),
     st.tuples(st.just("read")),
+    st.tuples(st.just("read_at"), st.one_of(
+        st.sampled_from([("after", 2 * 86_400.0), ("after", 86_400.0), ("after", 86_401.0), ("after", 1.0),
+                         ("after", 0.0), ("after", -1.0), ("after", -86_400.0), ("after", -3 * 86_400.0),
+                         ("times", 1000.0), ("at", 0.0), ("at", -1e9),
+                         ("bad", math.nan), ("bad", math.inf), ("bad", -math.inf), ("bad", "now"), ("bad", 10**400)]),
+        st.tuples(st.just("after"), st.floats(min_value=-10 * 86_400, max_value=10 * 86_400, allow_nan=False)))),
 )
 
 
@@ -161,6 +169,8 @@ def apply(operation, telemetry, model, clock):
         clock.advance(operation[1])
     elif kind == "read":
         compare(telemetry, model, now)
+    elif kind == "read_at":
+        read_at(telemetry, model, now, *operation[1])
     elif kind == "nan_clock":
         clock.set(math.nan)
         try:
@@ -193,7 +203,7 @@ def apply(operation, telemetry, model, clock):
         elif fverdict in ("future", "bad") or (spec[0] == "zero"):
             model.reject("invalid_fetched_at")
         else:
-            model.kraken_refresh(now, verdict, now if fverdict is None else fverdict)
+            model.kraken_refresh(now, verdict, None if fetched is None else fverdict)
     elif kind == "kraken_rows":
         rows, spec, wrapped = operation[1:]
         fetched, fverdict = stamp_value(spec, now)
@@ -208,7 +218,7 @@ def apply(operation, telemetry, model, clock):
         else:
             matching = sum(1 for _, v in rows if v is True)
             malformed = sum(1 for _, v in rows if v == "malformed")
-            model.kraken_refresh(now, matching, now if fverdict is None else fverdict, malformed)
+            model.kraken_refresh(now, matching, None if fetched is None else fverdict, malformed)
     elif kind == "unavailable":
         telemetry.observe_kraken_unavailable()
         model.unavailable(now)
@@ -249,7 +259,22 @@ def apply_status(operation, telemetry, model, now):
     return model.ended(now, tx_v, ex_v)
 
 
-def compare(telemetry, model, now):
+def read_at(telemetry, model, clock_now, how, value):
+    """A read at a `now` of the caller's: evaluated at that time (equal to the model's), or refused when it is no
+    time at all; either way it changes nothing that later reads see (the sequence's later reads check that)."""
+    if how == "bad":
+        with pytest.raises(ValueError, match="now"):
+            telemetry.reading(value)
+        with pytest.raises(ValueError, match="now"):
+            telemetry.snapshot(value)
+        return
+    now = {"after": clock_now + value, "times": clock_now * value, "at": value}[how]
+    compare(telemetry, model, now, clock_now)
+    assert telemetry.snapshot(now) == telemetry.reading(now).health
+
+
+def compare(telemetry, model, now, clock_now=None):
+    model.read_clock(now if clock_now is None else clock_now)
     expected = model.read(now)
     reading = telemetry.reading(now)
     snap = reading.health

@@ -242,6 +242,23 @@ def test_pair_flag_overrides_the_payload(bot, registry):
     assert registry.get_sample_value("krakenbot_status_scrape_up", {"pair": "XBTUSD"}) == 1
 
 
+def test_a_bot_whose_pair_changes_leaves_no_series_and_no_forecast_history_under_the_old_name(scraper, exporter,
+                                                                                             registry, bot):
+    exporter.readings()  # before the first scrape: the placeholder pair
+    bot.payload["capacity_fill_health"]["status_band"] = "panic"  # a mistyped field, counted under the pair
+    assert scraper.scrape_once() == "ok"
+    exporter.readings()
+    assert gauge(registry, "krakenbot_status_field_errors_total", field="status_band") == 1
+    assert set(exporter._headroom) == {"XDGUSD"}  # the placeholder's history is gone
+    bot.payload["pair"] = "XBT/USD"
+    assert scraper.scrape_once() == "ok"
+    exporter.readings()
+    old = [s for f in registry.collect() for s in f.samples if s.labels.get("pair") == "XDGUSD"]
+    assert old == []
+    assert registry.get_sample_value("krakenbot_status_field_errors_total", {"pair": "XBTUSD", "field": "status_band"}) == 1
+    assert set(exporter._headroom) == {"XBTUSD"}
+
+
 def test_a_payload_without_a_pair_needs_the_flag(bot, registry):
     del bot.payload["pair"]
     s = BotStatusScraper(bot.url, ScrapeMetrics(registry))

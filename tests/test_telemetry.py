@@ -110,11 +110,12 @@ def test_events_older_than_a_day_drop_out_when_the_clock_advances_and_exactly_a_
     assert snap.status_band == "normal"
 
 
-def test_txids_are_forgotten_once_the_order_is_no_longer_open(telemetry):
+def test_a_txid_seen_partially_filled_is_remembered_as_ended_once_the_order_is_no_longer_open(telemetry, clock):
     telemetry.observe_order_status("TX1", "open", "13", "2")
-    assert "TX1" in telemetry._partial_seen
+    assert telemetry._events.txids.state("TX1") == ("seen", clock.now())
+    clock.advance(5)
     telemetry.observe_order_status("TX1", "closed", "13", "13")
-    assert "TX1" not in telemetry._partial_seen
+    assert telemetry._events.txids.state("TX1") == ("ended", clock.now())
 
 
 def test_txids_are_forgotten_after_a_day_and_the_reader_frees_their_memory(telemetry, clock):
@@ -122,14 +123,14 @@ def test_txids_are_forgotten_after_a_day_and_the_reader_frees_their_memory(telem
         telemetry.observe_order_status(f"P{i}", "open", "13", "2")
         telemetry.observe_order_status(f"C{i}", "canceled", "13", "0")
     clock.advance(DAY_SECONDS + 1)
-    assert len(telemetry._partial_seen) + len(telemetry._finished) == 100  # a hook does no expiry work
+    assert len(telemetry._events.txids) == 100  # a hook does no expiry work
     telemetry.snapshot()  # the reader lets every generation stamped before the mark go
-    assert len(telemetry._partial_seen) + len(telemetry._finished) == 0
+    assert len(telemetry._events.txids) == 0
     telemetry.observe_order_status("P0", "open", "13", "2")  # forgotten: a partial-open again
     telemetry.observe_order_status("C0", "canceled", "13", "1")  # forgotten: this cancel counts
     snap = telemetry.snapshot()
     assert (snap.partial_fill_open_events_1d, snap.partial_fill_cancel_events_1d) == (1, 1)
-    assert (list(telemetry._partial_seen), list(telemetry._finished)) == (["P0"], ["C0"])
+    assert list(telemetry._events.txids) == ["P0", "C0"]
 
 
 def test_a_forgotten_txid_is_forgotten_even_while_its_generation_is_still_held(telemetry, clock):
@@ -137,28 +138,28 @@ def test_a_forgotten_txid_is_forgotten_even_while_its_generation_is_still_held(t
     clock.advance(DAY_SECONDS + 1)
     telemetry.observe_order_status("NEW", "open", "13", "2")  # same generation, so OLD's memory is kept
     telemetry.snapshot()
-    assert "OLD" in telemetry._partial_seen
+    assert "OLD" in telemetry._events.txids
     telemetry.observe_order_status("OLD", "open", "13", "2")  # but it counts as a new partial-open
     assert telemetry.snapshot().partial_fill_open_events_1d == 2
 
 
 def test_txid_table_is_capped_even_within_a_day(telemetry):
-    telemetry._finished = TxidTable(10)
+    telemetry._events.txids = TxidTable(10)
     for i in range(25):
         telemetry.observe_order_status(f"C{i}", "canceled", "13", "0")
-    assert len(telemetry._finished) <= 10
+    assert len(telemetry._events.txids) <= 10
     telemetry.snapshot()  # the reader frees what the table let go, counting what was forgotten early
-    assert telemetry.hook_errors["txid_table_full"] == 25 - len(telemetry._finished)
+    assert telemetry.hook_errors["txid_table_full"] == 25 - len(telemetry._events.txids)
     assert MAX_TRACKED_TXIDS >= 10_000
 
 
 def test_a_flood_without_readers_keeps_the_txid_tables_bounded(telemetry):
-    telemetry._finished = TxidTable(10)
+    telemetry._events.txids = TxidTable(10)
     for i in range(1_000):
         telemetry.observe_order_status(f"C{i}", "canceled", "13", "0")
-    assert len(telemetry._finished._dropped) <= MAX_BACKLOG + 1
+    assert len(telemetry._events.txids._dropped) <= MAX_BACKLOG + 1
     telemetry.snapshot()
-    assert telemetry.hook_errors["txid_table_full"] == 1_000 - len(telemetry._finished)
+    assert telemetry.hook_errors["txid_table_full"] == 1_000 - len(telemetry._events.txids)
 
 
 @pytest.mark.parametrize(
@@ -321,6 +322,42 @@ def test_a_clock_jump_forward_expires_the_window(telemetry, clock):
     assert telemetry.snapshot().partial_fill_open_events_1d == 0
 
 
+def test_a_read_two_days_ahead_shows_that_day_and_forgets_nothing(telemetry, clock):
+    telemetry.observe_order_status("FILL1", "closed", "13", "13", placed_at=clock.now() - 60)
+    telemetry.observe_order_status("PART1", "open", "13", "2")
+    ahead = telemetry.snapshot(now=clock.now() + 2 * DAY_SECONDS)
+    assert (ahead.partial_fill_open_events_1d, ahead.median_fill_seconds_1d) == (0, None)
+    now = telemetry.snapshot()
+    assert (now.partial_fill_open_events_1d, now.median_fill_seconds_1d) == (1, 60.0)
+    clock.advance(1)
+    telemetry.observe_order_status("PART1", "canceled", "13", "2")  # after the read ahead: still counted
+    after = telemetry.snapshot()
+    assert (after.partial_fill_cancel_events_1d, after.status_band) == (1, "stop")
+
+
+def test_a_read_with_milliseconds_for_seconds_changes_nothing(telemetry, clock):
+    telemetry.observe_order_status("PART1", "open", "13", "2")
+    assert telemetry.reading(now=clock.now() * 1000).health.partial_fill_open_events_1d == 0
+    telemetry.observe_order_status("PART2", "open", "13", "2")
+    assert telemetry.snapshot().partial_fill_open_events_1d == 2
+
+
+def test_a_read_behind_the_clock_sees_what_is_still_held(telemetry, clock):
+    telemetry.observe_order_status("PART1", "open", "13", "2")
+    clock.advance(DAY_SECONDS + 1)
+    telemetry.observe_order_status("PART2", "open", "13", "2")
+    assert telemetry.snapshot(now=clock.now() - 2 * DAY_SECONDS).partial_fill_open_events_1d == 1
+
+
+@pytest.mark.parametrize("now", [math.nan, math.inf, -math.inf, "now", 10**400, True])
+def test_a_read_at_a_now_that_is_no_time_raises_value_error_and_changes_nothing(telemetry, now):
+    telemetry.observe_order_status("PART1", "open", "13", "2")
+    for read in (telemetry.snapshot, telemetry.reading, telemetry.kraken_data_age):
+        with pytest.raises(ValueError, match="now must be a finite Unix time"):
+            read(now)
+    assert telemetry.snapshot().partial_fill_open_events_1d == 1
+
+
 def test_hooks_record_when_they_last_ran(telemetry, clock):
     assert telemetry.last_update is None
     telemetry.set_internal_counts(active_orders=1)
@@ -378,6 +415,35 @@ def test_an_older_kraken_snapshot_than_the_one_recorded_is_rejected(telemetry, c
     assert telemetry.hook_errors == {"invalid_fetched_at": 1}
 
 
+@pytest.mark.parametrize("feed", ["count", "rows"])
+def test_a_kraken_count_without_fetched_at_after_the_clock_steps_back_is_the_newest_and_is_recorded(telemetry, clock,
+                                                                                                     feed):
+    def observe(n):
+        if feed == "count":
+            telemetry.observe_kraken_count(n)
+        else:
+            telemetry.observe_kraken_open_orders({f"O{i}": kraken_row("XDGUSD") for i in range(n)})
+
+    observe(5)
+    clock.advance(-3600)  # the system clock steps back an hour
+    observe(9)
+    reading = telemetry.reading()
+    assert reading.health.open_orders_kraken == 9  # not the old 5, "fresh" for the hour of the step
+    assert reading.kraken_data_age_seconds == 0
+    assert telemetry.hook_errors == {"clock_went_backwards": 1}
+    telemetry.observe_kraken_unavailable()  # and a failure still falls back at once
+    assert telemetry.snapshot().open_orders_kraken is None
+
+
+def test_an_explicit_fetched_at_older_than_the_recorded_count_stays_dropped_after_the_clock_steps_back(telemetry,
+                                                                                                        clock):
+    telemetry.observe_kraken_count(5)
+    clock.advance(-600)
+    telemetry.observe_kraken_count(9, fetched_at=clock.now())
+    assert telemetry.snapshot().open_orders_kraken == 5
+    assert telemetry.hook_errors == {"invalid_fetched_at": 1}
+
+
 @pytest.mark.parametrize("vol", [10**400, "1e400", b"13", Decimal("NaN"), Decimal("sNaN"), Decimal("-Infinity")])
 def test_huge_or_odd_volumes_are_invalid_volumes_not_internal_errors(telemetry, vol):
     telemetry.observe_order_status("TX", "open", vol, "1")
@@ -394,6 +460,29 @@ def test_a_nan_clock_is_rejected_and_trimming_goes_on_afterwards(telemetry, cloc
     clock.set(start + DAY_SECONDS + 1)
     assert telemetry.snapshot().partial_fill_open_events_1d == 0
     assert telemetry.snapshot().open_orders_internal == 0
+
+
+@pytest.mark.parametrize("reading", [0.0, -1.0, -1_700_000_000.0])
+def test_a_clock_at_or_before_1970_is_rejected_like_a_nan_clock(telemetry, clock, reading):
+    start = clock.now()
+    clock.set(reading)
+    telemetry.observe_order_status("TX1", "open", "13", "2")
+    telemetry.observe_order_status("TX2", "canceled", "13", "2")
+    telemetry.observe_kraken_count(3)
+    assert telemetry.hook_errors == {"invalid_clock": 3}
+    clock.set(start)
+    snap = telemetry.snapshot()
+    assert (snap.partial_fill_open_events_1d, snap.partial_fill_cancel_events_1d, snap.open_orders_kraken) == (0, 0, None)
+
+
+def test_hook_errors_is_a_copy_a_hook_cannot_change_under_a_reader(telemetry):
+    telemetry.observe_order_status("TX1", "open", "garbage", "0")
+    errors = telemetry.hook_errors
+    for _kind in errors:  # a hook adding a kind while a reader iterates (a live Counter raised RuntimeError here)
+        telemetry.observe_order_status(None, "open", "13", "0")
+    assert errors == {"invalid_volume": 1}
+    errors["invalid_volume"] = 99  # and the reader's copy is the reader's
+    assert telemetry.hook_errors == {"invalid_volume": 1, "invalid_txid": 1}
 
 
 class Unprintable:

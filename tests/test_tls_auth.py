@@ -244,3 +244,23 @@ def test_concurrent_requests_with_the_right_password_all_succeed(secured, pki):
     for t in threads:
         t.join(timeout=60)
     assert failures == [] and not any(t.is_alive() for t in threads)
+
+
+def test_an_embedding_bot_turns_on_tls_and_basic_auth_through_the_public_api_only(pki, tmp_path):
+    from prometheus_client import CollectorRegistry
+
+    import exporter as public
+
+    path = web_yml(pki, tmp_path / "web.yml", users={"prometheus": bcrypt_hash(PASSWORD)})
+    bot = public.CapacityExporter(registry=CollectorRegistry())
+    bot.add_pair("XDGUSD").set_internal_counts(active_orders=3, slot_count=1)
+    server = bot.serve("127.0.0.1", 0, web=public.WebConfigFile(path), settings=public.HttpSettings(threads=2))
+    try:
+        assert isinstance(server, public.RunningServer) and server.url.startswith("https://")
+        reply = requests.get(server.url + "/metrics", verify=str(pki.ca), auth=("prometheus", PASSWORD), timeout=10)
+        assert reply.status_code == 200 and "krakenbot_open_orders_headroom" in reply.text
+        assert requests.get(server.url + "/metrics", verify=str(pki.ca), timeout=10).status_code == 401
+    finally:
+        server.stop()
+    with pytest.raises(public.WebConfigError, match="cannot read"):
+        public.WebConfigFile(tmp_path / "missing.yml")

@@ -176,20 +176,79 @@ def test_the_command_serves_behind_the_users_of_its_web_config_file(tmp_path):
 
 def test_a_changed_file_is_reread_and_a_broken_change_keeps_the_previous_version(tmp_path, caplog):
     path = write(tmp_path / "web.yml", f"basic_auth_users:\n  alice: {bcrypt_hash('one')}\n")
-    web = WebConfigFile(path)
+    web = WebConfigFile(path, poll_interval=3600)  # only refresh() looks at the files here
     first = web.current()
     assert set(first.users) == {"alice"}
     write(path, f"basic_auth_users:\n  bob: {bcrypt_hash('two')}\n")
     os.utime(path, ns=(1, 1))  # a different mtime, even on a coarse clock
-    assert set(web.current().users) == {"bob"}
+    assert web.current() is first  # current() reads no file: the request path and the event loop never wait on one
+    assert web.refresh() and set(web.current().users) == {"bob"} and web.reload_error is None
+    assert not web.refresh()  # unchanged files: nothing to do
     with caplog.at_level(logging.ERROR):
         write(path, "basic_auth_users:\n  carol: not-a-hash\n")
         os.utime(path, ns=(2, 2))
+        assert not web.refresh()
         assert set(web.current().users) == {"bob"}  # never fail open, never drop to no auth
-    assert "cannot be used, keeping the previous one" in caplog.text and "carol" in caplog.text
+    assert "cannot be used" in caplog.text and "keeping the previous one" in caplog.text and "carol" in caplog.text
+    assert "basic_auth_users.carol" in web.reload_error
     write(path, f"basic_auth_users:\n  carol: {bcrypt_hash('three')}\n")
     os.utime(path, ns=(3, 3))
-    assert set(web.current().users) == {"carol"}
+    assert web.refresh() and set(web.current().users) == {"carol"} and web.reload_error is None
+
+
+def test_the_watcher_thread_applies_a_change_without_anyone_asking(tmp_path):
+    from tests.conftest import wait_for
+
+    path = write(tmp_path / "web.yml", f"basic_auth_users:\n  alice: {bcrypt_hash('one')}\n")
+    web = WebConfigFile(path, poll_interval=0.05)
+    try:
+        write(path, f"basic_auth_users:\n  bob: {bcrypt_hash('two')}\n")
+        os.utime(path, ns=(1, 1))
+        assert wait_for(lambda: set(web.current().users) == {"bob"}, timeout=10)
+        assert web.reloads == 1
+    finally:
+        web.close()
+
+
+def test_the_watcher_loads_a_change_only_once_the_files_have_settled(tmp_path):
+    path = write(tmp_path / "web.yml", f"basic_auth_users:\n  alice: {bcrypt_hash('one')}\n")
+    web = WebConfigFile(path, poll_interval=3600)  # the test plays the watcher: poll() is what it calls
+    write(path, "")  # caught halfway through a rewrite: as it stands, a file without users (no auth at all)
+    os.utime(path, ns=(1, 1))
+    assert not web.poll() and set(web.current().users) == {"alice"}
+    write(path, f"basic_auth_users:\n  bob: {bcrypt_hash('two')}\n")
+    os.utime(path, ns=(2, 2))
+    assert not web.poll() and set(web.current().users) == {"alice"}  # changed since the last poll: wait
+    assert web.poll() and set(web.current().users) == {"bob"}  # the same at two polls: loaded
+    assert web.reloads == 1  # the empty version was never in force
+
+
+def test_turning_tls_on_or_off_by_a_reload_is_refused_whole_and_named(tmp_path, pki, caplog):
+    plain = write(tmp_path / "plain.yml", f"basic_auth_users:\n  alice: {bcrypt_hash('one')}\n")
+    web = WebConfigFile(plain, poll_interval=3600)
+    with caplog.at_level(logging.ERROR):
+        write(plain, tls_block(pki) + f"basic_auth_users:\n  bob: {bcrypt_hash('two')}\n")
+        os.utime(plain, ns=(1, 1))
+        assert not web.refresh()
+    assert web.current().tls is None and set(web.current().users) == {"alice"}  # the users did not change either
+    assert web.reload_error is not None and "tls_server_config" in web.reload_error and "restart" in web.reload_error
+    assert "tls_server_config" in caplog.text
+    secure = write(tmp_path / "secure.yml", tls_block(pki))
+    web = WebConfigFile(secure, poll_interval=3600)
+    write(secure, "")
+    os.utime(secure, ns=(1, 1))
+    assert not web.refresh() and web.current().tls is not None and "tls_server_config" in web.reload_error
+
+
+def test_the_dummy_hash_is_kept_while_the_highest_cost_is_unchanged(tmp_path):
+    path = write(tmp_path / "web.yml", f"basic_auth_users:\n  alice: {bcrypt_hash('one', cost=5)}\n")
+    first = load_web_config(path)
+    write(path, f"basic_auth_users:\n  alice: {bcrypt_hash('one', cost=4)}\n  bob: {bcrypt_hash('two', cost=5)}\n")
+    same_cost = load_web_config(path, previous=first)
+    assert same_cost.dummy_hash == first.dummy_hash  # no new hash: a reload does no bcrypt work
+    write(path, f"basic_auth_users:\n  alice: {bcrypt_hash('one', cost=6)}\n")
+    higher = load_web_config(path, previous=same_cost)
+    assert higher.dummy_hash != first.dummy_hash and higher.dummy_hash.startswith(b"$2b$06$")
 
 
 def test_the_readme_web_config_and_prometheus_job_are_the_ones_tested(tmp_path, pki):

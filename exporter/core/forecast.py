@@ -4,7 +4,8 @@
 measured from the evaluation time, and returns the line's value `s` seconds later. `fit_trend` computes that
 line from (time, headroom) points; `seconds_to_stop` solves it for the moment the headroom reaches
 `STOP_HEADROOM`. The forecast is absent (None) when the headroom is not falling or there are fewer than two
-points, so a flat or rising grid never shows a countdown.
+points, so a flat or rising grid never shows a countdown. Once the headroom is in the stop band (below
+`STOP_HEADROOM`) the forecast is 0 whatever the trend (`HeadroomHistory.forecast`): the stop band is here now.
 
 `HeadroomHistory` is the exporter's own bounded, per-minute record of one pair's headroom, clock-injected:
 the card and /api/status (`forecast_hours_to_stop`) read it, and agree with the recording rule over the same
@@ -116,6 +117,13 @@ class HeadroomHistory:
     def hours_to_stop(self, now: float, stop_headroom: float = STOP_HEADROOM) -> float | None:
         seconds = self.seconds_to_stop(now, stop_headroom)
         return None if seconds is None else seconds / 3600.0
+
+    def forecast(self, now: float, headroom: float | None, stop_headroom: float = STOP_HEADROOM) -> float | None:
+        """Seconds to the stop band of a pair whose headroom is `headroom` now: 0 once it is in the band (below
+        `stop_headroom`); above it the trend's `seconds_to_stop` (None: flat or rising, or too few points)."""
+        if headroom is not None and headroom < stop_headroom:
+            return 0.0
+        return self.seconds_to_stop(now, stop_headroom)
 
     def __len__(self) -> int:
         return len(self._points)

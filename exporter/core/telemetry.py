@@ -1,28 +1,28 @@
 """`CapacityTelemetry`: the object a bot owns and calls from its poll loop (spec sections 1, 2, 4, 5).
 
 The hooks never raise and never do I/O under the lock. Each call either records a fully valid observation or
-counts exactly one kind of bad input (`hook_errors`; `/metrics` exports them as
-`krakenbot_hook_errors_total`), logs it at most once a minute per kind, and changes nothing else. One exception, for safety: a
-`canceled`/`expired` row with a valid `vol_exec > 0` is a partial-cancel even when its `vol` is bad (counted as
-a hook error too), because a possible phantom position must never be hidden by a flaw in another field.
+counts exactly one kind of bad input (`HookErrors`), logs it at most once a minute per kind, and changes nothing
+else. One exception, for safety: a `canceled`/`expired` row with a valid `vol_exec > 0` is a partial-cancel even
+when its `vol` is bad (counted as a hook error too), because a possible phantom position must never be hidden by a
+flaw in another field.
 
-Time. Every accepted hook call raises the high-water mark `hw` (the highest clock reading seen); events are
-stamped with `hw`, so a clock that goes backwards loses no event (counted as `clock_went_backwards`). Everything
-stamped before `max(hw, any read's now) - 24h` has left: an event exactly 24h old is still counted, as in the
-reference bot. Removal is the reader's job, in short batches under the lock, so no hook does O(n) (or any)
-expiry work and a hook never waits long for a reader; the caps bound memory between reads.
-
-All state sits behind one lock; a read copies a handful of numbers under it and evaluates outside it.
+What a telemetry holds, each part in its own module, all behind one lock:
+- `EventRecord` (event_record.py): the 24h windows, the event totals, the remembered txids and the marks of time,
+  with the read and expiry side (how a read moves them on and counts them);
+- `KrakenCount` (kraken_count.py): Kraken's count of the pair and the drift run against the bot's count;
+- `HookErrors` (hook_errors.py): rejection accounting and rate-limited logging;
+- the bot's own counts (active, recovery, slots).
+A read copies a handful of numbers under the lock (`_capture`) and evaluates outside it. Another capacity fed by the
+same hooks is one more such part: the hook paths below are where an order is seen open (`see_open`), ends, or is
+cancelled (with the `placed_at` the caller gave), and `_capture` is where its number would be read.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import threading
 from bisect import bisect_left
-from collections import Counter
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -30,6 +30,8 @@ from . import logtext
 from .capacity import CapacityFillHealth, CapacityInputs, evaluate
 from .clock import Clock, SystemClock
 from .counters import FILL_DURATION_BUCKETS, EventCounts
+from .event_record import EventRecord, release
+from .hook_errors import HookErrors
 from .inputs import (
     MAX_TXID_LENGTH,
     ORDER_STATUSES,
@@ -41,6 +43,7 @@ from .inputs import (
     check_txid,
     check_volume,
 )
+from .kraken_count import KrakenCount, count_rows
 from .pairs import PairNames
 from .reading import PairReading
 from .thresholds import (
@@ -51,21 +54,18 @@ from .thresholds import (
     HOOK_STALE_AFTER_SECONDS,
     KRAKEN_STALE_AFTER_SECONDS,
 )
-from .txids import TxidTable
-from .windows import DAY_SECONDS, RollingEventWindow, RollingValueWindow
+from .windows import DAY_SECONDS
 
 log = logging.getLogger("kraken_capacity_exporter")
 
 CANARY_MARKER = "PHANTOM_POSITION_CANARY"
 MAX_CLOCK_AHEAD_SECONDS = 60.0  # how far Kraken's clock (a `closed_at`) may run ahead of ours
-MAX_TRACKED_TXIDS = 100_000  # per table (partial-open txids, finished txids)
-READ_EXPIRY_BUDGET = 512  # expired items a read removes per hold of the lock
-_LOG_EVERY_SECONDS = 60.0
-_MATCH_CACHE_SIZE = 1024
-_BUCKETS = FILL_DURATION_BUCKETS
+MAX_TRACKED_TXIDS = 200_000  # orders remembered: seen partially filled, or ended (one table)
+_BUCKETS = tuple(float(edge) for edge in FILL_DURATION_BUCKETS)  # floats: a float key bisects them twice as fast
 _bucket = bisect_left
 _INF = math.inf
 _STATUSES = {status: status for status in ORDER_STATUSES}  # the exact spellings, found without lowering
+_BAD_CLOCK = "is not a positive finite time"
 
 
 class _State(NamedTuple):
@@ -104,34 +104,16 @@ class CapacityTelemetry:
             max_window_events=max_window_events,
         )
         self.names = PairNames.offline(pair)
-        self.kraken_stale_after = float(kraken_stale_after)
         self.stale_after = float(stale_after)
-        self.drift_threshold = drift_threshold
-        self.drift_persist_seconds = float(drift_persist_seconds)
         self.clock = clock or SystemClock()
-
         self._lock = threading.Lock()
-        self._partial_open = RollingEventWindow(max_items=max_window_events)
-        self._partial_cancel = RollingEventWindow(max_items=max_window_events)
-        self._fill_durations = RollingValueWindow(max_items=max_window_events)
-        self._partial_seen = TxidTable(MAX_TRACKED_TXIDS)  # txid -> stamp when last seen partially filled
-        self._finished = TxidTable(MAX_TRACKED_TXIDS)  # txid -> stamp when it ended
-        self._hw = -_INF  # highest clock reading of an accepted hook call: the stamp of new events
-        self._mark = -_INF  # everything stamped before this has left the 24h windows and txid tables
+        self._events = EventRecord(max_window_events, MAX_TRACKED_TXIDS)
+        self._kraken = KrakenCount(float(kraken_stale_after), drift_threshold, float(drift_persist_seconds))
+        self._errors = HookErrors(self._lock, self.names.label)
         self._active = 0
         self._recovery = 0
         self._slots = 0
-        self._kraken_count: int | None = None
-        self._kraken_at: float | None = None
-        self._drift_since: float | None = None
-        self._last_update: float | None = None
         self._match_cache: dict[str, bool] = {}
-        self._opens_total = 0
-        self._cancels_total = 0
-        self._fill_buckets = [0] * (len(FILL_DURATION_BUCKETS) + 1)
-        self._fill_sum = 0.0
-        self.hook_errors: Counter[str] = Counter()
-        self._last_logged: dict[str, float] = {}
         started = self._now()
         self.window_started_at: float | None = float(started) if _finite(started) else None
 
@@ -148,6 +130,25 @@ class CapacityTelemetry:
     def pair(self) -> str:
         """The exported `pair` label (Kraken's REST altname)."""
         return self.names.label
+
+    @property
+    def kraken_stale_after(self) -> float:
+        return self._kraken.stale_after
+
+    @property
+    def drift_threshold(self) -> int:
+        return self._kraken.drift_threshold
+
+    @property
+    def drift_persist_seconds(self) -> float:
+        return self._kraken.drift_persist_seconds
+
+    @property
+    def hook_errors(self) -> dict[str, int]:
+        """What the hooks could not record (and conditions they met), by kind: a copy, taken under the lock."""
+        with self._lock:
+            self._collect_forgotten()
+            return self._errors.copy()
 
     def set_pair_names(self, names: PairNames) -> None:
         """Replace the offline aliases with the names Kraken's `AssetPairs` reported (label unchanged)."""
@@ -175,81 +176,74 @@ class CapacityTelemetry:
         """
         try:
             now = self._now()
-            if now - now != 0.0:
-                return self._reject(None, "invalid_clock", "is not a finite time", "now", now)
+            if not 0.0 < now < _INF:
+                return self._errors.reject(None, "invalid_clock", _BAD_CLOCK, "now", now)
             if type(txid) is not str or not 0 < len(txid) <= MAX_TXID_LENGTH:
                 checked = check_txid(txid)
                 if isinstance(checked, Rejected):
-                    return self._reject(now, *checked, "txid", txid)
+                    return self._errors.reject(now, *checked, "txid", txid)
                 txid = checked
             kind = _STATUSES.get(status) if type(status) is str else None
             if kind is None:
                 checked_status = check_status(status)
                 if isinstance(checked_status, Rejected):
-                    return self._reject(now, *checked_status, "status", status)
+                    return self._errors.reject(now, *checked_status, "status", status)
                 kind = checked_status
             if kind != "open":
                 if kind == "closed":
                     self._closed(now, txid, placed_at, closed_at)
                 elif kind == "pending":
                     with self._lock:
-                        self._accept(now)
+                        self._events.accept(now)
                 else:
                     self._ended(now, txid, kind, vol, vol_exec, context)
                 return
-            # `open`, the common poll: inlined, the cheapest path (`_accept` and `_event_added` are written out here on
-            # purpose: calling them costs the common poll about 7% of issue 11's 3x hook-cost target)
+            # `open`, the common poll: inlined, the cheapest path (`EventRecord.accept` is written out here on
+            # purpose: calling it costs the common poll about 7% of issue 11's 3x hook-cost target)
             volume = executed = -1.0
             if type(vol) is str and type(vol_exec) is str:  # Kraken's own form: parsed inline
                 try:
                     volume = float(vol)
                 except ValueError:
-                    return self._reject(now, "invalid_volume", "is not a number", "vol", vol)
+                    return self._errors.reject(now, "invalid_volume", "is not a number", "vol", vol)
                 try:
                     executed = float(vol_exec)
                 except ValueError:
                     if 0.0 <= volume < _INF:  # vol is fine, so vol_exec is the first bad field
-                        return self._reject(now, "invalid_volume", "is not a number", "vol_exec", vol_exec)
+                        return self._errors.reject(now, "invalid_volume", "is not a number", "vol_exec", vol_exec)
             if not 0.0 <= executed <= volume < _INF:  # anything else: the careful path, vol first
                 checked_vol = check_volume(vol)
                 if isinstance(checked_vol, Rejected):
-                    return self._reject(now, *checked_vol, "vol", vol)
+                    return self._errors.reject(now, *checked_vol, "vol", vol)
                 checked_exec = check_volume(vol_exec)
                 if isinstance(checked_exec, Rejected):
-                    return self._reject(now, *checked_exec, "vol_exec", vol_exec)
+                    return self._errors.reject(now, *checked_exec, "vol_exec", vol_exec)
                 volume, executed = checked_vol, checked_exec
                 if executed > volume:
-                    return self._reject(now, "vol_exec_exceeds_vol", f"> vol={logtext.text(vol)}", "vol_exec", vol_exec)
-            with self._lock:
-                behind = now < self._hw
+                    return self._errors.reject(now, "vol_exec_exceeds_vol", f"> vol={logtext.text(vol)}", "vol_exec",
+                                               vol_exec)
+            events, lock = self._events, self._lock
+            lock.acquire()  # (not `with`: its protocol costs the common poll 50 ns, a sixth of a Counter.inc())
+            try:
+                behind = now < events.hw
                 if not behind:
-                    self._hw = now
-                    if now - DAY_SECONDS > self._mark:
-                        self._mark = now - DAY_SECONDS
-                self._last_update = now
-                mark = self._mark
-                ended = self._finished.get(txid)
-                if ended is not None and ended >= mark:  # already final: a late `open` row changes nothing
-                    return
-                seen_table = self._partial_seen
-                seen = seen_table.get(txid)
-                if seen is not None and seen >= mark:
-                    if seen_table.put(txid, self._hw):
-                        self._free_backlog(seen_table)
-                    return
-                if executed == 0.0 or executed == volume:
-                    return
-                hw = self._hw
-                if seen_table.put(txid, hw):  # a new partial-open (an entry before the mark is forgotten)
-                    self._free_backlog(seen_table)
-                self._opens_total += 1
-                if behind:
-                    self._note("clock_went_backwards")
-                out = self._partial_open.append(hw)
+                    events.hw = now
+                    if now - DAY_SECONDS > events.mark:
+                        events.mark = now - DAY_SECONDS
+                events.last_update = now
+                hw, mark = events.hw, events.mark
+                if not events.txids.see_open(txid, hw, mark, 0.0 < executed < volume):
+                    return  # not a new partial-open: unfilled, already seen partially filled, or already ended
+                events.opens_total += 1
+                out = events.partial_open.append(hw)
                 if out is not None and out >= mark:
-                    self._note("window_overflow")
+                    self._errors.note("window_overflow")
+                if behind:
+                    self._errors.note("clock_went_backwards")
+            finally:
+                lock.release()
         except Exception as exc:  # a hook must never raise into the bot's loop
-            self._internal_error(exc)
+            self._errors.internal_error(exc)
 
     def set_internal_counts(
         self, active_orders: Any = None, recovery_orders: Any = None, slot_count: Any = None
@@ -257,8 +251,8 @@ class CapacityTelemetry:
         """The bot's own view: active + recovery orders, and its slot count. None leaves a value as is."""
         try:
             now = self._now()
-            if now - now != 0.0:
-                return self._reject(None, "invalid_clock", "is not a finite time", "now", now)
+            if not 0.0 < now < _INF:
+                return self._errors.reject(None, "invalid_clock", _BAD_CLOCK, "now", now)
             values: list[int | None] = []
             for name, value in (("active_orders", active_orders), ("recovery_orders", recovery_orders),
                                 ("slot_count", slot_count)):
@@ -267,11 +261,11 @@ class CapacityTelemetry:
                     continue
                 checked = check_count(value)
                 if isinstance(checked, Rejected):
-                    return self._reject(now, *checked, name, value)
+                    return self._errors.reject(now, *checked, name, value)
                 values.append(checked)  # type: ignore[arg-type]
             active, recovery, slots = values
             with self._lock:
-                self._accept(now)
+                self._events.accept(now)
                 if active is not None:
                     self._active = active
                 if recovery is not None:
@@ -279,94 +273,96 @@ class CapacityTelemetry:
                 if slots is not None:
                     self._slots = slots
         except Exception as exc:
-            self._internal_error(exc)
+            self._errors.internal_error(exc)
 
     def observe_kraken_open_orders(self, open_orders: Any, fetched_at: Any = None) -> None:
         """Count this pair's rows in an `OpenOrders` reply the bot already fetched (`result["open"]`).
 
         The whole `result` (with its `open` key) is accepted too. Only well-formed rows are counted; a
-        malformed row is counted as `malformed_kraken_row`. `fetched_at` (Unix seconds, default now) dates it.
+        malformed row is counted as `malformed_kraken_row`. `fetched_at` (Unix seconds) dates it; without it the
+        reply is the newest there is (see `observe_kraken_count`).
         """
         try:
             now = self._now()
-            if now - now != 0.0:
-                return self._reject(None, "invalid_clock", "is not a finite time", "now", now)
+            if not 0.0 < now < _INF:
+                return self._errors.reject(None, "invalid_clock", _BAD_CLOCK, "now", now)
             rows = open_orders
             if isinstance(rows, Mapping) and "open" in rows:  # the whole `result`; no txid is "open"
                 rows = rows["open"]
             if not isinstance(rows, Mapping):
-                return self._reject(now, "malformed_kraken_reply", "is not a mapping of txid to order",
-                                    "open", type(rows).__name__)
-            at = now if fetched_at is None else check_timestamp(fetched_at, now, "invalid_fetched_at")
+                return self._errors.reject(now, "malformed_kraken_reply", "is not a mapping of txid to order",
+                                           "open", type(rows).__name__)
+            at = None if fetched_at is None else check_timestamp(fetched_at, now, "invalid_fetched_at")
             if isinstance(at, Rejected):
-                return self._reject(now, *at, "fetched_at", fetched_at)
-            count, malformed = self._count_rows(rows)
-            self._record_kraken(now, count, at, malformed)  # type: ignore[arg-type]
+                return self._errors.reject(now, *at, "fetched_at", fetched_at)
+            count, malformed = count_rows(rows, self.names, self._match_cache)
+            self._record_kraken(now, count, at, malformed)
         except Exception as exc:
-            self._internal_error(exc)
+            self._errors.internal_error(exc)
 
     def observe_kraken_count(self, count: Any, fetched_at: Any = None) -> None:
-        """Record an already-counted Kraken open-order number for this pair."""
+        """Record an already-counted Kraken open-order number for this pair.
+
+        `fetched_at` (Unix seconds) dates it, and one older than the count recorded is dropped (`invalid_fetched_at`).
+        Without it the count is the newest there is: it is recorded at the newest clock reading, even when the clock
+        has stepped back since (counted as `clock_went_backwards`, as for events).
+        """
         try:
             now = self._now()
-            if now - now != 0.0:
-                return self._reject(None, "invalid_clock", "is not a finite time", "now", now)
+            if not 0.0 < now < _INF:
+                return self._errors.reject(None, "invalid_clock", _BAD_CLOCK, "now", now)
             checked = check_count(count)
             if isinstance(checked, Rejected):
-                return self._reject(now, *checked, "kraken_open_orders", count)
-            at = now if fetched_at is None else check_timestamp(fetched_at, now, "invalid_fetched_at")
+                return self._errors.reject(now, *checked, "kraken_open_orders", count)
+            at = None if fetched_at is None else check_timestamp(fetched_at, now, "invalid_fetched_at")
             if isinstance(at, Rejected):
-                return self._reject(now, *at, "fetched_at", fetched_at)
-            self._record_kraken(now, checked, at, 0)  # type: ignore[arg-type]
+                return self._errors.reject(now, *at, "fetched_at", fetched_at)
+            self._record_kraken(now, checked, at, 0)
         except Exception as exc:
-            self._internal_error(exc)
+            self._errors.internal_error(exc)
 
     def observe_kraken_unavailable(self) -> None:
         """The latest Kraken refresh failed: fall back to the internal count now, not after staleness."""
         try:
             now = self._now()
-            if now - now != 0.0:
-                return self._reject(None, "invalid_clock", "is not a finite time", "now", now)
+            if not 0.0 < now < _INF:
+                return self._errors.reject(None, "invalid_clock", _BAD_CLOCK, "now", now)
             with self._lock:
-                self._accept(now)
-                self._kraken_count = None
-                self._kraken_at = None
-                self._drift_since = None
+                self._events.accept(now)
+                self._kraken.clear()
         except Exception as exc:
-            self._internal_error(exc)
+            self._errors.internal_error(exc)
 
     # ---- reads -------------------------------------------------------------------------------
 
     def snapshot(self, now: float | None = None) -> CapacityFillHealth:
-        """The spec's `capacity_fill_health` block at `now`."""
-        now = self._now() if now is None else now
-        return evaluate(self._capture(now).inputs)
+        """The spec's `capacity_fill_health` block now, or at a caller's `now` (Unix seconds).
+
+        A read never changes what is recorded: only the telemetry's own clock moves the 24h windows on. A caller's
+        `now` is evaluated and forgotten: ahead of the clock it leaves out what will have left the windows by then,
+        behind it sees what is still held. A `now` that is not a finite number raises ValueError.
+        """
+        clock_now = self._now()
+        return evaluate(self._capture(clock_now, clock_now if now is None else _caller_time(now)).inputs)
 
     def reading(self, now: float | None = None) -> PairReading:
-        """Snapshot plus the state /metrics and /api/status export beside it, including whether it is blind."""
-        now = self._now() if now is None else now
+        """Snapshot plus the state /metrics and /api/status export beside it, including whether it is blind
+        (`now` as in `snapshot`)."""
+        clock_now = self._now()
+        now = clock_now if now is None else _caller_time(now)
         if not _finite(now):
             return PairReading(pair=self.pair, health=None, safety_ratio=self.safety_ratio, blind=True,
                                window_started_at=self.window_started_at,
                                problem="the clock returned a time that is not a finite number")
-        state = self._capture(now)
-        last = state.last_update
-        started = self.window_started_at
-        if last is None and started is not None and now - started <= self.stale_after:
-            problem: str | None = None  # just created: the bot has until the stale limit to call a hook
-        elif last is None:
-            problem = f"no hook call since the telemetry was created (stale after {self.stale_after:g} s): is the bot feeding it?"
-        elif now - last > self.stale_after:
-            problem = f"no hook call for {now - last:.0f} s (stale after {self.stale_after:g} s): is the bot's loop stuck?"
-        else:
-            problem = None
+        state = self._capture(clock_now, now)
+        problem = self._silence(now, state.last_update)
         return PairReading(
             pair=self.pair,
             health=evaluate(state.inputs),
             safety_ratio=self.safety_ratio,
             slot_count=state.inputs.slot_count,
             kraken_data_age_seconds=None if state.kraken_at is None else max(0.0, now - state.kraken_at),
-            last_update=last,
+            last_update=state.last_update,
             problem=problem,
             blind=problem is not None,
             window_started_at=self.window_started_at,
@@ -375,35 +371,24 @@ class CapacityTelemetry:
 
     def kraken_data_age(self, now: float | None = None) -> float | None:
         """Seconds since the last Kraken snapshot, or None if there was none (or it was marked failed)."""
-        now = self._now() if now is None else now
+        now = self._now() if now is None else _caller_time(now)
         with self._lock:
-            at = self._kraken_at
+            at = self._kraken.at
         return None if at is None else max(0.0, now - at)
 
     @property
     def last_update(self) -> float | None:
         """When a hook last recorded something: a liveness signal for the bot's loop."""
-        return self._last_update
+        return self._events.last_update
 
-    # ---- internals: the hook path (all `_apply`-style helpers run with the lock held) ---------
-
-    def _accept(self, now: float) -> bool:
-        """Start applying an accepted call at `now`; True when the clock is behind the high-water mark."""
-        behind = now < self._hw
-        if not behind:
-            self._hw = now
-            horizon = now - DAY_SECONDS
-            if horizon > self._mark:
-                self._mark = horizon
-        self._last_update = now
-        return behind
+    # ---- internals: the hook paths -------------------------------------------------------------
 
     def _closed(self, now: float, txid: str, placed_at: Any, closed_at: Any) -> None:
         closed = now
         if closed_at is not None:
             checked_close = check_timestamp(closed_at, now + MAX_CLOCK_AHEAD_SECONDS, "invalid_closed_at")
             if isinstance(checked_close, Rejected):
-                return self._reject(now, *checked_close, "closed_at", closed_at)
+                return self._errors.reject(now, *checked_close, "closed_at", closed_at)
             closed = checked_close
         placed: float | Rejected | None
         if type(placed_at) is float and 0.0 < placed_at <= closed:  # the common case, checked inline
@@ -413,27 +398,34 @@ class CapacityTelemetry:
         else:
             placed = check_timestamp(placed_at, closed, "invalid_placed_at")
             if isinstance(placed, Rejected):
-                return self._reject(now, *placed, "placed_at", placed_at)
-        with self._lock:
-            behind = self._accept(now)
-            self._partial_seen.pop(txid)
-            finished = self._finished
-            ended = finished.get(txid)
-            if ended is not None and ended >= self._mark:
-                return
-            if finished.put(txid, self._hw):
-                self._free_backlog(finished)
-            if placed is None:
-                return
+                return self._errors.reject(now, *placed, "placed_at", placed_at)
+        events, lock = self._events, self._lock
+        lock.acquire()  # a fill, the second most common call: written out as the `open` path is
+        try:
+            behind = now < events.hw
+            if not behind:
+                events.hw = now
+                if now - DAY_SECONDS > events.mark:
+                    events.mark = now - DAY_SECONDS
+            events.last_update = now
+            hw, mark = events.hw, events.mark
+            if not events.txids.end(txid, hw, mark) or placed is None:
+                return  # already ended (a terminal order polled twice counts once), or no fill time to record
             duration = closed - placed
-            self._event_added(behind, self._fill_durations.append(self._hw, duration))
-            self._fill_buckets[_bucket(_BUCKETS, duration)] += 1
-            self._fill_sum += duration
+            events.fill_buckets[_bucket(_BUCKETS, duration)] += 1
+            events.fill_sum += duration
+            out = events.fills.append(hw, duration)
+            if out is not None and out >= mark:
+                self._errors.note("window_overflow")
+            if behind:
+                self._errors.note("clock_went_backwards")
+        finally:
+            lock.release()
 
     def _ended(self, now: float, txid: str, status: str, vol: Any, vol_exec: Any, context: dict[str, Any]) -> None:
         executed = check_volume(vol_exec)
         if isinstance(executed, Rejected):
-            return self._reject(now, *executed, "vol_exec", vol_exec)
+            return self._errors.reject(now, *executed, "vol_exec", vol_exec)
         volume = check_volume(vol)
         flaw: tuple[str, str, str, Any] | None = None
         if isinstance(volume, Rejected):
@@ -441,24 +433,19 @@ class CapacityTelemetry:
         elif executed > volume:
             flaw = ("vol_exec_exceeds_vol", f"> vol={logtext.text(vol)}", "vol_exec", vol_exec)
         if flaw is not None:
-            self._reject(now, *flaw)
+            self._errors.reject(now, *flaw)
             if not executed > 0.0:
                 return  # nothing safety-relevant to keep: the whole row is rejected
-        counted = False
+        events = self._events
         with self._lock:
-            behind = self._accept(now)
-            self._partial_seen.pop(txid)
-            ended = self._finished.get(txid)
-            if ended is not None and ended >= self._mark:
+            behind = events.accept(now)
+            if not events.txids.end(txid, events.hw, events.mark) or not executed > 0.0:
                 return
-            if self._finished.put(txid, self._hw):
-                self._free_backlog(self._finished)
-            if executed > 0.0:
-                self._cancels_total += 1
-                self._event_added(behind, self._partial_cancel.append(self._hw))
-                counted = True
-        if counted:
-            self._canary(txid, status, executed, vol, context)
+            if events.add_partial_cancel():
+                self._errors.note("window_overflow")
+            if behind:
+                self._errors.note("clock_went_backwards")
+        self._canary(txid, status, executed, vol, context)
 
     def _canary(self, txid: str, status: str, executed: float, vol: Any, context: dict[str, Any]) -> None:
         """The PHANTOM_POSITION_CANARY line: always written, every caller value escaped."""
@@ -469,174 +456,83 @@ class CapacityTelemetry:
         log.warning("%s pair=%s txid=%s status=%s vol_exec=%.8f vol=%s%s", CANARY_MARKER, self.pair,
                     logtext.text(txid), status, executed, logtext.number(vol), extra)
 
-    def _count_rows(self, rows: Mapping[Any, Any]) -> tuple[int, int]:
-        """Rows of this pair, and malformed rows, in an OpenOrders `open` mapping (computed outside the lock)."""
-        cache = self._match_cache
-        count = malformed = 0
-        for row in rows.values():
-            try:
-                pair = row["descr"]["pair"]
-            except Exception:
-                malformed += 1
-                continue
-            match = cache.get(pair) if type(pair) is str else None
-            if match is None:
-                if not isinstance(pair, str):
-                    malformed += 1
-                    continue
-                match = self.names.matches(pair)
-                if len(cache) < _MATCH_CACHE_SIZE and type(pair) is str:
-                    cache[pair] = match
-            if match:
-                count += 1
-        return count, malformed
-
-    def _record_kraken(self, now: float, count: int, at: float, malformed: int) -> None:
-        """A Kraken refresh: judge the drift run here, against the internal count of this moment."""
+    def _record_kraken(self, now: float, count: int, fetched_at: float | None, malformed: int) -> None:
+        """A Kraken refresh fetched at `fetched_at`, or (None) just now: the newest there is, stamped with the newest
+        clock reading however the clock stepped."""
         with self._lock:
-            previous = self._kraken_at
-            if previous is not None and at < previous:
-                rejected = True
-            else:
-                rejected = False
-                self._accept(now)
-                if previous is None or at - previous > self.kraken_stale_after:
-                    self._drift_since = None  # a stale gap (or no data before) ends a drift run
-                self._kraken_count = count
-                self._kraken_at = at
-                if abs(count - (self._active + self._recovery)) < self.drift_threshold:
-                    self._drift_since = None
-                elif self._drift_since is None:
-                    self._drift_since = at
+            events, kraken = self._events, self._kraken
+            rejected = fetched_at is not None and kraken.is_older(fetched_at)
+            if not rejected:
+                behind = events.accept(now)
+                if fetched_at is None and behind:
+                    self._errors.note("clock_went_backwards")
+                kraken.record(count, events.hw if fetched_at is None else fetched_at, self._active + self._recovery)
                 if malformed:
-                    self.hook_errors["malformed_kraken_row"] += malformed
+                    self._errors.note("malformed_kraken_row", malformed)
         if rejected:
-            self._reject(now, "invalid_fetched_at", "is before the snapshot already recorded", "fetched_at", at)
-
-    def _event_added(self, behind: bool, out: float | None) -> None:
-        """Count the conditions of an event just stamped with `hw`: the clock was `behind` it, or the window's cap
-        pushed out `out` while it was still in the window."""
-        if behind:
-            self._note("clock_went_backwards")
-        if out is not None and out >= self._mark:
-            self._note("window_overflow")
-
-    def _note(self, kind: str) -> None:
-        """Count a condition of an accepted call (not a rejection): no log line, the lock is held."""
-        self.hook_errors[kind] += 1
-
-    def _expire(self, budget: int) -> bool:
-        """Remove up to `budget` items stamped before the mark (reads only); True when none is left anywhere.
-
-        Hooks never expire anything: the caps bound memory between reads (an expired item pushed out by the
-        cap is not counted as overflow), and lookups compare stamps with the mark, so what has left the window
-        is gone for the hooks even while it still takes memory.
-        """
-        mark = self._mark
-        done = True
-        for window in (self._partial_open, self._partial_cancel, self._fill_durations):
-            budget -= window.expire(mark, budget)
-            if window.front() < mark:
-                done = False
-        self._partial_seen.expire(mark)
-        self._finished.expire(mark)
-        return done
-
-    def _reject(self, now: float | None, kind: str, reason: str, field: str, value: Any) -> None:
-        """Count one rejected input (lock taken here), and log it at most once a minute per kind.
-
-        `now` None: no usable time (a broken clock): then only the 1st, 2nd, 4th, 8th … rejection is logged.
-        """
-        errors = self.hook_errors
-        with self._lock:
-            count = errors[kind] + 1
-            errors[kind] = count
-            if now is None:
-                should_log = count & (count - 1) == 0
-            else:
-                last = self._last_logged.get(kind)
-                should_log = last is None or not 0.0 <= now - last < _LOG_EVERY_SECONDS
-                if should_log:
-                    self._last_logged[kind] = now
-        if should_log:
-            log.warning("capacity telemetry hook rejected input pair=%s kind=%s: %s=%s %s",
-                        self.pair, kind, field, logtext.text(value), reason)
-
-    def _internal_error(self, exc: Exception) -> None:
-        with contextlib.suppress(Exception):  # the lock failed too: nothing left to do without raising
-            self._reject(None, "internal_error", "", "error", f"{type(exc).__name__}: {logtext.text(exc)}")
+            self._errors.reject(now, "invalid_fetched_at", "is before the snapshot already recorded", "fetched_at",
+                                fetched_at)
 
     # ---- internals: the read path --------------------------------------------------------------
 
-    def _capture(self, now: float) -> _State:
-        """Expire in short batches, then copy the inputs of the block under the lock (O(log n) in all)."""
-        horizon = now - DAY_SECONDS
+    def _capture(self, clock_now: float, now: float) -> _State:
+        """Move the record on to the clock's `clock_now` (in short batches), then copy the inputs of the block at
+        `now` under the lock (O(log n) in all; a `now` ahead of the clock also copies the fills it keeps)."""
+        horizon = clock_now - DAY_SECONDS
+        events, kraken = self._events, self._kraken
         while True:
             with self._lock:
-                if horizon > self._mark:
-                    self._mark = horizon
-                if not self._expire(READ_EXPIRY_BUDGET):
-                    continue
-                if self._fill_durations.index(READ_EXPIRY_BUDGET) == READ_EXPIRY_BUDGET \
-                        and not self._fill_durations.indexed:
-                    continue
-                kraken = self._kraken_count
-                kraken_at = self._kraken_at
-                if kraken is not None and (kraken_at is None or now - kraken_at > self.kraken_stale_after):
-                    kraken = None
+                if not events.move_on(horizon):
+                    continue  # let a waiting hook in between batches
+                window = events.window_at(now)
                 internal = self._active + self._recovery
-                since = self._drift_since
-                fills = self._fill_durations
-                inputs = CapacityInputs(
-                    limit=self.limit,
-                    safety_ratio=self.safety_ratio,
-                    internal_open_orders=internal,
-                    kraken_open_orders=kraken,
-                    slot_count=self._slots,
-                    partial_open_1d=len(self._partial_open),
-                    partial_cancel_1d=len(self._partial_cancel),
-                    median_fill_seconds_1d=fills.median(),
-                    p95_fill_seconds_1d=fills.percentile(95),
-                    drift_persistent=kraken is not None
-                    and since is not None
-                    and abs(kraken - internal) >= self.drift_threshold
-                    and now - since >= self.drift_persist_seconds,
-                )
-                counts = EventCounts(
-                    partial_open_total=self._opens_total,
-                    partial_cancel_total=self._cancels_total,
-                    fill_bucket_counts=tuple(self._fill_buckets),
-                    fill_sum=self._fill_sum,
-                    hook_errors=dict(self.hook_errors),
-                    created=self.window_started_at,
-                )
-                dropped = self._partial_seen.take_dropped() + self._finished.take_dropped()
-                mark = self._mark
-                state = _State(inputs, kraken_at, self._last_update, counts)
-            if dropped:
-                self._release(dropped, mark)
-            return state
+                fresh = kraken.fresh(now)
+                drift = kraken.drift_persistent(now, internal)
+                self._collect_forgotten()
+                counts = events.totals(self._errors.copy(), self.window_started_at)
+                kraken_at, last_update, slots = kraken.at, events.last_update, self._slots
+                dropped, mark = events.txids.take_dropped(), events.mark
+            break
+        if dropped:
+            early = release(dropped, mark)
+            if early:
+                with self._lock:
+                    self._errors.note("txid_table_full", early)
+        window = window.settled()
+        inputs = CapacityInputs(
+            limit=self.limit, safety_ratio=self.safety_ratio, internal_open_orders=internal,
+            kraken_open_orders=fresh, slot_count=slots, partial_open_1d=window.partial_open,
+            partial_cancel_1d=window.partial_cancel, median_fill_seconds_1d=window.median,
+            p95_fill_seconds_1d=window.p95, drift_persistent=drift,
+        )
+        return _State(inputs, kraken_at, last_update, counts)
 
-    def _release(self, dropped: list[tuple[dict[str, float], dict[str, float]]], mark: float) -> None:
-        """Free txid generations the tables let go (outside the lock), counting the txids they forgot early."""
-        early = _forgotten_early(dropped, mark)
-        dropped.clear()
-        if early:
-            with self._lock:
-                self.hook_errors["txid_table_full"] += early
+    def _collect_forgotten(self) -> None:
+        """Count the txids the table let go early while freeing a backlog itself (the lock is held)."""
+        forgotten = self._events.txids.take_forgotten()
+        if forgotten:
+            self._errors.note("txid_table_full", forgotten)
 
-    def _free_backlog(self, table: TxidTable) -> None:
-        """Nobody has read for a long flood: free the dropped generations here (lock held; O(n) once per
-        `capacity / 2` new txids, and only when no reader comes)."""
-        early = _forgotten_early(table.take_dropped(), self._mark)
-        if early:
-            self.hook_errors["txid_table_full"] += early
+    def _silence(self, now: float, last: float | None) -> str | None:
+        """Why the pair is blind at `now` for lack of hook calls, or None."""
+        started = self.window_started_at
+        if last is None and started is not None and now - started <= self.stale_after:
+            return None  # just created: the bot has until the stale limit to call a hook
+        if last is None:
+            return f"no hook call since the telemetry was created (stale after {self.stale_after:g} s): is the bot feeding it?"
+        if now - last > self.stale_after:
+            return f"no hook call for {now - last:.0f} s (stale after {self.stale_after:g} s): is the bot's loop stuck?"
+        return None
 
 
-def _forgotten_early(dropped: list[tuple[dict[str, float], dict[str, float]]], mark: float) -> int:
-    """Txids a full table let go while still within 24h and not remembered again since (`txid_table_full`)."""
-    return sum(1 for generation, successor in dropped for txid, stamp in generation.items()
-               if stamp >= mark and txid not in successor)
+def _caller_time(now: Any) -> float:
+    """A `now` passed to a read: a finite Unix time in seconds, or ValueError."""
+    try:
+        if not isinstance(now, bool) and isinstance(now, (int, float)) and math.isfinite(now):
+            return float(now)
+    except OverflowError:
+        pass
+    raise ValueError(f"now must be a finite Unix time in seconds, got {logtext.text(now)}")
 
 
 def _finite(value: Any) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import statistics
 from array import array
+from bisect import bisect_left
 from collections.abc import Iterable
 
 from .sortedfloats import SortedFloats
@@ -89,6 +90,10 @@ class _RollingWindow:
             self._pop_oldest()
             removed += 1
         return removed
+
+    def count_since(self, start: float) -> int:
+        """How many items held are stamped at or after `start` (a binary search; nothing is removed)."""
+        return len(self._stamps) - bisect_left(self._stamps, start, self._head)
 
     def front(self) -> float:
         """The oldest timestamp held (expired or not), or +inf when empty."""
@@ -179,6 +184,10 @@ class RollingValueWindow(_RollingWindow):
         self.index()
         n = len(self._sorted)
         return None if n == 0 else float(self._sorted[nearest_rank(n, p) - 1])
+
+    def values_since(self, start: float) -> list[float]:
+        """A copy of the values held that are stamped at or after `start`, in arrival order (nothing is removed)."""
+        return self._values[bisect_left(self._stamps, start, self._head):].tolist()
 
     def values(self, now: float) -> list[float]:
         """The values at or after `now - span`, in arrival order (a copy: for tests and the naive reference)."""

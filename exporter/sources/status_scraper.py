@@ -198,12 +198,16 @@ class BotStatusScraper(BackgroundWorker):
         return outcome
 
     def _forget_series(self, pair: str) -> None:
+        """Every series of a pair name this scraper no longer exports (the placeholder, or a renamed bot's pair)."""
         for gauge in (self.metrics.up, self.metrics.last_success):
             with suppress(KeyError):
                 gauge.remove(pair)
         for reason in SCRAPE_ERRORS:
             with suppress(KeyError):
                 self.metrics.errors.remove(pair, reason)
+        for field in SPEC_FIELD_TYPES:
+            with suppress(KeyError):
+                self.metrics.field_errors.remove(pair, field)
 
     def _fetch(self) -> tuple[str, str, Any]:
         try:

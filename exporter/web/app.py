@@ -6,14 +6,17 @@ here) binds a real socket. With a web config, every route sits behind its basic 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs
 
 from prometheus_client import make_wsgi_app
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from .auth import protect
 from .health import health_payload
@@ -35,6 +38,19 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
 
 
+class WebConfigCollector(Collector):
+    """`krakenbot_web_config_reload_failed`: 1 while the web config file on disk is refused and the previous version
+    serves on (it does not load, or turns TLS on or off); /healthz's `web_config` says why."""
+
+    def __init__(self, web: WebConfigFile) -> None:
+        self._web = web
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("krakenbot_web_config_reload_failed",
+                                "1 while the web config file on disk is refused and the previous version stays in force",
+                                value=1.0 if self._web.reload_error else 0.0)
+
+
 def _json(start_response: StartResponse, status: str, body: Any, *extra: tuple[str, str]) -> list[bytes]:
     data = json.dumps(body, allow_nan=False, indent=1).encode()
     start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data))),
@@ -45,8 +61,12 @@ def _json(start_response: StartResponse, status: str, body: Any, *extra: tuple[s
 def create_app(exporter: ExporterView, web: WebConfigFile | None = None) -> WSGIApp:
     """The exporter's routes: /metrics, /api/status, /healthz, /livez, and the card at /.
 
-    `web`: a loaded `--web-config-file`; its basic auth and headers then apply to every route."""
+    `web`: a loaded `--web-config-file`; its basic auth and headers then apply to every route, and
+    `krakenbot_web_config_reload_failed` joins the exporter's registry."""
     metrics_app = make_wsgi_app(exporter.registry)
+    if web is not None:
+        with contextlib.suppress(ValueError):  # already there: a second app over the same registry
+            exporter.registry.register(WebConfigCollector(web))
 
     def app(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
@@ -70,7 +90,7 @@ def create_app(exporter: ExporterView, web: WebConfigFile | None = None) -> WSGI
                                       ("Cache-Control", "no-store"), ("Content-Security-Policy", CARD_CSP)])
             return [body]
         if path == "/healthz":
-            code, health = health_payload(exporter)
+            code, health = health_payload(exporter, web)
             return _json(start_response, "200 OK" if code == 200 else "503 Service Unavailable", health)
         if path == "/livez":
             return _json(start_response, "200 OK", {"status": "alive"})

@@ -1,19 +1,41 @@
 """Basic auth and the web config's response headers, as WSGI middleware in front of every route.
 
 With `basic_auth_users` configured, every request needs a user and password whose bcrypt hash matches; anything
-else gets 401 with `WWW-Authenticate`. An unknown user is compared against a dummy hash of the same cost, so a
-wrong password takes as long whether the user exists or not. A successful check is cached by a SHA-256 of
-user, password and hash (as exporter-toolkit does), so Prometheus and the card do not pay bcrypt on every request.
+else gets 401 with `WWW-Authenticate`. bcrypt is slow on purpose (a quarter of a second at cost 12), so:
+
+- every verdict is cached, keyed by an HMAC (a per-process random key) of user, password and hash, never the
+  password itself: a success until it is evicted (the hash is part of the key, so a changed password or user
+  misses), a failure for `FAILURE_TTL` seconds, so repeating a wrong password costs nothing. Successes and failures
+  are kept apart: a flood of wrong passwords cannot evict the scrapers' entries;
+- at most `max_checks` bcrypt checks run at once (one by default, as in exporter-toolkit), in their own thread at a
+  lower CPU priority; a check that cannot start at once is answered 429 with `Retry-After: 1` at once, so an
+  uncached password never queues the worker pool behind bcrypt and a cached scrape never waits for one;
+- with the exporter's server, the verdict is reached on its event loop (`Protected.answer_on_loop`): a refusal
+  (no or cached wrong credentials, 429) takes no worker thread from the scrapes, a check runs in the bcrypt thread, and
+  requests with the same credentials as a check under way await that check rather than get 429;
+- an unknown user is checked against a dummy hash at the highest configured cost, and cached the same way, so a
+  known and an unknown user take the same time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
+import hmac
 import json
+import os
+import secrets
+import sys
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import bcrypt
@@ -23,7 +45,12 @@ from .web_config import WebConfig, WebConfigFile
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
 REALM = 'Basic realm="kraken-capacity-exporter", charset="UTF-8"'
-CACHE_SIZE = 256
+SUCCESS_CACHE_SIZE = 256  # distinct right (user, password, hash): a handful of scrapers
+FAILURE_CACHE_SIZE = 4096  # distinct wrong ones remembered; at most one bcrypt check at a time fills it slowly
+FAILURE_TTL = 60.0  # seconds a wrong password is answered from the cache
+MAX_CHECKS = 1  # bcrypt checks running at once
+RETRY_AFTER_SECONDS = 1
+BCRYPT_NICE = 10  # how much nicer the bcrypt threads are than the process
 
 
 def parse_basic(header: str | None) -> tuple[str, bytes] | None:
@@ -46,51 +73,190 @@ def parse_basic(header: str | None) -> tuple[str, bytes] | None:
         return None
 
 
-class BasicAuthChecker:
-    """Checks credentials against the current users; constant work for unknown users, cached successes."""
+class Verdict(Enum):
+    OK = "ok"
+    WRONG = "wrong"
+    BUSY = "busy"  # not cached, and the bcrypt checks are all taken: ask again later
 
-    def __init__(self) -> None:
-        self._ok: set[bytes] = set()
+
+def _lower_priority() -> None:
+    """A bcrypt thread runs at a lower CPU priority (Linux: nice is per thread), so under a flood of passwords to
+    check the scrapes, the event loop and the rest of the machine go first."""
+    if sys.platform == "linux":
+        thread = threading.get_native_id()
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + BCRYPT_NICE))
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    key: bytes  # HMAC of user, password and the hash checked against
+    password: bytes
+    against: bytes  # the user's hash, or the dummy one for an unknown user
+    known: bool
+
+
+class BasicAuthChecker:
+    """Checks credentials against the current users: cached verdicts, at most `max_checks` bcrypt checks at once."""
+
+    def __init__(self, max_checks: int = MAX_CHECKS, clock: Callable[[], float] = time.monotonic) -> None:
+        if max_checks < 1:
+            raise ValueError(f"max_checks must be >= 1, got {max_checks!r}")
+        self._secret = secrets.token_bytes(32)
+        self._clock = clock
+        self._max_checks = max_checks
+        self._running = 0  # bcrypt checks claimed and not yet finished
+        self._ok: OrderedDict[bytes, None] = OrderedDict()
+        self._failed: OrderedDict[bytes, float] = OrderedDict()  # key -> expiry, oldest first
         self._lock = threading.Lock()
+        self._on_loop: dict[bytes, asyncio.Future[Verdict]] = {}  # checks started from the event loop, by key
+        self._bcrypt = ThreadPoolExecutor(max_checks, thread_name_prefix="exporter-bcrypt", initializer=_lower_priority)
+
+    def verdict(self, config: WebConfig, credentials: tuple[str, bytes] | None) -> Verdict:
+        """The cached verdict, else one bcrypt check if one can start now, else BUSY. Blocks for the check."""
+        attempt = self._attempt(config, credentials)
+        if attempt is None:
+            return Verdict.WRONG
+        if (cached := self._cached(attempt.key)) is not None:
+            return cached
+        if not self._claim():
+            return Verdict.BUSY
+        return self._bcrypt.submit(self._check, attempt).result()
+
+    async def verdict_on_loop(self, config: WebConfig, credentials: tuple[str, bytes] | None) -> Verdict:
+        """The same verdict, for the event loop: the check (if one can start) runs in the bcrypt thread, and a
+        request with the same credentials as a check under way awaits that one instead of being BUSY."""
+        attempt = self._attempt(config, credentials)
+        if attempt is None:
+            return Verdict.WRONG
+        if (cached := self._cached(attempt.key)) is not None:
+            return cached
+        if (same := self._on_loop.get(attempt.key)) is not None:
+            return await asyncio.shield(same)
+        if not self._claim():
+            return Verdict.BUSY
+        job = asyncio.get_running_loop().run_in_executor(self._bcrypt, self._check, attempt)
+        self._on_loop[attempt.key] = job
+        job.add_done_callback(lambda _: self._on_loop.pop(attempt.key, None))
+        return await asyncio.shield(job)  # a client that leaves does not cancel it: the claim is released
 
     def check(self, config: WebConfig, credentials: tuple[str, bytes] | None) -> bool:
+        """True for a right user and password (a BUSY check counts as not right)."""
+        return self.verdict(config, credentials) is Verdict.OK
+
+    def _attempt(self, config: WebConfig, credentials: tuple[str, bytes] | None) -> _Attempt | None:
         if credentials is None:
-            return False
+            return None
         user, password = credentials
         hashed = config.users.get(user)
-        key = hashlib.sha256(b"\0".join((user.encode(), password, hashed or b""))).digest()
-        if hashed is not None and key in self._ok:
-            return True
+        against = hashed if hashed is not None else config.dummy_hash
+        return _Attempt(self._key(user, password, against), password, against, hashed is not None)
+
+    def _check(self, attempt: _Attempt) -> Verdict:
+        """One bcrypt check, under a claim it releases."""
         try:
-            matches = bcrypt.checkpw(password, hashed or config.dummy_hash)
+            matches = bcrypt.checkpw(attempt.password, attempt.against)
         except ValueError:  # a password bcrypt refuses (e.g. a NUL byte): wrong, after the same work
             matches = False
-        if matches and hashed is not None:
+        finally:
             with self._lock:
-                if len(self._ok) >= CACHE_SIZE:
-                    self._ok.clear()
-                self._ok.add(key)
+                self._running -= 1
+        ok = matches and attempt.known
+        self._remember(attempt.key, ok)
+        return Verdict.OK if ok else Verdict.WRONG
+
+    def _claim(self) -> bool:
+        with self._lock:
+            if self._running >= self._max_checks:
+                return False
+            self._running += 1
             return True
-        return False
+
+    def _key(self, user: str, password: bytes, hashed: bytes) -> bytes:
+        name = user.encode()
+        message = len(name).to_bytes(4, "big") + name + len(hashed).to_bytes(4, "big") + hashed + password
+        return hmac.new(self._secret, message, hashlib.sha256).digest()
+
+    def _cached(self, key: bytes) -> Verdict | None:
+        with self._lock:
+            if key in self._ok:
+                self._ok.move_to_end(key)
+                return Verdict.OK
+            expiry = self._failed.get(key)
+            if expiry is not None and expiry > self._clock():
+                return Verdict.WRONG
+            return None
+
+    def _remember(self, key: bytes, ok: bool) -> None:
+        with self._lock:
+            if ok:
+                self._ok[key] = None
+                self._ok.move_to_end(key)
+                while len(self._ok) > SUCCESS_CACHE_SIZE:
+                    self._ok.popitem(last=False)
+                return
+            now = self._clock()
+            self._failed.pop(key, None)
+            self._failed[key] = now + FAILURE_TTL
+            while self._failed and (len(self._failed) > FAILURE_CACHE_SIZE or next(iter(self._failed.values())) <= now):
+                self._failed.popitem(last=False)
 
 
-def protect(app: WSGIApp, web: WebConfigFile) -> WSGIApp:
-    """`app` behind the web config's basic auth and headers, both read per request (so a changed file applies)."""
-    checker = BasicAuthChecker()
+Reply = tuple[str, list[tuple[str, str]], bytes]  # status, headers, body
 
-    def protected(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
-        config = web.current()
+
+def _with_config_headers(headers: list[tuple[str, str]], config: WebConfig) -> list[tuple[str, str]]:
+    names = {name.lower() for name, _ in config.headers}
+    return [(n, v) for n, v in headers if n.lower() not in names] + list(config.headers)
+
+
+def _refusal(verdict: Verdict, config: WebConfig) -> Reply:
+    if verdict is Verdict.BUSY:
+        body = json.dumps({"error": "too many password checks at once: retry"}).encode()
+        status, extra = "429 Too Many Requests", ("Retry-After", str(RETRY_AFTER_SECONDS))
+    else:
+        body = json.dumps({"error": "unauthorized: basic auth required"}).encode()
+        status, extra = "401 Unauthorized", ("WWW-Authenticate", REALM)
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), extra, ("Cache-Control", "no-store")]
+    return status, _with_config_headers(headers, config), body
+
+
+class Protected:
+    """A WSGI app behind the web config's basic auth and headers, both from the version in force for each request.
+
+    The exporter's server first awaits `answer_on_loop` on its event loop, so a refusal (401, 429) never takes a
+    worker thread; as a plain WSGI app (any other server) it checks in the calling thread."""
+
+    def __init__(self, app: WSGIApp, web: WebConfigFile, max_checks: int = MAX_CHECKS) -> None:
+        self._app = app
+        self._web = web
+        self.checker = BasicAuthChecker(max_checks)
+
+    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        config = self._web.current()
 
         def with_headers(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            names = {name.lower() for name, _ in config.headers}
-            merged = [(n, v) for n, v in headers if n.lower() not in names] + list(config.headers)
+            merged = _with_config_headers(headers, config)
             return start_response(status, merged, exc_info) if exc_info else start_response(status, merged)
 
-        if config.users and not checker.check(config, parse_basic(environ.get("HTTP_AUTHORIZATION"))):
-            body = json.dumps({"error": "unauthorized: basic auth required"}).encode()
-            with_headers("401 Unauthorized", [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-                                              ("WWW-Authenticate", REALM), ("Cache-Control", "no-store")])
-            return [body]
-        return app(environ, with_headers)
+        if config.users:
+            verdict = self.checker.verdict(config, parse_basic(environ.get("HTTP_AUTHORIZATION")))
+            if verdict is not Verdict.OK:
+                status, headers, body = _refusal(verdict, config)
+                start_response(status, headers)
+                return [body]
+        return self._app(environ, with_headers)
 
-    return protected
+    async def answer_on_loop(self, environ: dict) -> Reply | None:
+        """The refusal of a request, decided on the event loop (cached, or after a check in the bcrypt thread, or
+        429 when no check can start), or None to let the app answer it in a worker thread. Never blocks."""
+        config = self._web.current()
+        if not config.users:
+            return None
+        verdict = await self.checker.verdict_on_loop(config, parse_basic(environ.get("HTTP_AUTHORIZATION")))
+        return None if verdict is Verdict.OK else _refusal(verdict, config)
+
+
+def protect(app: WSGIApp, web: WebConfigFile, max_checks: int = MAX_CHECKS) -> Protected:
+    """`app` behind the web config's basic auth and headers (see `Protected`)."""
+    return Protected(app, web, max_checks)

@@ -2,6 +2,9 @@
 
 A pair is unhealthy when its source says it is blind (`PairReading.blind`) or has no block at all
 (`health is None`): then the stop signal is gone, and a health check must not say "ok".
+
+With a `--web-config-file`, the body also says whether the file on disk is the version in force (`web_config`): a
+refused reload keeps the previous version serving, so it is reported here without changing the status code.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 from ..core.reading import PairReading
 from ..core.version import __version__
 from .view import ExporterView
+from .web_config import WebConfigFile
 
 
 def _age(now: float, then: float | None) -> float | None:
@@ -42,8 +46,20 @@ def pair_health(reading: PairReading, now: float) -> dict[str, Any]:
     return entry
 
 
-def health_payload(exporter: ExporterView) -> tuple[int, dict[str, Any]]:
+def web_config_health(reload_error: str | None) -> dict[str, Any]:
+    """The web config's entry: `reload_failed`, and why (naming the refused key) while it is."""
+    return {"reload_failed": True, "reason": reload_error} if reload_error else {"reload_failed": False}
+
+
+def health_payload(exporter: ExporterView, web: WebConfigFile | None = None) -> tuple[int, dict[str, Any]]:
     """(HTTP status, body): 200 when every pair has usable data, else 503 naming each blind pair and why."""
+    code, body = _pairs_health(exporter)
+    if web is not None:
+        body["web_config"] = web_config_health(web.reload_error)
+    return code, body
+
+
+def _pairs_health(exporter: ExporterView) -> tuple[int, dict[str, Any]]:
     now = exporter.clock.now()
     pairs = {r.pair: pair_health(r, now) for r in exporter.readings()}
     blind = sorted(p for p, entry in pairs.items() if entry["status"] != "ok")

@@ -68,7 +68,8 @@ _READING_GAUGES: tuple[tuple[str, str, Callable[[PairReading], float | None]], .
      lambda r: r.kraken_data_age_seconds),
     ("last_update_timestamp_seconds", "When the pair's data last changed (hook call or scrape).", lambda r: r.last_update),
     ("forecast_seconds_to_stop_band", "Seconds until the headroom reaches the stop edge at its 6h least-squares "
-     "trend (as predict_linear); absent when the headroom is not falling.", lambda r: r.forecast_seconds_to_stop),
+     "trend (as predict_linear); 0 once it is in the stop band; absent when it is above the band and not falling, "
+     "and for a blind pair.", lambda r: r.forecast_seconds_to_stop),
 )
 
 

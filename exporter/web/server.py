@@ -7,6 +7,10 @@ slowloris trickling its headers, a keep-alive client gone quiet, a stalled TLS h
 `idle_timeout`; at most `max_connections` are open at once (one more is closed as soon as it is accepted);
 at most `threads` requests run the app at once. Malformed or oversized requests get hypercorn's 4xx.
 
+With TLS, each accepted connection's handshake uses the SSLContext in force at that moment (the web config's whole
+TLS section: a reload applies to the next connection); a connection made under an older context is served only while
+its handshake would also pass the current one (see `TLSConnection`).
+
 hypercorn's own `serve()` has no connection limit, so this module runs its accept loop itself around
 hypercorn's per-connection `TCPServer` (hypercorn is pinned in pyproject.toml for that reason).
 """
@@ -19,7 +23,7 @@ import logging
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -30,11 +34,13 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.utils import wrap_app
 
 from ..core import defaults
+from .tls_connection import TLSConnection, TLSContexts
 
 log = logging.getLogger("kraken_capacity_exporter.http")
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
+TLS_REVISIT_SECONDS = 0.1  # how often the loop looks for a new SSLContext (an attribute read) to revisit connections
 
 
 @dataclass(frozen=True)
@@ -54,13 +60,16 @@ class HttpSettings:
             raise ValueError("max_connections and threads must be >= 1")
 
 
+def _head_size(environ: dict) -> int:
+    return len(environ.get("PATH_INFO", "")) + len(environ.get("QUERY_STRING", "")) + sum(
+        len(k) + len(v) for k, v in environ.items() if k.startswith("HTTP_") and isinstance(v, str))
+
+
 def _bounded(app: WSGIApp, max_head: int) -> WSGIApp:
     """431 for a request head above `max_head` bytes that arrived in one read (h11 bounds only incomplete ones)."""
 
     def bounded(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
-        size = len(environ.get("PATH_INFO", "")) + len(environ.get("QUERY_STRING", "")) + sum(
-            len(k) + len(v) for k, v in environ.items() if k.startswith("HTTP_") and isinstance(v, str))
-        if size > max_head:
+        if _head_size(environ) > max_head:
             body = b'{"error": "request header fields too large"}'
             start_response("431 Request Header Fields Too Large", [
                 ("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Connection", "close")])
@@ -76,6 +85,39 @@ class _TCPServer(TCPServer):
     async def _read_data(self) -> None:
         await super()._read_data()
         await self.idle_task.stop()
+
+
+def _head_environ(scope: dict) -> dict:
+    """The WSGI environ's request line and headers (no body) of an ASGI HTTP scope."""
+    environ = {"REQUEST_METHOD": scope["method"], "PATH_INFO": scope["path"],
+               "QUERY_STRING": scope["query_string"].decode("latin-1")}
+    for name, value in scope["headers"]:
+        key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+        environ[key] = f"{environ[key]},{value.decode('latin-1')}" if key in environ else value.decode("latin-1")
+    return environ
+
+
+class _AnswerOnLoop:
+    """hypercorn's WSGI wrapper behind the app's `answer_on_loop(environ)`: a request that it answers (a refusal
+    reached without blocking the loop, e.g. a wrong password seen before) gets that answer without a worker thread."""
+
+    def __init__(self, wsgi: Any, answer: Callable[[dict], Awaitable[tuple[str, list[tuple[str, str]], bytes] | None]],
+                 max_head: int) -> None:
+        self._wsgi = wsgi
+        self._answer = answer
+        self._max_head = max_head
+
+    async def __call__(self, scope: Any, receive: Any, send: Any, sync_spawn: Any, call_soon: Any) -> None:
+        if scope["type"] == "http":
+            environ = _head_environ(scope)
+            reply = await self._answer(environ) if _head_size(environ) <= self._max_head else None  # else: its 431
+            if reply is not None:
+                status, headers, body = reply
+                await send({"type": "http.response.start", "status": int(status.split(" ", 1)[0]),
+                            "headers": [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers]})
+                await send({"type": "http.response.body", "body": body, "more_body": False})
+                return
+        await self._wsgi(scope, receive, send, sync_spawn, call_soon)
 
 
 def _hypercorn_config(settings: HttpSettings) -> HypercornConfig:
@@ -122,7 +164,7 @@ class RunningServer:
 
 
 class _Server:
-    def __init__(self, app: WSGIApp, sock: socket.socket, settings: HttpSettings, tls: ssl.SSLContext | None) -> None:
+    def __init__(self, app: WSGIApp, sock: socket.socket, settings: HttpSettings, tls: TLSContexts | None) -> None:
         self.settings = settings
         self.tls = tls
         self.address = sock.getsockname()[:2]
@@ -130,7 +172,11 @@ class _Server:
         self._sock = sock
         self._config = _hypercorn_config(settings)
         self._app = wrap_app(_bounded(app, settings.max_request_head), settings.max_request_body, "wsgi")
+        answer = getattr(app, "answer_on_loop", None)
+        if answer is not None:
+            self._app = _AnswerOnLoop(self._app, answer, settings.max_request_head)
         self._connections: set[asyncio.Task] = set()
+        self._tls_connections: set[TLSConnection] = set()
         self._loop = asyncio.new_event_loop()
         self._loop.set_default_executor(ThreadPoolExecutor(settings.threads, thread_name_prefix="exporter-http-worker"))
         self._loop.set_exception_handler(_quiet_exception_handler)
@@ -182,15 +228,27 @@ class _Server:
             assert task is not None
             self._connections.add(task)  # counted from accept: a stalled TLS handshake holds a place too
             task.add_done_callback(self._connections.discard)
-            if self.tls is not None and not await self._handshake(writer):
+            if self.tls is None:
+                await _TCPServer(self._app, self._loop, self._config, context, state, reader, writer)
                 return
-            await _TCPServer(self._app, self._loop, self._config, context, state, reader, writer)
+            made_with = self.tls()
+            if not await self._handshake(writer, made_with):
+                return
+            connection = TLSConnection(self._app, writer, made_with, self.tls)
+            self._tls_connections.add(connection)
+            try:
+                await _TCPServer(connection, self._loop, self._config, context, state, reader, writer)
+            finally:
+                self._tls_connections.discard(connection)
 
         server = await asyncio.start_server(on_connection, sock=self._sock, backlog=1024)
+        revisits = asyncio.create_task(self._revisit_on_tls_change()) if self.tls is not None else None
         self._ready.set()
         try:
             await self._stop.wait()
         finally:
+            if revisits is not None:
+                revisits.cancel()
             await context.terminated.set()  # idle connections close now
             server.close()
             await server.wait_closed()
@@ -200,11 +258,26 @@ class _Server:
                 task.cancel()
 
 
-    async def _handshake(self, writer: asyncio.StreamWriter) -> bool:
-        """TLS on an accepted connection, within the idle timeout; False (and closed) when it fails."""
+    async def _revisit_on_tls_change(self) -> None:
+        """Every TLS_REVISIT_SECONDS, on a new SSLContext (a reloaded web config), revisit the open TLS connections,
+        a batch at a time so the loop keeps serving."""
         assert self.tls is not None
+        seen = self.tls()
+        while True:
+            await asyncio.sleep(TLS_REVISIT_SECONDS)
+            current = self.tls()
+            if current is seen:
+                continue
+            seen = current
+            for i, connection in enumerate(list(self._tls_connections)):
+                connection.revisit(current)
+                if i % 100 == 99:
+                    await asyncio.sleep(0)
+
+    async def _handshake(self, writer: asyncio.StreamWriter, context: ssl.SSLContext) -> bool:
+        """TLS on an accepted connection, within the idle timeout; False (and closed) when it fails."""
         try:
-            await writer.start_tls(self.tls, ssl_handshake_timeout=self.settings.idle_timeout)
+            await writer.start_tls(context, ssl_handshake_timeout=self.settings.idle_timeout)
         except (TimeoutError, ssl.SSLError, OSError) as exc:
             log.debug("TLS handshake failed: %s", exc)
             writer.close()
@@ -223,13 +296,19 @@ def _quiet_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str,
 
 def start_server(
     app: WSGIApp, host: str = "127.0.0.1", port: int = 0, *,
-    settings: HttpSettings | None = None, tls: ssl.SSLContext | None = None,
+    settings: HttpSettings | None = None, tls: ssl.SSLContext | TLSContexts | None = None,
 ) -> RunningServer:
     """Serve `app` from a daemon thread; port 0 picks a free port. Raises OSError when the port is taken.
 
-    `tls`: a server-side SSLContext (see `web_config.WebConfigFile.ssl_context`) to serve HTTPS instead of HTTP.
+    `tls`: to serve HTTPS instead of HTTP, a server-side SSLContext, or a function returning the one in force
+    (`WebConfigFile.ssl_context()`), asked for each new connection.
+    When `app` has a coroutine method `answer_on_loop(environ) -> (status, headers, body) | None` (see
+    `auth.Protected`), it is awaited on the event loop first, with the request's line and headers; it must not block.
     """
     settings = settings or HttpSettings()
+    if isinstance(tls, ssl.SSLContext):
+        fixed = tls
+        tls = lambda: fixed  # noqa: E731
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:

@@ -23,11 +23,12 @@ class UnknownPair(KeyError):
 def health_dict(reading: PairReading, now: float | None = None) -> dict[str, Any] | None:
     """One pair's block with JSON-safe values (never NaN: a non-finite float becomes null).
 
-    Beside the spec's fields: `forecast_hours_to_stop` (when the headroom's 6h trend reaches the stop edge; null
-    when it is not falling, or with no history, as for a bare telemetry), `window_started_at` (since when the
-    24h windows have been counting, null when unknown) and `window_complete` (true once they have counted a
-    whole day, so a restart never looks like a quiet day). In `serve`, `events_source` (after `open_orders_source`)
-    says where partial fills and fill times come from: `"kraken_stream"`, or null when they are unknown.
+    Beside the spec's fields: `forecast_hours_to_stop` (when the headroom's 6h trend reaches the stop edge; 0 once
+    it is in the stop band; null above it while not falling, or with no history, as for a bare telemetry),
+    `window_started_at` (since when the 24h windows have been counting, null when unknown) and `window_complete`
+    (true once they have counted a whole day, so a restart never looks like a quiet day). In `serve`,
+    `events_source` (after `open_orders_source`) says where partial fills and fill times come from:
+    `"kraken_stream"`, or null when they are unknown.
     """
     if reading.health is None:
         return None

@@ -15,8 +15,9 @@ and the other official exporters read.
 
 Any problem (an unknown key, an unreadable file, a certificate or key that does not load, a hash that is not
 bcrypt) is a `WebConfigError` whose message names it, in one line. `WebConfigFile` re-reads the file, and the
-certificate files it names, when they change: a new password or certificate applies to the next request or
-connection without a restart. A change that does not load is logged and the previous configuration stays.
+certificate files it names, from a watcher thread when they change: a new password applies to the next request, the
+whole TLS section (certificate, CA, client_auth_type, versions) to the next connection, without a restart. A change
+that does not load, or turns TLS on or off, is refused whole: logged, and the previous configuration stays.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import re
 import secrets
 import ssl
 import threading
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,16 +193,24 @@ def _ssl_reason(exc: Exception) -> str:
     return getattr(exc, "strerror", None) or str(exc)
 
 
-def _dummy_hash(users: Mapping[str, bytes]) -> bytes:
-    """A hash of a random password at the highest cost in use: an unknown user costs what a known one does."""
-    if not users:
+def _highest_cost(users: Mapping[str, bytes]) -> int | None:
+    return max((int(h.split(b"$")[2]) for h in users.values()), default=None)
+
+
+def _dummy_hash(users: Mapping[str, bytes], previous: WebConfig | None = None) -> bytes:
+    """A hash of a random password at the highest cost in use: an unknown user costs what a known one does.
+    The previous version's is kept while that cost is unchanged (a hash at cost 12 takes a quarter of a second)."""
+    cost = _highest_cost(users)
+    if cost is None:
         return b""
-    cost = max(int(h.split(b"$")[2]) for h in users.values())
+    if previous is not None and previous.dummy_hash and _highest_cost(previous.users) == cost:
+        return previous.dummy_hash
     return bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=cost))
 
 
-def load_web_config(path: str | os.PathLike[str]) -> WebConfig:
-    """Read and check the file; raise `WebConfigError` naming the first problem."""
+def load_web_config(path: str | os.PathLike[str], previous: WebConfig | None = None) -> WebConfig:
+    """Read and check the file; raise `WebConfigError` naming the first problem. `previous`: the version in force,
+    whose dummy hash is reused when the highest cost is the same."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -217,7 +227,7 @@ def load_web_config(path: str | os.PathLike[str]) -> WebConfig:
         tls = _tls(top.get("tls_server_config"), file.parent)
         users = _users(top.get("basic_auth_users"))
         config = WebConfig(tls=tls, users=users, headers=_headers(top.get("http_server_config")),
-                           dummy_hash=_dummy_hash(users), ssl_context=_context(tls) if tls else None)
+                           dummy_hash=_dummy_hash(users, previous), ssl_context=_context(tls) if tls else None)
     except WebConfigError as exc:
         raise WebConfigError(f"{file}: {exc}") from None
     return config
@@ -235,62 +245,97 @@ def _signature(paths: tuple[Path, ...]) -> tuple[tuple[int, int, int] | None, ..
 
 
 class WebConfigFile:
-    """The web config file, re-read when it (or a certificate file it names) changes.
+    """The web config file, re-read by a watcher thread when it (or a certificate file it names) changes.
 
-    Construction loads it and raises `WebConfigError` when it is unusable. Later, `current()` checks the
-    files' modification times (a few `stat` calls) and reloads; a version that does not load is logged and
-    the previous one stays in force (never fail open).
+    Construction loads it and raises `WebConfigError` when it is unusable. A daemon thread then checks the files'
+    modification times every `poll_interval` seconds (a few `stat` calls) and loads a changed version, once it has
+    stayed the same for one interval, off the request path and the event loop; `current()` only returns the version
+    in force. A version that does not load, or that turns TLS on or off (the listener cannot change its protocol),
+    is refused whole: the previous one stays in force (never fail open), the error is logged, and `reload_error`
+    names it until a version loads.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], poll_interval: float = 0.5) -> None:
         self.path = Path(path)
+        self.reloads = 0  # versions loaded after the first
+        self.reload_error: str | None = None  # why the file on disk is not the version in force, if it is not
         self._lock = threading.Lock()
         self._config = load_web_config(self.path)
         self._signature = self._current_signature(self._config)
+        self._last_seen = self._signature  # the files' state at the watcher's last poll
+        self._stop = threading.Event()
+        weakref.finalize(self, self._stop.set)  # the watcher ends with this object, or on close()
+        threading.Thread(target=_watch, args=(weakref.ref(self), self._stop, poll_interval),
+                         name="exporter-web-config-watcher", daemon=True).start()
+
+    def current(self) -> WebConfig:
+        """The version in force: no file access, safe on the event loop."""
+        return self._config
+
+    def current_ssl_context(self) -> ssl.SSLContext:
+        """The SSLContext of the version in force, for a new connection's handshake (only with TLS)."""
+        context = self._config.ssl_context
+        assert context is not None, "current_ssl_context() without tls_server_config"
+        return context
+
+    def ssl_context(self) -> Callable[[], ssl.SSLContext] | None:
+        """What `start_server(tls=...)` takes: the function giving each new connection the SSLContext of the version
+        in force (certificate, CA, client_auth_type, versions: the whole TLS config), or None without TLS."""
+        return self.current_ssl_context if self._config.tls is not None else None
+
+    def close(self) -> None:
+        """Stop watching the files (the version in force stays)."""
+        self._stop.set()
+
+    def refresh(self) -> bool:
+        """Re-read the files if they changed since the last look; True when a new version is now in force.
+        The watcher calls it; it may block (file reads, SSL context, bcrypt), so never call it on the event loop."""
+        with self._lock:
+            signature = self._current_signature(self._config)
+            if signature == self._signature:
+                return False
+            return self._reload(signature)
+
+    def poll(self) -> bool:
+        """What the watcher calls every interval: `refresh()`, once the files have stayed the same since the last
+        poll (a file caught halfway through being written, e.g. still empty, is never loaded)."""
+        signature = self._current_signature(self._config)
+        settled, self._last_seen = signature == self._last_seen, signature
+        return settled and signature != self._signature and self.refresh()
 
     def _current_signature(self, config: WebConfig) -> tuple:
         return _signature((self.path, *config.files()))
 
-    def current(self) -> WebConfig:
-        config = self._config
-        signature = self._current_signature(config)
-        if signature == self._signature:
-            return config
-        with self._lock:
-            if signature != self._signature:
-                self._reload(signature)
-            return self._config
-
-    def _reload(self, signature: tuple) -> None:
+    def _reload(self, signature: tuple) -> bool:
         old = self._config
+        self._signature = signature  # a version that does not load is not retried until the files change again
         try:
-            new = load_web_config(self.path)
+            new = load_web_config(self.path, previous=old)
         except WebConfigError as exc:
-            log.error("web config changed but cannot be used, keeping the previous one: %s", exc)
-            self._signature = signature
-            return
+            return self._refuse(f"cannot be used: {exc}")
         if (old.tls is None) != (new.tls is None):
-            log.error("web config %s: turning TLS on or off takes a restart; keeping the previous one", self.path)
-            self._signature = signature
-            return
-        if old.tls and new.tls and (old.tls.client_auth_type, old.tls.min_version, old.tls.max_version) != (
-                new.tls.client_auth_type, new.tls.min_version, new.tls.max_version):
-            log.warning("web config %s: client_auth_type and TLS versions change only with a restart", self.path)
+            return self._refuse("tls_server_config: turning TLS on or off takes a restart")
         self._config = new
         self._signature = self._current_signature(new)
+        self.reloads += 1
+        self.reload_error = None
         log.info("web config %s reloaded (%d basic-auth user(s), TLS %s)", self.path, len(new.users),
                  "on" if new.tls else "off")
+        return True
 
-    def ssl_context(self) -> ssl.SSLContext | None:
-        """The server's SSLContext, or None without TLS. Each handshake picks up a changed certificate."""
-        base = self._config.ssl_context
-        if base is None:
-            return None
+    def _refuse(self, reason: str) -> bool:
+        self.reload_error = reason
+        log.error("web config %s changed but %s; keeping the previous one", self.path, reason)
+        return False
 
-        def select(ssl_object: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _: ssl.SSLContext) -> None:
-            context = self.current().ssl_context
-            if context is not None and ssl_object.context is not context:
-                ssl_object.context = context
 
-        base.sni_callback = select
-        return base
+def _watch(ref: weakref.ref[WebConfigFile], stop: threading.Event, interval: float) -> None:
+    while not stop.wait(interval):
+        web = ref()
+        if web is None:
+            return
+        try:
+            web.poll()
+        except Exception:  # never let the watcher die: the previous version stays in force
+            log.exception("web config %s: reloading failed", web.path)
+        del web

@@ -1,0 +1,164 @@
+"""Basic auth's verdict cache and its cap on bcrypt checks (issue 16, item 1): what is cached, for how long, what a
+check that cannot start gets. bcrypt is counted by a spy around the real `bcrypt.checkpw`."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+import pytest
+import requests
+
+from exporter.web import auth
+from exporter.web.app import create_app, start_server
+from exporter.web.auth import FAILURE_CACHE_SIZE, FAILURE_TTL, BasicAuthChecker, Verdict
+from exporter.web.web_config import WebConfigFile, load_web_config
+from tests.certs import bcrypt_hash
+from tests.conftest import wait_for
+
+PASSWORD = b"right"
+
+
+@pytest.fixture
+def checks(monkeypatch) -> list[bytes]:
+    """The hashes bcrypt.checkpw was called with, in order."""
+    calls: list[bytes] = []
+    real = auth.bcrypt.checkpw
+
+    def spy(password: bytes, hashed: bytes) -> bool:
+        calls.append(hashed)
+        return real(password, hashed)
+
+    monkeypatch.setattr(auth.bcrypt, "checkpw", spy)
+    return calls
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "web.yml"
+    path.write_text(f"basic_auth_users:\n  alice: {bcrypt_hash('right', cost=5)}\n  bob: {bcrypt_hash('other', cost=4)}\n")
+    return load_web_config(path)
+
+
+def test_a_repeated_wrong_password_costs_one_bcrypt_check_for_a_known_and_an_unknown_user(config, checks):
+    checker = BasicAuthChecker()
+    for _ in range(5):
+        assert checker.verdict(config, ("alice", b"wrong")) is Verdict.WRONG
+        assert checker.verdict(config, ("nobody", b"wrong")) is Verdict.WRONG
+    assert checks == [config.users["alice"], config.dummy_hash]  # one check each, at the same cost
+    assert config.users["alice"][:7] == config.dummy_hash[:7] == b"$2b$05$"  # the highest cost configured
+
+
+def test_a_right_password_is_checked_once_and_a_changed_hash_is_checked_again(config, checks, tmp_path):
+    checker = BasicAuthChecker()
+    assert [checker.verdict(config, ("alice", PASSWORD)) for _ in range(3)] == [Verdict.OK] * 3
+    assert len(checks) == 1
+    path = tmp_path / "rotated.yml"
+    path.write_text(f"basic_auth_users:\n  alice: {bcrypt_hash('right', cost=5)}\n")  # same password, new salt
+    rotated = load_web_config(path)
+    assert checker.verdict(rotated, ("alice", PASSWORD)) is Verdict.OK and len(checks) == 2
+    assert checker.verdict(config, ("alice", PASSWORD)) is Verdict.OK and len(checks) == 2  # the old hash: cached
+
+
+def test_a_cached_failure_expires_after_its_ttl(config, checks):
+    now = [1000.0]
+    checker = BasicAuthChecker(clock=lambda: now[0])
+    assert checker.verdict(config, ("alice", b"wrong")) is Verdict.WRONG
+    now[0] += FAILURE_TTL - 1
+    assert checker.verdict(config, ("alice", b"wrong")) is Verdict.WRONG and len(checks) == 1
+    now[0] += 2
+    assert checker.verdict(config, ("alice", b"wrong")) is Verdict.WRONG and len(checks) == 2
+
+
+def test_a_flood_of_distinct_wrong_passwords_neither_evicts_the_right_one_nor_grows_without_bound(config, monkeypatch):
+    checker = BasicAuthChecker()
+    assert checker.verdict(config, ("alice", PASSWORD)) is Verdict.OK
+    monkeypatch.setattr(auth.bcrypt, "checkpw", lambda password, hashed: False)  # fast: only the cache is under test
+    for i in range(FAILURE_CACHE_SIZE + 500):
+        assert checker.verdict(config, ("alice", f"wrong {i}".encode())) is Verdict.WRONG
+    assert len(checker._failed) == FAILURE_CACHE_SIZE
+    monkeypatch.setattr(auth.bcrypt, "checkpw", lambda password, hashed: pytest.fail("the right password was evicted"))
+    assert checker.verdict(config, ("alice", PASSWORD)) is Verdict.OK
+
+
+def test_no_password_is_kept_in_plain_form(config):
+    checker = BasicAuthChecker()
+    checker.verdict(config, ("alice", PASSWORD))
+    checker.verdict(config, ("alice", b"a wrong one"))
+    kept = b"".join(list(checker._ok) + list(checker._failed))
+    assert PASSWORD not in kept and b"a wrong one" not in kept and len(kept) == 2 * 32  # two HMAC-SHA256 digests
+
+
+@pytest.mark.integration
+def test_a_check_that_cannot_start_at_once_is_answered_429_at_once_while_cached_scrapes_pass(exporter, tmp_path,
+                                                                                               monkeypatch):
+    path = tmp_path / "web.yml"
+    path.write_text(f"basic_auth_users:\n  alice: {bcrypt_hash('right')}\n")
+    server = start_server(create_app(exporter, WebConfigFile(path)))
+    url = server.url + "/livez"
+    release, started = threading.Event(), threading.Event()
+    real = auth.bcrypt.checkpw
+
+    def slow(password: bytes, hashed: bytes) -> bool:
+        started.set()
+        release.wait(30)
+        return real(password, hashed)
+
+    try:
+        assert requests.get(url, auth=("alice", "right"), timeout=10).status_code == 200  # cached from here on
+        monkeypatch.setattr(auth.bcrypt, "checkpw", slow)
+        held = threading.Thread(target=requests.get, args=(url,), kwargs={"auth": ("alice", "guess"), "timeout": 30})
+        held.start()
+        assert started.wait(10)  # the one check allowed is running
+        begin = time.monotonic()
+        busy = requests.get(url, auth=("nobody", "another guess"), timeout=10)
+        assert busy.status_code == 429 and busy.headers["Retry-After"] == "1" and time.monotonic() - begin < 1.0
+        assert "WWW-Authenticate" not in busy.headers  # not a verdict on the password
+        assert requests.get(url, auth=("alice", "right"), timeout=10).status_code == 200  # cached: no check needed
+        release.set()
+        held.join(timeout=30)
+        assert wait_for(lambda: requests.get(url, auth=("nobody", "another guess"), timeout=10).status_code == 401)
+    finally:
+        release.set()
+        server.stop()
+
+
+@pytest.mark.integration
+def test_simultaneous_first_requests_with_the_same_right_password_share_one_check_and_all_succeed(exporter, tmp_path,
+                                                                                                   checks):
+    path = tmp_path / "web.yml"
+    path.write_text(f"basic_auth_users:\n  alice: {bcrypt_hash('right', cost=10)}\n")
+    server = start_server(create_app(exporter, WebConfigFile(path)))
+    barrier = threading.Barrier(10)
+    codes: list[int] = []
+
+    def first_request() -> None:
+        barrier.wait(10)
+        codes.append(requests.get(server.url + "/livez", auth=("alice", "right"), timeout=30).status_code)
+
+    try:
+        threads = [threading.Thread(target=first_request) for _ in range(10)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    finally:
+        server.stop()
+    assert codes == [200] * 10  # none told 429: they waited for the one check of the same credentials
+    assert len(checks) == 1
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a per-thread nice value is Linux's")
+def test_bcrypt_runs_in_a_thread_of_lower_cpu_priority_than_the_server(config, monkeypatch):
+    seen: list[tuple[str, int]] = []
+
+    def spy(password: bytes, hashed: bytes) -> bool:
+        seen.append((threading.current_thread().name, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+        return False
+
+    monkeypatch.setattr(auth.bcrypt, "checkpw", spy)
+    BasicAuthChecker().verdict(config, ("alice", b"wrong"))
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert len(seen) == 1 and seen[0][0].startswith("exporter-bcrypt") and seen[0][1] == min(19, mine + auth.BCRYPT_NICE)
