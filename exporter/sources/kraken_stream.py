@@ -329,8 +329,24 @@ class KrakenStream:
         which the bench times.)"""
         now = self._age.last = time.monotonic()
         frame = read_frame(text)
-        self._message_counts[frame.kind] += 1
-        if frame.kind == "malformed":
+        kind = frame.kind
+        self._message_counts[kind] += 1
+        if kind == "update" and self.live:  # the common message, written out
+            connection.malformed_run = 0
+            verdict = connection.sequence.check(frame)
+            if verdict == "gap":
+                return "sequence_gap"
+            if verdict == "ok":
+                applied = self.book.apply_update(frame.rows)
+                if applied.observations:
+                    self._apply(applied.observations)
+                if applied.skipped:
+                    self._count_skipped(applied.skipped)
+                if self.book.has_pending:
+                    self.settler.poke()
+            self._refresh_counts(now)
+            return None
+        if kind == "malformed":
             connection.malformed_run += 1
             return "malformed" if connection.malformed_run >= MAX_MALFORMED_RUN else None
         connection.malformed_run = 0
@@ -372,11 +388,14 @@ class KrakenStream:
         if applied.observations:
             self._apply(applied.observations)
         if applied.skipped:
-            for reason, n in applied.skipped.items():
-                self.metrics.bad_rows.labels(reason=reason).inc(n)
+            self._count_skipped(applied.skipped)
         if self.book.has_pending:
             self.settler.poke()
         return False
+
+    def _count_skipped(self, skipped: Mapping[str, int]) -> None:
+        for reason, n in skipped.items():
+            self.metrics.bad_rows.labels(reason=reason).inc(n)
 
     def _clock_now(self) -> float:
         return next(iter(self.telemetries.values())).clock.now() if self.telemetries else time.time()
