@@ -49,9 +49,10 @@ def main() -> int:
                 sent, started = 0, time.monotonic()
             stream.publish(rows)
             sent += 1
-            ahead = started + sent / max(rate[0], 1e-9) - time.monotonic()
+            pace = rate[0]
+            ahead = started + sent / pace - time.monotonic() if pace > 0 else 0.0
             if ahead > 0:
-                time.sleep(ahead)
+                time.sleep(min(ahead, 1.0))
 
     threading.Thread(target=feed, daemon=True).start()
     print(json.dumps(urls), flush=True)

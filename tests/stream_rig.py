@@ -29,7 +29,7 @@ PAIRS = ("XDGUSD", "XBTUSD")
 class StreamRig:
     def __init__(self, secret: str, *, permissions: frozenset[str] = READ_ONLY_PERMISSIONS, silence: float = 5.0,
                  max_backoff: float = 0.3, poll_interval: float = 0.2, heartbeat: float = 0.1,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, stale_after: float = 30.0) -> None:
         self.account = FakeAccount()
         self.fake = FakeKraken(KEY, secret, account=self.account, permissions=permissions)
         url = self.fake.start()
@@ -41,7 +41,7 @@ class StreamRig:
         names = resolve_pairs(self.client, PAIRS)
         self.telemetries = {}
         for pair in PAIRS:
-            telemetry = self.exporter.new_telemetry(pair, kraken_stale_after=30.0)
+            telemetry = self.exporter.new_telemetry(pair, kraken_stale_after=stale_after)
             telemetry.set_pair_names(names[pair])
             self.telemetries[pair] = telemetry
         self.source_metrics = KrakenSourceMetrics(self.registry)

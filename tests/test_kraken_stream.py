@@ -84,6 +84,26 @@ def test_while_the_stream_is_live_the_poller_only_cross_checks_and_warns_when_th
     assert rig.health().open_orders_kraken == 1  # REST did not overwrite the live stream's count
 
 
+def test_a_pair_is_blind_only_when_neither_the_stream_nor_open_orders_has_told_its_count(kraken_secret):
+    rig = StreamRig(kraken_secret, stale_after=1.0)  # --kraken-stale-after: one limit for both
+    try:
+        rig.account.place("XDGUSD", 13)
+        rig.start()
+        blind = lambda: next(r for r in rig.exporter.readings() if r.pair == "XDGUSD").blind  # noqa: E731
+        rig.fake.fail("EService:Unavailable")  # OpenOrders fails: the live stream keeps the count
+        assert rig.poller.poll_once() == "service_unavailable"
+        time.sleep(1.5)
+        assert not blind() and rig.health().open_orders_kraken == 1
+        rig.server.refuse_tokens(10**6)  # now the stream goes too
+        rig.server.disconnect()
+        assert wait_for(blind, timeout=10)
+        rig.fake.heal()  # OpenOrders answers again, the stream is still refused: OpenOrders alone keeps it seen
+        assert rig.poller.poll_once() == "ok"
+        assert not blind() and rig.health().open_orders_kraken == 1 and not rig.stream.live
+    finally:
+        rig.stop()
+
+
 def test_a_key_without_the_websocket_permission_gets_one_warning_and_serve_goes_on_with_open_orders(
         kraken_secret, caplog):
     caplog.set_level(logging.INFO)
