@@ -66,6 +66,10 @@ class TLSServerConfig:
     min_version: str = "TLS12"
     max_version: str | None = None
 
+    def files(self) -> tuple[Path, ...]:
+        """The certificate files this section names, in a fixed order."""
+        return tuple(p for p in (self.cert_file, self.key_file, self.client_ca_file) if p is not None)
+
 
 @dataclass(frozen=True)
 class WebConfig:
@@ -76,12 +80,13 @@ class WebConfig:
     headers: tuple[tuple[str, str], ...] = ()
     dummy_hash: bytes = field(default=b"", repr=False)  # compared against for an unknown user: same cost
     ssl_context: ssl.SSLContext | None = field(default=None, repr=False, compare=False)
+    # The state of the file and of `files()` just before this version read them (see `_signature`): a change landing
+    # while it loads then differs from it, so the next look loads again.
+    read_from: tuple = field(default=(), repr=False, compare=False)
 
     def files(self) -> tuple[Path, ...]:
         """The certificate files this version read (re-read when they change)."""
-        if self.tls is None:
-            return ()
-        return tuple(p for p in (self.tls.cert_file, self.tls.key_file, self.tls.client_ca_file) if p is not None)
+        return () if self.tls is None else self.tls.files()
 
 
 def _mapping(value: Any, where: str, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -120,13 +125,16 @@ def _tls(raw: Any, base: Path) -> TLSServerConfig | None:
     if ca is None and auth != "NoClientCert":
         raise WebConfigError(f"tls_server_config: client_auth_type {auth} needs client_ca_file")
     for key in ("min_version", "max_version"):
-        if key in section and section[key] not in TLS_VERSIONS:
+        if key in section and (not isinstance(section[key], str) or section[key] not in TLS_VERSIONS):
             raise WebConfigError(f"tls_server_config.{key}: {section[key]!r} is not one of {', '.join(TLS_VERSIONS)}")
+    lowest, highest = section.get("min_version", "TLS12"), section.get("max_version")
+    if highest is not None and TLS_VERSIONS[lowest] > TLS_VERSIONS[highest]:
+        raise WebConfigError(f"tls_server_config: min_version {lowest} is above max_version {highest} "
+                             "(no handshake could succeed)")
     return TLSServerConfig(
         cert_file=base / _string(section["cert_file"], "tls_server_config.cert_file"),
         key_file=base / _string(section["key_file"], "tls_server_config.key_file"),
-        client_ca_file=ca, client_auth_type=auth, min_version=section.get("min_version", "TLS12"),
-        max_version=section.get("max_version"),
+        client_ca_file=ca, client_auth_type=auth, min_version=lowest, max_version=highest,
     )
 
 
@@ -212,6 +220,7 @@ def load_web_config(path: str | os.PathLike[str], previous: WebConfig | None = N
     """Read and check the file; raise `WebConfigError` naming the first problem. `previous`: the version in force,
     whose dummy hash is reused when the highest cost is the same."""
     file = Path(path)
+    read_from = _signature((file,))  # taken before reading: an edit landing meanwhile is seen by the next look
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -226,8 +235,12 @@ def load_web_config(path: str | os.PathLike[str], previous: WebConfig | None = N
         top = _mapping(raw, "web config", TOP_KEYS)
         tls = _tls(top.get("tls_server_config"), file.parent)
         users = _users(top.get("basic_auth_users"))
-        config = WebConfig(tls=tls, users=users, headers=_headers(top.get("http_server_config")),
-                           dummy_hash=_dummy_hash(users, previous), ssl_context=_context(tls) if tls else None)
+        headers = _headers(top.get("http_server_config"))
+        dummy_hash = _dummy_hash(users, previous)
+        if tls is not None:
+            read_from += _signature(tls.files())
+        config = WebConfig(tls=tls, users=users, headers=headers, dummy_hash=dummy_hash,
+                           ssl_context=_context(tls) if tls else None, read_from=read_from)
     except WebConfigError as exc:
         raise WebConfigError(f"{file}: {exc}") from None
     return config
@@ -261,7 +274,7 @@ class WebConfigFile:
         self.reload_error: str | None = None  # why the file on disk is not the version in force, if it is not
         self._lock = threading.Lock()
         self._config = load_web_config(self.path)
-        self._signature = self._current_signature(self._config)
+        self._signature = self._config.read_from  # the files as this version read them
         self._last_seen = self._signature  # the files' state at the watcher's last poll
         self._stop = threading.Event()
         weakref.finalize(self, self._stop.set)  # the watcher ends with this object, or on close()
@@ -316,7 +329,7 @@ class WebConfigFile:
         if (old.tls is None) != (new.tls is None):
             return self._refuse("tls_server_config: turning TLS on or off takes a restart")
         self._config = new
-        self._signature = self._current_signature(new)
+        self._signature = new.read_from  # not the files now: an edit landing during the load is loaded next time
         self.reloads += 1
         self.reload_error = None
         log.info("web config %s reloaded (%d basic-auth user(s), TLS %s)", self.path, len(new.users),
