@@ -162,3 +162,22 @@ def test_bcrypt_runs_in_a_thread_of_lower_cpu_priority_than_the_server(config, m
     BasicAuthChecker().verdict(config, ("alice", b"wrong"))
     mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     assert len(seen) == 1 and seen[0][0].startswith("exporter-bcrypt") and seen[0][1] == min(19, mine + auth.BCRYPT_NICE)
+
+
+def test_a_right_password_longer_than_72_bytes_is_checked_on_its_first_72_as_exporter_toolkit_does(tmp_path):
+    import base64
+    import secrets
+
+    import bcrypt
+
+    password = base64.b64encode(secrets.token_bytes(64))  # 88 bytes, as `openssl rand -base64 64` gives
+    hashed = bcrypt.hashpw(password[:72], bcrypt.gensalt(4)).decode()  # what htpasswd -B and bcrypt 4 store for it
+    path = tmp_path / "web.yml"
+    path.write_text(f"basic_auth_users:\n  prometheus: {hashed}\n")
+    config = load_web_config(path)
+    checker = BasicAuthChecker()
+    assert checker.verdict(config, ("prometheus", password)) is Verdict.OK
+    assert checker.verdict(config, ("prometheus", password[:72] + b"anything after")) is Verdict.OK  # Go's bcrypt too
+    assert checker.verdict(config, ("prometheus", password[:71])) is Verdict.WRONG
+    assert checker.verdict(config, ("prometheus", b"x" + password[1:])) is Verdict.WRONG
+    assert checker.verdict(config, ("nobody", password)) is Verdict.WRONG

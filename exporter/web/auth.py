@@ -51,6 +51,10 @@ FAILURE_TTL = 60.0  # seconds a wrong password is answered from the cache
 MAX_CHECKS = 1  # bcrypt checks running at once
 RETRY_AFTER_SECONDS = 1
 BCRYPT_NICE = 10  # how much nicer the bcrypt threads are than the process
+# bcrypt reads at most 72 bytes of a password. exporter-toolkit (Go's bcrypt), htpasswd and bcrypt 4 use the first 72
+# of a longer one; bcrypt 5's checkpw raises ValueError instead, so it is cut here: a web config and password that
+# work with node_exporter or Prometheus work here too.
+BCRYPT_MAX_PASSWORD_BYTES = 72
 
 
 def parse_basic(header: str | None) -> tuple[str, bytes] | None:
@@ -155,8 +159,8 @@ class BasicAuthChecker:
     def _check(self, attempt: _Attempt) -> Verdict:
         """One bcrypt check, under a claim it releases."""
         try:
-            matches = bcrypt.checkpw(attempt.password, attempt.against)
-        except ValueError:  # a password bcrypt refuses (e.g. a NUL byte): wrong, after the same work
+            matches = bcrypt.checkpw(attempt.password[:BCRYPT_MAX_PASSWORD_BYTES], attempt.against)
+        except ValueError:  # a password or hash bcrypt refuses: wrong
             matches = False
         finally:
             with self._lock:
