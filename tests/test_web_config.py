@@ -342,3 +342,13 @@ def test_a_reload_to_a_minimum_tls_version_above_the_maximum_is_refused_and_name
     assert (tls.min_version, tls.max_version) == ("TLS12", "TLS13")  # the previous version stays in force
     assert "min_version TLS13 is above max_version TLS12" in web.reload_error
     assert "min_version" in caplog.text
+
+
+def test_the_dummy_hashes_below_the_highest_cost_are_kept_while_the_costs_are_unchanged(tmp_path):
+    path = write(tmp_path / "web.yml", f"basic_auth_users:\n  alice: {bcrypt_hash('one', cost=4)}\n"
+                                       f"  bob: {bcrypt_hash('two', cost=6)}\n")
+    first = load_web_config(path)
+    assert sorted(first.dummy_hashes) == [4, 5, 6]  # one per cost from the lowest to the highest in use
+    assert all(hashed.startswith(f"$2b$0{cost}$".encode()) for cost, hashed in first.dummy_hashes.items())
+    write(path, f"basic_auth_users:\n  alice: {bcrypt_hash('one', cost=4)}\n  bob: {bcrypt_hash('three', cost=6)}\n")
+    assert load_web_config(path, previous=first).dummy_hashes == first.dummy_hashes  # no bcrypt work on a reload
