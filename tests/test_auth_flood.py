@@ -143,7 +143,7 @@ def test_during_a_flood_from_one_address_a_new_right_password_from_another_gets_
     durations = sorted(end - start for start, end, _ in done)
     summary = []
     for address, (status, sent, answered) in seen.items():
-        own = next(start for start, _, password in done if password == scrapers[address][1].encode())
+        own = next((start for start, _, password in done if password == scrapers[address][1].encode()), math.inf)
         before = sum(1 for start, _, _ in done if sent < start < own)  # checks that started after it asked
         summary.append((address, status, before, answered - sent))
     print(f"\nflood {report}; {len(done)} bcrypt checks, median {durations[len(durations) // 2] * 1000:.0f} ms, "

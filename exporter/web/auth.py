@@ -8,13 +8,16 @@ else gets 401 with `WWW-Authenticate`. bcrypt is slow on purpose (a quarter of a
   misses), a failure for `FAILURE_TTL` seconds, so repeating a wrong password costs nothing. Successes and failures
   are kept apart: a flood of wrong passwords cannot evict the scrapers' entries;
 - at most `max_checks` bcrypt checks run at once (one by default, as in exporter-toolkit), in their own thread at a
-  lower CPU priority; a check that cannot start at once is answered 429 with `Retry-After: 1` at once, so an
-  uncached password never queues the worker pool behind bcrypt and a cached scrape never waits for one;
+  lower CPU priority, so an uncached password never queues the worker pool behind bcrypt and a cached scrape never
+  waits for one;
 - with the exporter's server, the verdict is reached on its event loop (`Protected.answer_on_loop`): a refusal
-  (no or cached wrong credentials, 429) takes no worker thread from the scrapes, a check runs in the bcrypt thread, and
-  requests with the same credentials as a check under way await that check rather than get 429;
-- an unknown user is checked against a dummy hash at the highest configured cost, and cached the same way, so a
-  known and an unknown user take the same time.
+  (no or cached wrong credentials, 429) takes no worker thread from the scrapes, a check runs in the bcrypt thread,
+  requests with the same credentials as a check under way await that check, and a check that cannot start at once
+  waits its turn in a small queue fair between client addresses (one check per address, at most `MAX_WAITING`
+  addresses): a flood from one address cannot keep a scraper at another from its check. Any other request that
+  needs a check is answered 429 with `Retry-After: 1` at once (as a plain WSGI app, every one that cannot start);
+- every check does the same bcrypt work (`WebConfig.against`): an unknown user is checked against a dummy hash at
+  the highest configured cost, a user at a lower cost against padding dummies too, so the time tells no user name.
 """
 
 from __future__ import annotations
