@@ -25,7 +25,8 @@ from exporter.web import auth
 from exporter.web.app import create_app, start_server
 from exporter.web.web_config import WebConfigFile
 from tests.certs import bcrypt_hash
-from tests.conftest import wait_for
+from tests.conftest import free_port, require_binary, wait_for
+from tests.harness import Prometheus
 
 pytestmark = pytest.mark.integration
 
@@ -157,3 +158,36 @@ def test_during_a_flood_from_one_address_a_new_right_password_from_another_gets_
 
 def sent_during(report: dict) -> float:
     return sum(report["codes"].values()) / report["elapsed"]
+
+
+def test_a_real_prometheus_with_a_new_right_password_scrapes_during_a_flood_from_another_address(exporter, tmp_path):
+    binary = require_binary("prometheus")
+    exporter.add_pair("XDGUSD").set_internal_counts(active_orders=3, slot_count=1)
+    path = tmp_path / "web.yml"
+    path.write_text(f"basic_auth_users:\n  prometheus: {bcrypt_hash(PASSWORD, cost=12)}\n")  # never checked yet
+    server = start_server(create_app(exporter, WebConfigFile(path)))
+    config = {"global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+              "scrape_configs": [{"job_name": "exporter", "basic_auth": {"username": "prometheus", "password": PASSWORD},
+                                  "static_configs": [{"targets": [f"127.0.0.1:{server.port}"]}]}]}
+    (tmp_path / "prometheus.yml").write_text(json.dumps(config))
+    port = free_port()
+    flood = prom = None
+    try:
+        flood = subprocess.Popen(
+            [sys.executable, "-m", "tests.flood", str(server.port), "--connections", str(CONNECTIONS),
+             "--interval", str(INTERVAL), "--seconds", "30", "--source", "127.0.0.2"],
+            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        assert wait_for(lambda: server.open_connections >= CONNECTIONS, timeout=10)  # the flood is connected
+        prom = Prometheus([binary, f"--config.file={tmp_path / 'prometheus.yml'}",
+                           f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+                          f"http://127.0.0.1:{port}", tmp_path / "prometheus.log")
+        prom.wait_ready("/-/ready")
+        assert prom.wait_value('up{job="exporter"}', 1.0, timeout=20) == 1.0
+        assert flood.poll() is None and server.open_connections >= CONNECTIONS  # while the flood still runs
+    finally:
+        if prom is not None:
+            prom.stop()
+        if flood is not None and flood.poll() is None:
+            flood.kill()
+            flood.wait()
+        server.stop()
