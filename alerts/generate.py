@@ -42,6 +42,7 @@ KEY_REJECTED_AFTER = 300.0
 STREAM_DOWN_AFTER = 600.0  # the executions stream reconnects within a minute; ten minutes down is not a blip
 EXPORTER_DOWN_AFTER = 300.0
 EXPORTER_ABSENT_AFTER = 600.0
+WEB_CONFIG_REFUSED_AFTER = 300.0  # a refused web config file nobody has fixed: a half-written one is never loaded
 # How long a stop page holds on the last known band once the data is gone (the pair is blind or its exporter down).
 STOP_HOLD_SECONDS = DAY_SECONDS
 # How long the playbook notices stay up: SlotAddedInStop after the slot, ClearToScale after the 72h have passed.
@@ -268,6 +269,13 @@ def data_alerts() -> list[dict[str, Any]]:
               f"No {JOB} target is being scraped",
               f"The job {JOB} has had no targets for {duration(EXPORTER_ABSENT_AFTER)}: the bots' capacity is not watched.",
               EXPORTER_ABSENT_AFTER),
+        alert("KrakenBotWebConfigReloadFailed", "krakenbot_web_config_reload_failed == 1", "warning",
+              "{{ $labels.instance }} refuses its changed web config file: the previous one stays in force",
+              "{{ $labels.instance }} cannot apply its --web-config-file as it is on disk (krakenbot_web_config_reload_failed "
+              "{{ $value }}): it does not load, or turns TLS on or off (a restart). The previous TLS and basic-auth "
+              "settings still serve, so the change (a new password, mutual TLS) has not taken effect. /healthz's "
+              "web_config and the exporter's log name the reason.",
+              WEB_CONFIG_REFUSED_AFTER),
     ]
 
 

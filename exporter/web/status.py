@@ -92,8 +92,10 @@ def add_capacity_fill_health(
     """Add `capacity_fill_health` (and, for an exporter, `capacity_fill_health_by_pair`) to a
     bot's status dict in place, and return it. No other key is read or changed."""
     if isinstance(source, CapacityTelemetry):
+        reading = source.reading()  # on its own clock: one that is broken (NaN, inf) makes the pair blind, never raises
         now = source.clock.now()
-        status["capacity_fill_health"] = health_dict(source.reading(now), now)
+        finite = isinstance(now, (int, float)) and math.isfinite(now)
+        status["capacity_fill_health"] = health_dict(reading, now if finite else None)
         return status
     payload = status_payload(source, pair)
     status["capacity_fill_health"] = payload["capacity_fill_health"]
