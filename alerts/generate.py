@@ -39,8 +39,10 @@ CAUTION_WARN_AFTER = 600.0
 CANARY_PAGE_AFTER = 60.0
 FALLBACK_WARN_AFTER = 900.0
 KEY_REJECTED_AFTER = 300.0
+STREAM_DOWN_AFTER = 600.0  # the executions stream reconnects within a minute; ten minutes down is not a blip
 EXPORTER_DOWN_AFTER = 300.0
 EXPORTER_ABSENT_AFTER = 600.0
+WEB_CONFIG_REFUSED_AFTER = 300.0  # a refused web config file nobody has fixed: a half-written one is never loaded
 # How long a stop page holds on the last known band once the data is gone (the pair is blind or its exporter down).
 STOP_HOLD_SECONDS = DAY_SECONDS
 # How long the playbook notices stay up: SlotAddedInStop after the slot, ClearToScale after the 72h have passed.
@@ -225,13 +227,28 @@ def data_alerts() -> list[dict[str, Any]]:
               "{{ $value }}): embedded, the band uses the bot's internal count, which misses orders the bot lost track of; "
               "serve, the pair is blind. Check krakenbot_kraken_requests_total by result and the API key's permissions.",
               FALLBACK_WARN_AFTER),
+        # A stream token refused for want of the "WebSocket interface" permission is not a rejected key: the stream
+        # stays off and OpenOrders goes on (KrakenBotKrakenStreamDown says so).
         alert("KrakenBotKrakenKeyRejected",
-              'sum by (job, instance) (increase(krakenbot_kraken_requests_total{result=~"invalid_key|permission_denied"}'
-              f"[{duration(KEY_REJECTED_AFTER)}])) > 0",
+              "sum by (job, instance) (\n"
+              '  increase(krakenbot_kraken_requests_total{result=~"invalid_key|permission_denied",endpoint!="GetWebSocketsToken"}'
+              f"[{duration(KEY_REJECTED_AFTER)}])\n"
+              "  or\n"
+              '  increase(krakenbot_kraken_requests_total{result="invalid_key",endpoint="GetWebSocketsToken"}'
+              f"[{duration(KEY_REJECTED_AFTER)}])\n"
+              ") > 0\n",
               "warning", "{{ $labels.instance }}: Kraken rejects the API key",
-              "{{ $value | printf \"%.0f\" }} OpenOrders call(s) of {{ $labels.instance }} were refused with invalid_key "
+              "{{ $value | printf \"%.0f\" }} Kraken call(s) of {{ $labels.instance }} were refused with invalid_key "
               f"or permission_denied in the last {duration(KEY_REJECTED_AFTER)}: no pair of this exporter gets a Kraken count.",
               KEY_REJECTED_AFTER),
+        alert("KrakenBotKrakenStreamDown", "krakenbot_kraken_stream_up == 0", "warning",
+              "{{ $labels.instance }}: Kraken's executions stream is down",
+              f"{{{{ $labels.instance }}}} has had no live Kraken executions stream for {duration(STREAM_DOWN_AFTER)} "
+              "(krakenbot_kraken_stream_up {{ $value }}): partial fills, partial-cancels and fill times arrive only when "
+              "it is back (QueryOrders then settles the orders that ended meanwhile); OpenOrders keeps the open-order "
+              "counts. See krakenbot_kraken_stream_reconnects_total by reason, and the log: a key without the "
+              "\"WebSocket interface\" permission keeps the stream off.",
+              STREAM_DOWN_AFTER),
         alert("KrakenBotNotReporting",
               f"time() - max by (pair) (krakenbot_last_update_timestamp_seconds) > {num(t.HOOK_STALE_AFTER_SECONDS)}",
               "warning", "{{ $labels.pair }}: the bot has not reported for {{ $value | humanizeDuration }}",
@@ -252,6 +269,13 @@ def data_alerts() -> list[dict[str, Any]]:
               f"No {JOB} target is being scraped",
               f"The job {JOB} has had no targets for {duration(EXPORTER_ABSENT_AFTER)}: the bots' capacity is not watched.",
               EXPORTER_ABSENT_AFTER),
+        alert("KrakenBotWebConfigReloadFailed", "krakenbot_web_config_reload_failed == 1", "warning",
+              "{{ $labels.instance }} refuses its changed web config file: the previous one stays in force",
+              "{{ $labels.instance }} cannot apply its --web-config-file as it is on disk (krakenbot_web_config_reload_failed "
+              "{{ $value }}): it does not load, or turns TLS on or off (a restart). The previous TLS and basic-auth "
+              "settings still serve, so the change (a new password, mutual TLS) has not taken effect. /healthz's "
+              "web_config and the exporter's log name the reason.",
+              WEB_CONFIG_REFUSED_AFTER),
     ]
 
 

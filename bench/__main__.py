@@ -181,9 +181,11 @@ class Floor:
 _CLIENT = """
 import json, sys, time, http.client
 host, port, path, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-headers = {"Authorization": sys.argv[5]} if len(sys.argv) > 5 else {}
+pause = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0
+headers = {"Authorization": sys.argv[6]} if len(sys.argv) > 6 else {}
 conn, times = http.client.HTTPConnection(host, port, timeout=30), []
 for _ in range(n):
+    time.sleep(pause)
     start = time.perf_counter()
     conn.request("GET", path, headers=headers)
     response = conn.getresponse()
@@ -194,13 +196,14 @@ print(json.dumps(times))
 """
 
 
-def p99_over_http(server, path: str, n: int, authorization: str | None = None) -> float:
+def p99_over_http(server, path: str, n: int, authorization: str | None = None, pause: float = 0.0) -> float:
     """p99 wall-clock latency of `n` GETs from a separate process (as Prometheus is), on one keep-alive connection
-    when the server offers it."""
+    when the server offers it; `pause` seconds before each (0: back to back)."""
     import subprocess
 
     extra = [authorization] if authorization else []
-    result = subprocess.run([sys.executable, "-c", _CLIENT, server.host, str(server.port), path, str(n), *extra],
+    result = subprocess.run([sys.executable, "-c", _CLIENT, server.host, str(server.port), path, str(n), str(pause),
+                             *extra],
                             capture_output=True, text=True, timeout=600, check=True)
     times = sorted(json.loads(result.stdout))
     return times[min(len(times) - 1, int(0.99 * len(times)))]
@@ -549,6 +552,132 @@ def _asked(requests_made: dict[str, int]) -> str:
     return f"{sum(ranged.values())} (" + ", ".join(f"{k.strip('/')} {v}" for k, v in sorted(ranged.items())) + ")"
 
 
+# ---- issue 17: Kraken's executions stream ------------------------------------------------------------------------
+
+def stream_frames(orders: int, sequence_start: int) -> list[str]:
+    """The messages of `orders` lifecycles as the fake Kraken sends them (pending_new, new, a partial trade for one in
+    five, then trade + filled, or a cancel for one in five), numbered from `sequence_start`."""
+    from exporter.demo.fake_account import FakeAccount
+
+    account, rows = FakeAccount(clock=lambda: 1_760_000_000.0), []
+    account.snapshot_and_listen(rows.append)
+    for i in range(orders):
+        txid = account.place("XDGUSD", 13)
+        if i % 5 == 0:
+            account.trade(txid, 4)
+        if i % 5 == 1:
+            account.cancel(txid)
+        else:
+            account.fill(txid)
+    return [json.dumps({"channel": "executions", "type": "update", "data": data, "sequence": sequence_start + n},
+                       separators=(",", ":")) for n, data in enumerate(rows)]
+
+
+def live_stream(exporter: CapacityExporter, pair: str):
+    """A `KrakenStream` feeding `pair` of `exporter`, live after an empty snapshot (no socket: the bench hands it
+    each message as its connection would)."""
+    from exporter.sources.credentials import KrakenCredentials
+    from exporter.sources.kraken_api import ReadOnlyKraken
+    from exporter.sources.kraken_poller import KrakenSourceMetrics
+    from exporter.sources.kraken_stream import ConnectionState, KrakenStream, StreamMetrics
+
+    telemetry = exporter.add_pair(pair)
+    client = ReadOnlyKraken(KrakenCredentials("k", "c2VjcmV0"), "http://127.0.0.1:9")
+    registry = CollectorRegistry()
+    stream = KrakenStream(client, [telemetry], StreamMetrics(registry), KrakenSourceMetrics(registry))
+    connection = ConnectionState()
+    assert stream.on_text('{"channel":"executions","type":"snapshot","data":[],"sequence":1}', connection) is None
+    assert stream.live
+    return stream, connection
+
+
+def case_stream_event_cost(repeats: int) -> None:
+    """The stream's whole work (JSON, sequence, the book, the hook calls it makes, the counts) per execution event
+    (a row: pending_new, new, trade, filled, canceled; a message carries one or two) of a realistic mix, against
+    one hook call (a fill, as a bot reports it)."""
+    n = 20_000
+    exporter = CapacityExporter(registry=CollectorRegistry(), clock=SystemClock())
+    current: dict[str, object] = {}
+
+    def fresh() -> None:
+        if "stream" in current:
+            exporter.remove_pair("XDGUSD")
+        stream, connection = live_stream(exporter, "XDGUSD")
+        frames = stream_frames(n // 3 + 1, 2)
+        current.update(stream=stream, connection=connection, frames=iter(frames),
+                       hook=exporter.source("XDGUSD").observe_order_status)
+
+    fresh()
+    txids = iter([f"T{i}" for i in range(n * repeats * 4)])
+    placed = time.time() - 30.0
+    on_text = lambda: current["stream"].on_text(next(current["frames"]), current["connection"])  # noqa: E731
+    fill = lambda: current["hook"](next(txids), "closed", "13.00000000", "13.00000000", placed_at=placed)  # noqa: E731
+    sample = stream_frames(1000, 2)
+    events_per_message = sum(len(json.loads(f)["data"]) for f in sample) / len(sample)
+    b, c = interleaved(fill, on_text, n, repeats, setup=fresh)
+    assert current["stream"].live and sum(current["stream"].reconnects.values()) == 0
+    c /= events_per_message
+    record(f"Kraken stream: one execution event, all its work ({events_per_message:.2f} events a message; "
+           "baseline: one fill hook call)", fmt(b), fmt(c), c / b, "<= 3x", c / b <= 3)
+
+
+def case_scrape_under_stream(repeats: int, rate: float = 1000.0) -> None:
+    """/metrics p99 over HTTP while the stream takes `rate` messages a second from a fake Kraken in another process,
+    against the same exporter while the feed is paused (alternating). Scrapes come 50 a second, not back to back: a
+    client that takes a whole core would measure the 2-core machine's contention with the feed's process, not the
+    exporter (Prometheus scrapes every 15 s)."""
+    import subprocess
+
+    from exporter.sources.credentials import KrakenCredentials
+    from exporter.sources.kraken_api import ReadOnlyKraken
+    from exporter.sources.kraken_poller import KrakenSourceMetrics
+    from exporter.sources.kraken_stream import KrakenStream, StreamMetrics
+    from exporter.sources.standalone import StandaloneSource
+
+    feed = subprocess.Popen([sys.executable, "-m", "bench.stream_feed"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    urls = json.loads(feed.stdout.readline())
+    exporter = CapacityExporter(registry=CollectorRegistry(), mode="serve")
+    telemetry = exporter.new_telemetry("XDGUSD")
+    client = ReadOnlyKraken(KrakenCredentials(urls["key"], urls["secret"]), urls["rest"])
+    stream = KrakenStream(client, [telemetry], StreamMetrics(exporter.registry), KrakenSourceMetrics(exporter.registry),
+                          url=urls["ws"])
+    exporter.add_source(StandaloneSource(telemetry, events=stream))
+    stream.start()
+    server = start_server(create_app(exporter), "127.0.0.1", 0)
+    messages = lambda: exporter.registry.get_sample_value(  # noqa: E731
+        "krakenbot_kraken_stream_messages_total", {"type": "update"}) or 0.0
+
+    def measure(feeding: float) -> tuple[float, float]:
+        feed.stdin.write(f"rate {feeding}\n")
+        feed.stdin.flush()
+        time.sleep(1.0)
+        before, started = messages(), time.monotonic()
+        p99 = p99_over_http(server, "/metrics", 200, pause=0.02)
+        return p99, (messages() - before) / (time.monotonic() - started)
+
+    try:
+        deadline = time.monotonic() + 20
+        while not stream.live and time.monotonic() < deadline:
+            time.sleep(0.05)
+        quiet, busy, rates = [], [], []
+        for r in range(max(3, repeats // 2)):
+            for feeding in ((rate, 0.0) if r % 2 else (0.0, rate)):
+                p99, achieved = measure(feeding)
+                (busy if feeding else quiet).append(p99)
+                if feeding:
+                    rates.append(achieved)
+        b, c = statistics.median(quiet), statistics.median(busy)
+        record(f"/metrics p99 while the stream takes {statistics.median(rates):,.0f} messages/s (baseline: the feed "
+               "paused)", fmt(b), fmt(c), c / b, "<= 1.5x", c / b <= 1.5 and stream.live)
+    finally:
+        server.stop()
+        stream.stop()
+        feed.stdin.write("quit\n")
+        feed.stdin.flush()
+        feed.wait(timeout=30)
+
+
 def wait_quiet(limit: float) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline and os.getloadavg()[0] > 0.5:
@@ -581,6 +710,8 @@ def main(argv: list[str] | None = None) -> int:
     case_memory(args.flood)
     for step in (int(x) for x in args.fleet_steps.split(",") if x):
         case_baseline_fleet(args.repeats, args.fleet_pairs, step)
+    case_stream_event_cost(args.repeats)
+    case_scrape_under_stream(args.repeats)
     print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, Python {sys.version.split()[0]}, "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}, {time.perf_counter() - started:.0f} s\n")
     print("| case | baseline | candidate | ratio | target | verdict |")

@@ -25,6 +25,7 @@ from .service import CapacityExporter
 from .sources.credentials import CredentialsError, KrakenCredentials
 from .sources.kraken_api import KrakenError, ReadOnlyKraken
 from .sources.kraken_poller import FALLBACK_BLIND, KrakenOpenOrdersPoller, KrakenSourceMetrics, resolve_pairs
+from .sources.kraken_stream import KrakenStream, StreamMetrics
 from .sources.standalone import StandaloneSource
 from .sources.status_scraper import BotStatusScraper, ScrapeMetrics
 from .sources.worker import default_stale_after
@@ -35,7 +36,7 @@ PROG = "kraken-capacity-exporter"
 log = logging.getLogger("kraken_capacity_exporter")
 COMMAND_HELP = {
     "demo": "simulated bot and a local fake Kraken on an accelerated clock; no keys, no Docker (the default)",
-    "serve": "standalone: export what Kraken's OpenOrders says for the pair(s), with a read-only API key",
+    "serve": "standalone: the whole spec from Kraken's executions stream and OpenOrders, with a read-only API key",
     "scrape": "mirror an existing bot's /api/status capacity_fill_health block to Prometheus",
 }
 
@@ -45,6 +46,19 @@ class _Worker(Protocol):
     def stop(self) -> None: ...
 
 
+class _Together:
+    """Several workers started in order and stopped in reverse (serve's poller and stream)."""
+
+    def __init__(self, *workers: _Worker | None) -> None:
+        self.workers = [w for w in workers if w is not None]
+
+    def start(self) -> None:
+        for worker in self.workers:
+            worker.start()
+
+    def stop(self) -> None:
+        for worker in reversed(self.workers):
+            worker.stop()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,14 +110,14 @@ def run_demo(config: Config, stop: threading.Event, *, web: WebConfigFile | None
     settings = DemoSettings(
         pairs=config.pair_list, limit=config.limit, safety_ratio=config.safety_ratio, speedup=config.speedup,
         seed=config.seed, kraken_stale_after=config.kraken_stale_after or defaults.DEMO_KRAKEN_STALE_AFTER,
-        canary_every_hours=config.canary_every, outage_every=config.outage_every,
+        canary_every_hours=config.canary_every, outage_every=config.outage_every, stream=config.kraken_stream,
     )
     try:
         demo = Demo(settings)
     except PairError as exc:
         raise ConfigError(f"--pair: {exc}") from None
     banner = (f"  demo clock: {config.speedup:g}x (a simulated day every {86400 / config.speedup:.0f} s); "
-              f"fake Kraken at {demo.fake_url}")
+              f"fake Kraken at {demo.fake_url}" + (f", its stream at {demo.fake_stream.url}" if demo.fake_stream else ""))
     try:
         return serve_until_stopped(config, demo.exporter, demo, stop, banner=banner, duration=config.duration,
                                    web=web)
@@ -131,11 +145,13 @@ def run_serve(
     """Standalone: our own poller with a read-only key; bot-side fields are unknown and said so."""
     credentials = load_credentials(config, dict(os.environ) if env is None else env)
     exporter, poller = build_serve(config, credentials)
-    return serve_until_stopped(config, exporter, poller, stop, web=web)
+    stream = poller.stream if isinstance(poller.stream, KrakenStream) else None
+    return serve_until_stopped(config, exporter, _Together(stream, poller), stop, web=web)
 
 
 def build_serve(config: Config, credentials: KrakenCredentials) -> tuple[CapacityExporter, KrakenOpenOrdersPoller]:
-    """What `serve` runs: one StandaloneSource per pair, fed by one OpenOrders poller (not started)."""
+    """What `serve` runs: one StandaloneSource per pair, fed by Kraken's executions stream (`poller.stream`, unless
+    `--kraken-stream off`) and one OpenOrders poller, its cross-check and stand-in (neither started)."""
     exporter = CapacityExporter(mode="serve")
     client = ReadOnlyKraken(credentials, config.kraken_url, timeout=config.kraken_timeout)
     names = resolve_or_explain(client, config.pair_list)
@@ -145,10 +161,16 @@ def build_serve(config: Config, credentials: KrakenCredentials) -> tuple[Capacit
         telemetry = exporter.new_telemetry(pair, config.limit, config.safety_ratio, kraken_stale_after=stale)
         if pair in names:
             telemetry.set_pair_names(names[pair])
-        exporter.add_source(StandaloneSource(telemetry))
         telemetries.append(telemetry)
-    poller = KrakenOpenOrdersPoller(client, telemetries, KrakenSourceMetrics(exporter.registry),
-                                    interval=config.kraken_poll_interval, fallback=FALLBACK_BLIND)
+    source_metrics = KrakenSourceMetrics(exporter.registry)
+    stream = None
+    if config.kraken_stream:
+        stream = KrakenStream(client, telemetries, StreamMetrics(exporter.registry), source_metrics,
+                              url=config.kraken_ws_url, silence=config.kraken_stream_silence)
+    for telemetry in telemetries:
+        exporter.add_source(StandaloneSource(telemetry, events=stream))
+    poller = KrakenOpenOrdersPoller(client, telemetries, source_metrics, interval=config.kraken_poll_interval,
+                                    fallback=FALLBACK_BLIND, stream=stream)
     return exporter, poller
 
 

@@ -84,6 +84,20 @@ def _url(raw: str) -> str:
     return value
 
 
+def _on_off(raw: str) -> bool:
+    value = str(raw).strip().lower()
+    if value not in ("on", "off", "true", "false", "1", "0"):
+        raise ValueError(f"{raw!r} is not on or off")
+    return value in ("on", "true", "1")
+
+
+def _ws_url(raw: str) -> str:
+    value = str(raw).strip()
+    if not value.startswith(("ws://", "wss://")) or len(value) < 8:
+        raise ValueError(f"{raw!r} is not a ws(s) URL")
+    return value
+
+
 def _seconds_or_zero(raw: str) -> float:
     return 0.0 if str(raw).strip() in ("0", "0.0") else _float_positive(raw)
 
@@ -133,6 +147,18 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds between OpenOrders calls (cost 1 each; Starter keys decay 0.33/s)", ("serve",)),
     Setting("kraken_timeout", "--kraken-timeout", "EXPORTER_KRAKEN_TIMEOUT", defaults.KRAKEN_TIMEOUT, _float_positive,
             "seconds a Kraken call may take in all, however slowly the reply arrives", ("serve",)),
+    Setting("kraken_stream", "--kraken-stream", "EXPORTER_KRAKEN_STREAM", defaults.KRAKEN_STREAM, _on_off,
+            {"serve": "on: partial fills, partial-cancels, fill times and counts from Kraken's WebSocket v2 "
+                      "executions stream (the key needs 'WebSocket interface'), OpenOrders as its cross-check; "
+                      "off: OpenOrders only (default on)",
+             "demo": "on: the fake Kraken's executions stream reports the simulated orders; off: the simulated bot "
+                     "calls the order hooks itself (default on)"}, ("demo", "serve")),
+    Setting("kraken_ws_url", "--kraken-ws-url", "KRAKEN_WS_URL", defaults.KRAKEN_WS_URL, _ws_url,
+            "Kraken's private WebSocket v2 endpoint (tests use a local fake)", ("serve",)),
+    Setting("kraken_stream_silence", "--kraken-stream-silence", "EXPORTER_KRAKEN_STREAM_SILENCE",
+            defaults.KRAKEN_STREAM_SILENCE, _float_positive,
+            "seconds without any message (Kraken sends a heartbeat every second) before the stream reconnects",
+            ("serve",)),
     Setting("status_url", "--status-url", "EXPORTER_STATUS_URL", None, _url,
             "the bot's /api/status URL to mirror (required)", ("scrape",)),
     Setting("scrape_interval", "--scrape-interval", "EXPORTER_SCRAPE_INTERVAL", defaults.SCRAPE_INTERVAL, _float_positive,
@@ -187,6 +213,9 @@ class Config:
     kraken_key_file: str | None = _default("kraken_key_file")
     kraken_poll_interval: float = _default("kraken_poll_interval")
     kraken_timeout: float = _default("kraken_timeout")
+    kraken_stream: bool = _default("kraken_stream")
+    kraken_ws_url: str = _default("kraken_ws_url")
+    kraken_stream_silence: float = _default("kraken_stream_silence")
     status_url: str | None = _default("status_url")
     scrape_interval: float = _default("scrape_interval")
     scrape_timeout: float = _default("scrape_timeout")
@@ -238,6 +267,8 @@ def load_config(command: str, args: argparse.Namespace | None = None, env: Mappi
 def _show(value: Any) -> str:
     if value is None:
         return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
     if isinstance(value, float):
         return f"{value:g}"
     return ",".join(value) if isinstance(value, tuple) else str(value)

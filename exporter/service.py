@@ -97,8 +97,10 @@ class CapacityExporter:
         with self._lock:
             sources = list(self._sources)
         readings = [s.reading() for s in sources]
-        now = self.clock.now()
         with self._forecast_lock:
+            # the clock is read under the lock: overlapping reads record in the order they read it, so one never
+            # looks like the clock stepping back (which clears the history)
+            now = self.clock.now()
             for gone in self._headroom.keys() - {r.pair for r in readings}:  # a renamed or removed pair's history
                 del self._headroom[gone]
             return [self._with_forecast(reading, now) for reading in readings]

@@ -2,8 +2,8 @@
 test process's interpreter lock: `--connections` keep-alive connections, each sending a request with a new wrong
 password (with `--repeat`, one of two) every `--interval` seconds for `--seconds`, alternating a known and an
 unknown user. The connections' sends are spread evenly over the interval (a steady rate, not one burst of all of
-them each interval; `--burst` sends them together). Prints one JSON line: the answers by status code and how long
-it ran.
+them each interval; `--burst` sends them together), from `--source` (a loopback address, 127.0.0.1 by default).
+Prints one JSON line: the answers by status code and how long it ran.
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ class Flood:
     until: float
     repeat: bool = False
     path: str = "/metrics"
+    source: str | None = None  # the address the connections come from
 
 
 async def one_connection(flood: Flood, n: int, first_at: float, codes: Counter) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", flood.port)
+    local = (flood.source, 0) if flood.source else None
+    reader, writer = await asyncio.open_connection("127.0.0.1", flood.port, local_addr=local)
     i = 0
     next_at = first_at
     await asyncio.sleep(max(0.0, next_at - time.monotonic()))
@@ -73,9 +75,11 @@ def main() -> None:
     parser.add_argument("--path", default="/metrics")
     parser.add_argument("--repeat", action="store_true", help="each connection repeats one of two wrong passwords")
     parser.add_argument("--burst", action="store_true", help="all connections send at the same instant")
+    parser.add_argument("--source", help="the loopback address the connections come from (e.g. 127.0.0.2)")
     args = parser.parse_args()
     started = time.monotonic()
-    flood = Flood(args.port, tuple(args.users.split(",")), args.interval, started + args.seconds, args.repeat, args.path)
+    flood = Flood(args.port, tuple(args.users.split(",")), args.interval, started + args.seconds, args.repeat, args.path,
+                  args.source)
     codes = asyncio.run(run(flood, args.connections, args.burst))
     print(json.dumps({"codes": dict(codes), "elapsed": time.monotonic() - started}), flush=True)
 

@@ -130,7 +130,8 @@ def test_recording_rules_are_named_level_metric_operations():
 
 
 # Alerts about an exporter or a target rather than a pair, and what their description says instead.
-NOT_PER_PAIR = {"KrakenBotExporterDown", "KrakenBotExporterAbsent", "KrakenBotKrakenKeyRejected"}
+NOT_PER_PAIR = {"KrakenBotExporterDown", "KrakenBotExporterAbsent", "KrakenBotKrakenKeyRejected", "KrakenBotKrakenStreamDown",
+                "KrakenBotWebConfigReloadFailed"}
 
 
 def test_every_alert_has_severity_summary_and_a_templated_description_with_the_pair_and_the_value():

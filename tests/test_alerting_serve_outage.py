@@ -1,4 +1,5 @@
 """End to end with the shipped rules: a `serve` process on the fake Kraken -> real Prometheus -> real Alertmanager.
+(OpenOrders only, `--kraken-stream off`; tests/test_alerting_stream_outage.py has the stream.)
 
 The pair is in stop (160 open orders under a safe cap of 168) when Kraken goes away: the stop page must not resolve
 because the numbers vanished, the pair's blindness pages, the fallback warning reaches the tickets, and when Kraken
@@ -39,7 +40,7 @@ def serve_port(kraken, kraken_secret):
     env.update({"KRAKEN_API_URL": kraken.url, "KRAKEN_API_KEY": KEY, "KRAKEN_API_SECRET": kraken_secret})
     proc = subprocess.Popen(
         [sys.executable, "-m", "exporter", "serve", "--pair", "XDGUSD", "--port", str(port),
-         "--kraken-poll-interval", "0.5", "--kraken-timeout", "0.5"],
+         "--kraken-poll-interval", "0.5", "--kraken-timeout", "0.5", "--kraken-stream", "off"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     assert "listening on" in proc.stdout.readline()
     yield port

@@ -162,3 +162,126 @@ def test_bcrypt_runs_in_a_thread_of_lower_cpu_priority_than_the_server(config, m
     BasicAuthChecker().verdict(config, ("alice", b"wrong"))
     mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     assert len(seen) == 1 and seen[0][0].startswith("exporter-bcrypt") and seen[0][1] == min(19, mine + auth.BCRYPT_NICE)
+
+
+def test_a_right_password_longer_than_72_bytes_is_checked_on_its_first_72_as_exporter_toolkit_does(tmp_path):
+    import base64
+    import secrets
+
+    import bcrypt
+
+    password = base64.b64encode(secrets.token_bytes(64))  # 88 bytes, as `openssl rand -base64 64` gives
+    hashed = bcrypt.hashpw(password[:72], bcrypt.gensalt(4)).decode()  # what htpasswd -B and bcrypt 4 store for it
+    path = tmp_path / "web.yml"
+    path.write_text(f"basic_auth_users:\n  prometheus: {hashed}\n")
+    config = load_web_config(path)
+    checker = BasicAuthChecker()
+    assert checker.verdict(config, ("prometheus", password)) is Verdict.OK
+    assert checker.verdict(config, ("prometheus", password[:72] + b"anything after")) is Verdict.OK  # Go's bcrypt too
+    assert checker.verdict(config, ("prometheus", password[:71])) is Verdict.WRONG
+    assert checker.verdict(config, ("prometheus", b"x" + password[1:])) is Verdict.WRONG
+    assert checker.verdict(config, ("nobody", password)) is Verdict.WRONG
+
+
+def bcrypt_cost(hashed: bytes) -> int:
+    return int(hashed.split(b"$")[2])  # $2b$<cost>$...: 2**cost rounds of bcrypt's key setup
+
+
+def test_every_user_known_or_not_costs_the_same_bcrypt_work_whatever_the_cost_of_its_hash(tmp_path, checks):
+    path = tmp_path / "web.yml"
+    path.write_text(f"basic_auth_users:\n  alice: {bcrypt_hash('a', cost=4)}\n  bob: {bcrypt_hash('b', cost=7)}\n"
+                    f"  carol: {bcrypt_hash('c', cost=5)}\n")
+    config = load_web_config(path)
+    checker = BasicAuthChecker()
+    work = {}
+    for user, password in (("alice", b"wrong"), ("bob", b"wrong"), ("carol", b"wrong"), ("nobody", b"wrong"),
+                           ("alice", b"a"), ("carol", b"c")):
+        checks.clear()
+        verdict = checker.verdict(config, (user, password))
+        work[user, password, verdict] = sum(2 ** bcrypt_cost(hashed) for hashed in checks)
+    assert work == {("alice", b"wrong", Verdict.WRONG): 2**7, ("bob", b"wrong", Verdict.WRONG): 2**7,
+                    ("carol", b"wrong", Verdict.WRONG): 2**7, ("nobody", b"wrong", Verdict.WRONG): 2**7,
+                    ("alice", b"a", Verdict.OK): 2**7, ("carol", b"c", Verdict.OK): 2**7}
+
+
+class GatedBcrypt:
+    """The real bcrypt.checkpw, once the test lets each check through; records whose password it checked."""
+
+    def __init__(self) -> None:
+        self.real = auth.bcrypt.checkpw
+        self.order: list[bytes] = []
+        self.started = threading.Semaphore(0)
+        self.gate = threading.Semaphore(0)
+
+    def __call__(self, password: bytes, hashed: bytes) -> bool:
+        self.order.append(password)
+        self.started.release()
+        assert self.gate.acquire(timeout=30)
+        return self.real(password, hashed)
+
+
+def test_a_flooding_address_gets_one_check_at_a_time_and_another_address_gets_the_next_one(config, monkeypatch):
+    import asyncio
+
+    gated = GatedBcrypt()
+    monkeypatch.setattr(auth.bcrypt, "checkpw", gated)
+    checker = BasicAuthChecker()
+    flood, scraper = "127.0.0.1", "127.0.0.2"
+
+    async def scenario() -> dict:
+        loop = asyncio.get_running_loop()
+
+        def attempt(address: str, user: str, password: bytes) -> asyncio.Task:
+            return loop.create_task(checker.verdict_on_loop(config, (user, password), address))
+
+        first = attempt(flood, "nobody", b"guess 0")
+        assert await loop.run_in_executor(None, gated.started.acquire, True, 10)  # the flood's first check runs
+        second = attempt(flood, "alice", b"guess 1")  # the same address, a check already under way
+        right = attempt(scraper, "alice", PASSWORD)  # another address: it waits its turn
+        await asyncio.sleep(0.05)
+        assert second.done() and second.result() is Verdict.BUSY
+        assert not right.done()
+        third = attempt(flood, "alice", b"guess 2")  # still the flood's check running: busy at once
+        await asyncio.sleep(0.05)
+        assert third.done() and third.result() is Verdict.BUSY
+        gated.gate.release()  # the flood's check ends; the scraper's starts next
+        assert await loop.run_in_executor(None, gated.started.acquire, True, 10)
+        fourth = attempt(flood, "alice", b"guess 3")  # the flood's address is free again: it waits behind the scraper
+        await asyncio.sleep(0.05)
+        assert not fourth.done()
+        gated.gate.release()
+        verdict = await asyncio.wait_for(right, 10)
+        assert await loop.run_in_executor(None, gated.started.acquire, True, 10)
+        gated.gate.release()
+        return {"first": await first, "right": verdict, "fourth": await asyncio.wait_for(fourth, 10)}
+
+    results = asyncio.run(scenario())
+    assert results == {"first": Verdict.WRONG, "right": Verdict.OK, "fourth": Verdict.WRONG}
+    assert gated.order == [b"guess 0", PASSWORD, b"guess 3"]
+
+
+def test_at_most_max_waiting_addresses_wait_and_the_rest_are_busy_at_once(config, monkeypatch):
+    import asyncio
+
+    gated = GatedBcrypt()
+    monkeypatch.setattr(auth.bcrypt, "checkpw", gated)
+    checker = BasicAuthChecker()
+
+    async def scenario() -> list[Verdict]:
+        loop = asyncio.get_running_loop()
+        running = loop.create_task(checker.verdict_on_loop(config, ("alice", b"guess"), "127.0.0.1"))
+        assert await loop.run_in_executor(None, gated.started.acquire, True, 10)
+        waiting = [loop.create_task(checker.verdict_on_loop(config, ("alice", f"guess {n}".encode()), f"127.0.1.{n}"))
+                   for n in range(auth.MAX_WAITING + 5)]
+        await asyncio.sleep(0.05)
+        busy = [t.result() for t in waiting if t.done()]
+        assert len(checker._waiting) == auth.MAX_WAITING and len(checker._busy) == auth.MAX_WAITING + 1
+        for _ in range(auth.MAX_WAITING + 1):
+            gated.gate.release()
+        await asyncio.wait_for(asyncio.gather(running, *(t for t in waiting if not t.done())), 30)
+        return busy
+
+    busy = asyncio.run(scenario())
+    assert busy == [Verdict.BUSY] * 5  # the ones that found the queue full, answered at once
+    assert len(gated.order) == auth.MAX_WAITING + 1
+    assert not checker._waiting and not checker._busy and checker._running == 0  # nothing left behind

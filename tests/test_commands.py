@@ -45,8 +45,10 @@ def kraken_env(fake, secret):
 
 
 def test_serve_exports_what_kraken_knows_and_says_what_it_cannot(fake_kraken, kraken_secret):
+    """Without Kraken's stream (`--kraken-stream off`): OpenOrders only; tests/test_serve_stream.py has it on."""
     port = free_port()
-    proc = start(["serve", "--pair", "DOGE/USD,XBTUSD", "--port", str(port), "--kraken-poll-interval", "0.2"],
+    proc = start(["serve", "--pair", "DOGE/USD,XBTUSD", "--port", str(port), "--kraken-poll-interval", "0.2",
+                  "--kraken-stream", "off"],
                  kraken_env(fake_kraken, kraken_secret))
     try:
         assert "listening on" in proc.stdout.readline()

@@ -238,3 +238,52 @@ def test_a_blind_pair_in_the_stop_band_has_no_forecast():
     assert registry.get_sample_value("krakenbot_pair_blind", {"pair": "XDGUSD"}) == 1
     assert registry.get_sample_value("krakenbot_forecast_seconds_to_stop_band", {"pair": "XDGUSD"}) is None
     assert status_payload(exporter)["capacity_fill_health"]["forecast_hours_to_stop"] is None
+
+
+def test_two_overlapping_reads_record_in_the_order_they_read_the_clock_and_keep_the_history():
+    import statistics
+    import threading
+
+    from prometheus_client import CollectorRegistry
+
+    from exporter import CapacityExporter, ManualClock
+
+    clock = ManualClock(start=1_700_000_000.0)
+    exporter = CapacityExporter(registry=CollectorRegistry(), clock=clock)
+    telemetry = exporter.add_pair("XDGUSD")  # limit 225 x 0.75: safe cap 168
+    points = []
+    for minute in range(30):  # half an hour of a steadily falling headroom, one read a minute
+        telemetry.set_internal_counts(active_orders=10 + minute, slot_count=1)
+        exporter.readings()
+        points.append((clock.now(), 168 - (10 + minute)))
+        clock.advance(60)
+    telemetry.set_internal_counts(active_orders=40, slot_count=1)
+    assert exporter.readings()[0].forecast_seconds_to_stop is not None
+    paused, resume = threading.Event(), threading.Event()
+
+    class ClockPausingReadA:  # read A is preempted right after it has read the clock
+        def now(self) -> float:
+            t = clock.now()
+            if threading.current_thread().name == "A":
+                paused.set()
+                assert resume.wait(10)
+            return t
+
+    exporter.clock = ClockPausingReadA()
+    a = threading.Thread(target=exporter.readings, name="A")
+    a.start()
+    assert paused.wait(10)
+    telemetry.set_internal_counts(active_orders=41, slot_count=1)  # the grid places one more order
+    clock.advance(0.001)  # and a millisecond later another scrape reads
+    b = threading.Thread(target=exporter.readings, name="B")
+    b.start()
+    b.join(0.5)  # B either records at once or waits for A: both must leave the history whole
+    resume.set()
+    a.join(10)
+    b.join(10)
+    assert not a.is_alive() and not b.is_alive()
+    points.append((clock.now(), 168 - 41))  # the minute's latest value
+    fit = statistics.linear_regression([t for t, _ in points], [v for _, v in points])
+    expected = (STOP_HEADROOM - fit.intercept) / fit.slope - clock.now()
+    got = exporter.readings()[0].forecast_seconds_to_stop
+    assert got is not None and math.isclose(got, expected, rel_tol=1e-6)

@@ -69,9 +69,11 @@ def test_the_metric_table_lists_exactly_the_exported_metrics(exporter, registry,
 
 def test_the_source_metric_table_lists_the_poller_and_scraper_metrics(registry):
     from exporter.sources.kraken_poller import KrakenSourceMetrics
+    from exporter.sources.kraken_stream import StreamMetrics
     from exporter.sources.status_scraper import ScrapeMetrics
 
     KrakenSourceMetrics(registry)
+    StreamMetrics(registry)
     scrape = ScrapeMetrics(registry)
     scrape.up.labels(pair="XDGUSD").set(1)
     scrape.last_success.labels(pair="XDGUSD").set(1)

@@ -220,7 +220,7 @@ def test_the_serve_process_survives_the_fault_matrix_with_one_warning_per_fault_
     env.update({"KRAKEN_API_URL": fake.url, "KRAKEN_API_KEY": KEY, "KRAKEN_API_SECRET": kraken_secret})
     proc = subprocess.Popen(
         [sys.executable, "-m", "exporter", "serve", "--pair", ",".join(PAIRS), "--port", str(port),
-         "--kraken-poll-interval", "0.2", "--kraken-timeout", str(TIMEOUT)],
+         "--kraken-poll-interval", "0.2", "--kraken-timeout", str(TIMEOUT), "--kraken-stream", "off"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
     def metric(result):

@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 
@@ -112,3 +113,23 @@ def test_each_block_says_since_when_it_counts_and_whether_a_whole_day_is_in(expo
     clock.advance(86_400)
     block = roundtrip(status_payload(exporter))["capacity_fill_health"]
     assert (block["window_started_at"], block["window_complete"]) == (started, True)
+
+
+class FixedClock:
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def now(self) -> float:
+        return self.value
+
+
+@pytest.mark.parametrize("broken", [math.nan, math.inf, -math.inf, "now"], ids=["nan", "inf", "-inf", "not-a-number"])
+def test_a_broken_clock_makes_the_bots_block_null_and_never_raises_into_its_status_handler(clock, broken):
+    telemetry = CapacityTelemetry("XDGUSD", clock=clock)
+    telemetry.observe_order_status("TX1", "open", "10", "2")
+    telemetry.clock = FixedClock(broken)
+    status = add_capacity_fill_health({"mode": "RUNNING"}, telemetry)
+    assert status == {"mode": "RUNNING", "capacity_fill_health": None}  # blind: no block it cannot vouch for
+    assert telemetry.reading().blind
+    telemetry.clock = clock  # the clock mended: the block is back, the event still counted
+    assert add_capacity_fill_health({}, telemetry)["capacity_fill_health"]["partial_fill_open_events_1d"] == 1

@@ -81,9 +81,10 @@ def refusal(tmp_path: Path, text: str | bytes) -> str:
         ("tls_server_config:\n  key_file: k\n", "missing cert_file"),
         ("key: [unclosed\n", "not valid YAML"),
         ("- a list\n", "web config: expected a mapping"),
+        ("tls_server_config:\n  cert_file: c\n  key_file: k\n  min_version: [TLS13]\n", "tls_server_config.min_version"),
     ],
     ids=["unknown-top-key", "plain-password", "apr1-hash", "short-bcrypt", "users-not-a-map", "forbidden-header",
-         "unknown-http-key", "tls-not-a-map", "no-cert-file", "bad-yaml", "not-a-map"],
+         "unknown-http-key", "tls-not-a-map", "no-cert-file", "bad-yaml", "not-a-map", "version-not-a-string"],
 )
 def test_a_bad_config_is_refused_in_one_line_naming_the_problem(tmp_path, text, named):
     assert named in refusal(tmp_path, text)
@@ -266,3 +267,88 @@ def test_the_readme_web_config_and_prometheus_job_are_the_ones_tested(tmp_path, 
     job = yaml.safe_load(job_text)[0]
     assert job["scheme"] == "https" and {"ca_file", "cert_file", "key_file"} <= set(job["tls_config"])
     assert job["basic_auth"]["username"] == "prometheus"
+
+
+def test_an_edit_landing_while_a_reload_reads_the_file_is_applied_by_the_next_look(tmp_path, monkeypatch):
+    from exporter.web import web_config
+
+    path = write(tmp_path / "web.yml", f"basic_auth_users:\n  alice: {bcrypt_hash('one')}\n")
+    web = WebConfigFile(path, poll_interval=3600)  # the test plays the watcher
+    real_safe_load = web_config.yaml.safe_load
+    edits: list[str] = []
+
+    def edited_meanwhile(text):
+        parsed = real_safe_load(text)
+        if not edits:  # the file changes again right after the reload has read it
+            edits.append("carol")
+            write(path, f"basic_auth_users:\n  carol: {bcrypt_hash('three')}\n")
+            os.utime(path, ns=(2, 2))
+        return parsed
+
+    monkeypatch.setattr(web_config.yaml, "safe_load", edited_meanwhile)
+    write(path, f"basic_auth_users:\n  bob: {bcrypt_hash('two')}\n")
+    os.utime(path, ns=(1, 1))
+    assert web.refresh() and set(web.current().users) == {"bob"}  # the version it read
+    assert web.refresh() and set(web.current().users) == {"carol"}  # the newer file is not taken for loaded
+    assert web.reloads == 2 and not web.refresh()
+
+
+def test_a_certificate_replaced_while_a_reload_loads_it_is_loaded_again_by_the_next_look(tmp_path, pki, monkeypatch):
+    from exporter.web import web_config
+
+    path = write(tmp_path / "web.yml", tls_block(pki))
+    web = WebConfigFile(path, poll_interval=3600)
+    real_context = web_config._context
+    replaced: list[int] = []
+
+    def replaced_meanwhile(tls):
+        if not replaced:  # the certificate is renewed while the reload builds its SSL context
+            replaced.append(1)
+            os.utime(pki.server_cert, ns=(5, 5))
+        return real_context(tls)
+
+    monkeypatch.setattr(web_config, "_context", replaced_meanwhile)
+    write(path, tls_block(pki, min_version="TLS13"))
+    os.utime(path, ns=(1, 1))
+    assert web.refresh() and web.current().tls.min_version == "TLS13"
+    loaded = web.current()
+    assert web.refresh() and web.current() is not loaded  # the renewed certificate is read
+    assert not web.refresh()
+
+
+def test_a_minimum_tls_version_above_the_maximum_is_refused_in_one_line(tmp_path, pki):
+    assert "min_version TLS13 is above max_version TLS12" in refusal(
+        tmp_path, tls_block(pki, min_version="TLS13", max_version="TLS12"))
+    assert "min_version TLS12 is above max_version TLS11" in refusal(tmp_path, tls_block(pki, max_version="TLS11"))
+    assert load_web_config(write(tmp_path / "same.yml", tls_block(pki, min_version="TLS13", max_version="TLS13"))).tls
+
+
+def test_the_command_exits_2_on_a_minimum_tls_version_above_the_maximum(tmp_path, pki):
+    path = write(tmp_path / "web.yml", tls_block(pki, min_version="TLS13", max_version="TLS12"))
+    result = subprocess.run([sys.executable, "-m", "exporter", "demo", "--port", "0", "--duration", "5",
+                             "--web-config-file", str(path)], capture_output=True, text=True, timeout=60)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "min_version" in lines[0], result.stderr
+
+
+def test_a_reload_to_a_minimum_tls_version_above_the_maximum_is_refused_and_named(tmp_path, pki, caplog):
+    path = write(tmp_path / "web.yml", tls_block(pki, max_version="TLS13"))
+    web = WebConfigFile(path, poll_interval=3600)
+    with caplog.at_level(logging.ERROR):
+        write(path, tls_block(pki, min_version="TLS13", max_version="TLS12"))
+        os.utime(path, ns=(1, 1))
+        assert not web.refresh()
+    tls = web.current().tls
+    assert (tls.min_version, tls.max_version) == ("TLS12", "TLS13")  # the previous version stays in force
+    assert "min_version TLS13 is above max_version TLS12" in web.reload_error
+    assert "min_version" in caplog.text
+
+
+def test_the_dummy_hashes_below_the_highest_cost_are_kept_while_the_costs_are_unchanged(tmp_path):
+    path = write(tmp_path / "web.yml", f"basic_auth_users:\n  alice: {bcrypt_hash('one', cost=4)}\n"
+                                       f"  bob: {bcrypt_hash('two', cost=6)}\n")
+    first = load_web_config(path)
+    assert sorted(first.dummy_hashes) == [4, 5, 6]  # one per cost from the lowest to the highest in use
+    assert all(hashed.startswith(f"$2b$0{cost}$".encode()) for cost, hashed in first.dummy_hashes.items())
+    write(path, f"basic_auth_users:\n  alice: {bcrypt_hash('one', cost=4)}\n  bob: {bcrypt_hash('three', cost=6)}\n")
+    assert load_web_config(path, previous=first).dummy_hashes == first.dummy_hashes  # no bcrypt work on a reload

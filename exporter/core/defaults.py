@@ -13,6 +13,9 @@ LOG_LEVEL = "INFO"
 KRAKEN_URL = "https://api.kraken.com"
 KRAKEN_POLL_INTERVAL = 15.0  # 1 OpenOrders call / 15 s: 20% of a Starter key's 0.33/s decay, less on higher tiers
 KRAKEN_TIMEOUT = 10.0
+KRAKEN_STREAM = True  # serve (and the demo) read Kraken's WebSocket v2 executions stream
+KRAKEN_WS_URL = "wss://ws-auth.kraken.com/v2"
+KRAKEN_STREAM_SILENCE = 30.0  # Kraken sends a heartbeat every second; 30 s of nothing is a dead connection
 
 SCRAPE_INTERVAL = 15.0
 SCRAPE_TIMEOUT = 5.0

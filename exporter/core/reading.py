@@ -28,6 +28,7 @@ class PairReading:
     window_started_at: float | None = None  # since when the 24h windows have been counting (None: unknown)
     forecast_seconds_to_stop: float | None = None  # the headroom's 6h trend reaches the stop edge in this long
     counts: EventCounts | None = None  # event counters of a telemetry fed by hooks (None: the source has none)
+    events_source: str | None = None  # where partial fills and fill times come from, when a source says (serve)
 
     def __post_init__(self) -> None:
         if self.health is None and not self.blind:  # no data at all is blind, whatever the source said

@@ -8,6 +8,11 @@ or trickling reply, a body cut off, garbage, an empty body, `open` of the wrong 
 to revoke the key (`revoke_key()`) or to see a higher nonce from another client (`advance_nonce()`), records every
 endpoint called (`calls`), and never trades: any other private endpoint is recorded and refused.
 It binds 127.0.0.1 only.
+
+`GetWebSocketsToken` hands out tokens for the fake's WebSocket v2 stream (`fake_kraken_stream.py`), as Kraken does:
+good for 15 minutes until a subscription uses them, refused with `EGeneral:Permission denied` when the key lacks the
+"WebSocket interface" permission (`permissions=`). With an `account=` (`fake_account.FakeAccount`) the REST side reads
+its orders: `OpenOrders`, `QueryOrders` (open or closed) and `ClosedOrders` (`start`, `ofs`, 50 a page).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlparse
 
 # A few real AssetPairs entries (abridged to the fields we read).
@@ -41,6 +46,69 @@ GARBAGE = "garbage"
 EMPTY = "empty"  # 200 with an empty body
 WRONG_OPEN = "wrong_open"  # a valid envelope whose `open` is a list, not an object
 STALE_NONCE = "stale_nonce"
+
+
+class Account(Protocol):
+    """The orders the REST side reads (`fake_account.FakeAccount`)."""
+
+    def open_orders(self) -> dict[str, dict[str, Any]]: ...
+    def query(self, txids: list[str]) -> dict[str, dict[str, Any]]: ...
+    def closed_since(self, start: float) -> dict[str, dict[str, Any]]: ...
+
+
+# Key permissions, as Kraken's API settings name them; a read-only monitoring key has all three and nothing else.
+QUERY_OPEN = "Query Open Orders & Trades"
+QUERY_CLOSED = "Query Closed Orders & Trades"
+WEBSOCKET = "WebSocket interface"
+READ_ONLY_PERMISSIONS = frozenset({QUERY_OPEN, QUERY_CLOSED, WEBSOCKET})
+TOKEN_LIFETIME = 900.0  # seconds a WebSocket token may wait for its first subscription
+CLOSED_ORDERS_PAGE = 50
+
+
+class WsTokens:
+    """The WebSocket tokens handed out: each good for `lifetime` seconds until a subscription uses it, then for as
+    long as that subscription stays up. `check` returns None for a good token, else Kraken's error text."""
+
+    def __init__(self, lifetime: float = TOKEN_LIFETIME) -> None:
+        self.lifetime = lifetime
+        self._issued: dict[str, float] = {}
+        self._used: set[str] = set()
+        self.refuse_next = 0  # the next N subscriptions are refused, whatever their token (a scripted fault)
+        self._lock = threading.Lock()
+
+    def issue(self) -> str:
+        token = base64.b64encode(hashlib.sha256(f"{time.time_ns()}-{len(self._issued)}".encode()).digest()).decode()
+        with self._lock:
+            self._issued[token] = time.monotonic()
+        return token
+
+    def check(self, token: Any) -> str | None:
+        with self._lock:
+            if self.refuse_next > 0:
+                self.refuse_next -= 1
+                return INVALID_TOKEN
+            issued = self._issued.get(token) if isinstance(token, str) else None
+            if issued is None:
+                return INVALID_TOKEN
+            if token not in self._used and time.monotonic() - issued > self.lifetime:
+                return INVALID_TOKEN
+            self._used.add(token)
+            return None
+
+    def expire_all(self) -> None:
+        """Every token handed out so far is past its 15 minutes (used ones too: their subscriptions ended)."""
+        with self._lock:
+            self._issued = {t: -self.lifetime * 2 for t in self._issued}
+            self._used.clear()
+
+    @property
+    def issued(self) -> int:
+        with self._lock:
+            return len(self._issued)
+
+
+# What the fake answers a subscription with a token it does not accept (third-party clients report this text).
+INVALID_TOKEN = "ESession:Invalid session"
 
 
 def kraken_signature(secret: str, urlpath: str, nonce: str, body: bytes) -> str:
@@ -70,9 +138,16 @@ class FakeKraken:
         open_orders: dict[str, dict] | Callable[[], dict[str, dict]] | None = None,
         slow_seconds: float = 5.0,
         trickle_seconds: float = 1.0,
+        account: Account | None = None,
+        permissions: frozenset[str] = READ_ONLY_PERMISSIONS,
     ) -> None:
         self.key = key
         self._secret = secret
+        self.account = account
+        self.permissions = permissions
+        self.tokens = WsTokens()
+        if open_orders is None and account is not None:
+            open_orders = account.open_orders
         self._open_orders = open_orders if open_orders is not None else {}
         self.slow_seconds = slow_seconds
         self.trickle_seconds = trickle_seconds
@@ -239,7 +314,21 @@ class FakeKraken:
             return self._reply(request, [], {"open": orders})
         if endpoint == "QueryOrders":
             txids = (form.get("txid") or [""])[0].split(",")
+            if len(txids) > CLOSED_ORDERS_PAGE:
+                return self._reply(request, ["EGeneral:Invalid arguments:txid"])
+            if self.account is not None:
+                return self._reply(request, [], self.account.query(txids))
             return self._reply(request, [], {t: orders[t] for t in txids if t in orders})
+        if endpoint == "ClosedOrders" and self.account is not None:
+            start = float((form.get("start") or ["0"])[0])
+            offset = int((form.get("ofs") or ["0"])[0])
+            closed = self.account.closed_since(start)
+            page = dict(list(closed.items())[offset:offset + CLOSED_ORDERS_PAGE])
+            return self._reply(request, [], {"closed": page, "count": len(closed)})
+        if endpoint == "GetWebSocketsToken":
+            if WEBSOCKET not in self.permissions:
+                return self._reply(request, ["EGeneral:Permission denied"])
+            return self._reply(request, [], {"token": self.tokens.issue(), "expires": int(TOKEN_LIFETIME)})
         return self._reply(request, ["EGeneral:Permission denied"])  # this fake never trades
 
     def _reply(self, request: BaseHTTPRequestHandler, errors: list[str], result: Any = None) -> None:

@@ -1,5 +1,8 @@
-"""The demo's wiring: simulated bots whose orders live in a local fake Kraken, read by our real poller through
-krakenex, on an accelerated clock, with a scripted Kraken outage so the fallback can be seen.
+"""The demo's wiring: simulated bots whose orders live in a local fake Kraken, read by our real sources on an
+accelerated clock: Kraken's WebSocket v2 `executions` stream (partial fills, partial-cancels with Kraken's reason and
+fill times arrive live, timestamped in simulated time) and the `OpenOrders` poller through krakenex as its
+cross-check, with a scripted Kraken outage (REST down, the stream dropped) so the fallback and the recovery can be
+seen. `DemoSettings(stream=False)` runs it as before the stream: the simulated bot calls the order hooks itself.
 
 `Demo` is a worker like the poller: `start()` and `stop()`; the CLI binds the HTTP server and waits.
 """
@@ -21,13 +24,17 @@ from ..service import CapacityExporter
 from ..sources.credentials import KrakenCredentials
 from ..sources.kraken_api import ReadOnlyKraken
 from ..sources.kraken_poller import KrakenOpenOrdersPoller, KrakenSourceMetrics, resolve_pairs
+from ..sources.kraken_stream import KrakenStream, StreamMetrics
 from ..sources.worker import BackgroundWorker
+from .fake_account import FakeAccount
 from .fake_kraken import ASSET_PAIRS, FakeKraken
+from .fake_kraken_stream import FakeKrakenStream
 from .simulation import SimulatedBot, SimulatedExchange
 
 log = logging.getLogger("kraken_capacity_exporter")
 
 POLL_WALL_SECONDS = 1.0
+STREAM_MAX_BACKOFF = 8.0  # wall seconds: the demo's stream is back within seconds of the scripted outage
 OUTAGE_WALL_SECONDS = 30.0
 FIRST_OUTAGE_AFTER = 90.0
 
@@ -42,6 +49,8 @@ class DemoSettings:
     kraken_stale_after: float = defaults.DEMO_KRAKEN_STALE_AFTER  # wall seconds; the telemetry runs on simulated time
     canary_every_hours: float = 0.0
     outage_every: float = 0.0  # wall seconds; 0: no scripted outage
+    stream: bool = defaults.KRAKEN_STREAM  # the fake Kraken's executions stream reports the orders (False: the hooks)
+    stream_silence: float = defaults.KRAKEN_STREAM_SILENCE  # wall seconds
 
 
 def simulated_pairs() -> list[str]:
@@ -57,10 +66,12 @@ def not_simulated_message(pairs: tuple[str, ...]) -> str:
 
 
 class OutageSchedule:
-    """The scripted Kraken outage: the first at 90 s, then every `every` seconds, 30 s each."""
+    """The scripted Kraken outage: the first at 90 s, then every `every` seconds, 30 s each (REST fails, the stream
+    drops and cannot get a token until it ends)."""
 
-    def __init__(self, fake: FakeKraken, every: float) -> None:
+    def __init__(self, fake: FakeKraken, every: float, stream: FakeKrakenStream | None = None) -> None:
         self.fake = fake
+        self.stream = stream
         self.every = every
         self.next_start = FIRST_OUTAGE_AFTER if every else None
         self.ends_at: float | None = None
@@ -72,6 +83,8 @@ class OutageSchedule:
             log.info("demo: the fake Kraken answers again")
         if self.next_start is not None and elapsed >= self.next_start:
             self.fake.fail("EService:Unavailable")
+            if self.stream is not None:
+                self.stream.disconnect()
             self.ends_at = elapsed + OUTAGE_WALL_SECONDS
             self.next_start = elapsed + self.every
             log.info("demo: scripted Kraken outage for %.0f s (falls back to the internal count)", OUTAGE_WALL_SECONDS)
@@ -132,10 +145,13 @@ class Demo:
         self.clock = AcceleratedClock(settings.speedup)
         self.exporter = CapacityExporter(clock=self.clock, mode="demo")
         rng = random.Random(settings.seed)
-        self.exchange = SimulatedExchange(rng)
+        self.account = FakeAccount(clock=self.clock.now) if settings.stream else None
+        self.exchange = SimulatedExchange(rng, account=self.account)
         key, secret = f"demo-{rng.getrandbits(64):016x}", base64.b64encode(rng.randbytes(64)).decode()
-        self.fake = FakeKraken(key, secret, open_orders=lambda: self.exchange.open_orders_result()["open"])
+        rest_book = None if self.account is not None else (lambda: self.exchange.open_orders_result()["open"])
+        self.fake = FakeKraken(key, secret, open_orders=rest_book, account=self.account)
         client = ReadOnlyKraken(KrakenCredentials(key, secret), self.fake.start(), timeout=2.0)
+        self.fake_stream = FakeKrakenStream(self.account, self.fake.tokens) if self.account is not None else None
         try:
             names = resolve_pairs(client, settings.pairs)
             telemetries = [self._add_pair(pair, names) for pair in settings.pairs]
@@ -146,10 +162,19 @@ class Demo:
             self.fake.stop()
             raise
         bots = [SimulatedBot(t.pair, self.exchange, t, self.clock, rng, feed_kraken=False,
-                             canary_every_hours=settings.canary_every_hours) for t in telemetries]
-        self.poller = KrakenOpenOrdersPoller(client, telemetries, KrakenSourceMetrics(self.exporter.registry),
-                                             interval=POLL_WALL_SECONDS)
-        self.operator = SimulatedOperator(bots, OutageSchedule(self.fake, settings.outage_every), settings.speedup)
+                             canary_every_hours=settings.canary_every_hours, feed_orders=not settings.stream)
+                for t in telemetries]
+        source_metrics = KrakenSourceMetrics(self.exporter.registry)
+        self.stream: KrakenStream | None = None
+        if self.fake_stream is not None:
+            self.stream = KrakenStream(client, telemetries, StreamMetrics(self.exporter.registry), source_metrics,
+                                       url=self.fake_stream.start(), silence=settings.stream_silence,
+                                       max_backoff=STREAM_MAX_BACKOFF, rng=random.Random(settings.seed),
+                                       rest_pace=0.2)
+        self.poller = KrakenOpenOrdersPoller(client, telemetries, source_metrics, interval=POLL_WALL_SECONDS,
+                                             stream=self.stream)
+        self.operator = SimulatedOperator(bots, OutageSchedule(self.fake, settings.outage_every, self.fake_stream),
+                                          settings.speedup)
 
     def _add_pair(self, pair: str, names: dict) -> CapacityTelemetry:
         stale_sim_seconds = self.settings.kraken_stale_after * self.settings.speedup
@@ -164,10 +189,16 @@ class Demo:
         return self.fake.url
 
     def start(self) -> None:
+        if self.stream is not None:
+            self.stream.start()
         self.poller.start()
         self.operator.start()
 
     def stop(self) -> None:
         self.operator.stop()
         self.poller.stop()
+        if self.stream is not None:
+            self.stream.stop()
+        if self.fake_stream is not None:
+            self.fake_stream.stop()
         self.fake.stop()

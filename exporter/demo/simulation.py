@@ -9,7 +9,10 @@ in stop soft-closes recovery orders and orphans and drops slots, so every band c
 track of an order now and then, so Kraken's count drifts from the internal one.
 
 `SimulatedExchange` holds the account's order book as Kraken would report it; the fake Kraken server
-serves the same book, and `history` lists every order placed and removed, in order.
+serves the same book, and `history` lists every order placed and removed, in order. Given a `FakeAccount`, it
+mirrors every change into it (placements, each partial fill as a trade, fills, cancels, on the simulated clock), so
+the fake Kraken's `executions` stream reports them as Kraken would; the bot then leaves the order hooks to the
+stream (`feed_orders=False`) and feeds only its own counts.
 
 The bot runs the same with or without telemetry (`telemetry=None`): the hooks only read, and the random draws
 never depend on them. Only the simulated operator reads the telemetry (the band it scales by); give it
@@ -29,6 +32,7 @@ from ..core.capacity import BAND_CAUTION, BAND_NORMAL, BAND_STOP
 from ..core.clock import Clock
 from ..core.telemetry import CapacityTelemetry
 from ..core.windows import DAY_SECONDS
+from .fake_account import FakeAccount
 
 log = logging.getLogger("kraken_capacity_exporter.demo")
 
@@ -67,8 +71,9 @@ class SimOrder:
 class SimulatedExchange:
     """A pretend Kraken account: open orders of every simulated pair."""
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, account: FakeAccount | None = None) -> None:
         self._rng = rng
+        self.account = account
         self._orders: dict[str, SimOrder] = {}
         self.history: list[tuple[Any, ...]] = []  # ("place", txid, pair, slot, role, side, price, at) / ("remove", txid, why, at)
         self.lock = threading.Lock()
@@ -83,11 +88,26 @@ class SimulatedExchange:
             self._orders[order.txid] = order
             self.history.append(("place", order.txid, order.pair, order.slot, order.role, order.side, order.price,
                                  order.placed_at))
+            if self.account is not None:
+                self.account.place(order.pair, f"{order.vol:.8f}", price=f"{order.price:.7f}", side=order.side,
+                                   txid=order.txid, at=order.placed_at)
+
+    def execute(self, order: SimOrder, vol_exec: float, at: float) -> None:
+        """The order has `vol_exec` executed now (a trade of the difference)."""
+        with self.lock:
+            traded = round(vol_exec - order.vol_exec, 8)
+            order.vol_exec = vol_exec
+            if self.account is not None and traded > 0 and order.txid in self._orders:
+                self.account.trade(order.txid, f"{traded:.8f}", at=at)
 
     def remove(self, txid: str, why: str = "canceled", at: float | None = None) -> None:
         with self.lock:
             if self._orders.pop(txid, None) is not None:
                 self.history.append(("remove", txid, why, at))
+                if self.account is not None and why == "closed":
+                    self.account.fill(txid, at=at)
+                elif self.account is not None:
+                    self.account.cancel(txid, reason="User requested", at=at)
 
     def orders(self, pair: str | None = None) -> list[SimOrder]:
         with self.lock:
@@ -122,8 +142,10 @@ class SimulatedBot:
         feed_kraken: bool = True,
         canary_every_hours: float = 36.0,
         band_of: Callable[[float], str | None] | None = None,
+        feed_orders: bool = True,
     ) -> None:
         self.pair = pair
+        self.feed_orders = feed_orders  # False: Kraken's executions stream reports the orders, the bot only its counts
         self.exchange = exchange
         self.telemetry = telemetry
         self.clock = clock
@@ -153,6 +175,11 @@ class SimulatedBot:
         for side in ("buy", "sell"):
             self._place(self.slots, "entry", side, now)
 
+    def _report(self, txid: str, status: str, vol: str, vol_exec: str, **options: Any) -> None:
+        """An order hook call, unless Kraken's stream reports the orders (or there is no telemetry)."""
+        if self.telemetry is not None and self.feed_orders:
+            self.telemetry.observe_order_status(txid, status, vol, vol_exec, **options)
+
     def _chance(self, per_period: float, period: float, dt: float) -> bool:
         return self.rng.random() < min(1.0, per_period * dt / period)
 
@@ -164,14 +191,14 @@ class SimulatedBot:
         for order in mine:
             mean = self.MEAN_ENTRY_FILL if order.role == "entry" else self.MEAN_RECOVERY_FILL
             if order.vol_exec == 0 and self._chance(self.PARTIAL_PER_DAY, DAY_SECONDS, dt):
-                order.vol_exec = round(order.vol * self.rng.uniform(0.2, 0.8), 8)
+                self.exchange.execute(order, round(order.vol * self.rng.uniform(0.2, 0.8), 8), now)
             if order.tracked and self._chance(self.ORPHAN_PER_DAY, DAY_SECONDS, dt):
                 order.tracked = False
             if self._chance(1.0, mean, dt):
                 order.vol_exec = order.vol
                 self._finish(order, "closed", now)
-            elif order.tracked and self.telemetry is not None:
-                self.telemetry.observe_order_status(order.txid, "open", f"{order.vol:.8f}", f"{order.vol_exec:.8f}")
+            elif order.tracked:
+                self._report(order.txid, "open", f"{order.vol:.8f}", f"{order.vol_exec:.8f}")
         if now >= self._next_canary:
             self._next_canary = now + self.canary_every
             self._cancel_a_partial_fill(now)
@@ -191,18 +218,15 @@ class SimulatedBot:
             return
         order = next((o for o in entries if o.vol_exec > 0), None) or self.rng.choice(entries)
         if order.vol_exec == 0:
-            order.vol_exec = round(order.vol * self.rng.uniform(0.2, 0.8), 8)
-            if self.telemetry is not None:
-                self.telemetry.observe_order_status(order.txid, "open", f"{order.vol:.8f}", f"{order.vol_exec:.8f}")
+            self.exchange.execute(order, round(order.vol * self.rng.uniform(0.2, 0.8), 8), now)
+            self._report(order.txid, "open", f"{order.vol:.8f}", f"{order.vol_exec:.8f}")
         self._finish(order, "canceled", now)
 
     def _finish(self, order: SimOrder, status: str, now: float) -> None:
         self.exchange.remove(order.txid, status, now)
-        if order.tracked and self.telemetry is not None:
-            self.telemetry.observe_order_status(
-                order.txid, status, f"{order.vol:.8f}", f"{order.vol_exec:.8f}", placed_at=order.placed_at,
-                slot=order.slot,
-            )
+        if order.tracked:
+            self._report(order.txid, status, f"{order.vol:.8f}", f"{order.vol_exec:.8f}", placed_at=order.placed_at,
+                         slot=order.slot)
         if order.role == "entry" and order.slot <= self.slots:
             if status == "closed" and self.rng.random() < self.RECOVERY_SHARE:
                 self._place(order.slot, "recovery", "sell" if order.side == "buy" else "buy", now)
@@ -230,10 +254,12 @@ class SimulatedBot:
         log.info("demo operator: soft-closing recovery orders and orphans, dropping slots (pair=%s)", self.pair)
         keep = max(self.start_slots - 10, 1)
         for order in self.exchange.orders(self.pair):
+            if order.vol_exec > 0:
+                continue  # partly filled: soft-closing it would strand the executed part (a canary of its own)
             if order.role == "recovery" or not order.tracked or order.slot > keep:
                 self.exchange.remove(order.txid, "canceled", now)
-                if order.tracked and self.telemetry is not None:
-                    self.telemetry.observe_order_status(order.txid, "canceled", f"{order.vol:.8f}", "0")
+                if order.tracked:
+                    self._report(order.txid, "canceled", f"{order.vol:.8f}", "0")
         self.slots = keep
         self._stop_since = None
         self._last_slot_add = now

@@ -8,11 +8,16 @@ turns each into a `KrakenError` with a stable `result` label for `krakenbot_krak
 server trickling its reply could hold a call for minutes. Each call runs in its own daemon thread; when the
 deadline passes the call is abandoned (it ends by itself at requests' read timeout or when the server finishes),
 counted as `timeout`, and the next call gets a fresh krakenex client, so it never shares a connection with it.
+
+Private calls are made one at a time, each with a nonce above the one before: krakenex's nonce is the time in
+milliseconds, and the poller and the stream share one key, so two calls in the same millisecond (or overtaking
+each other) would be refused as `EAPI:Invalid nonce`.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +30,7 @@ from .credentials import KrakenCredentials
 KRAKEN_URL = defaults.KRAKEN_URL
 # The only endpoints this project may call. Anything that trades (AddOrder, CancelOrder, EditOrder, ...) is absent.
 READ_ONLY_PUBLIC = frozenset({"AssetPairs", "Time"})
-READ_ONLY_PRIVATE = frozenset({"OpenOrders", "QueryOrders"})
+READ_ONLY_PRIVATE = frozenset({"OpenOrders", "QueryOrders", "ClosedOrders", "GetWebSocketsToken"})
 
 # Kraken error prefix -> result label; the first matching prefix wins.
 _KRAKEN_ERRORS = (
@@ -83,6 +88,8 @@ class ReadOnlyKraken:
         self._api = self._new_api()
         self._abandoned = 0
         self._lock = threading.Lock()
+        self._private_lock = threading.Lock()  # one private call at a time (see the module's docstring)
+        self._last_nonce_ms = 0
 
     def __repr__(self) -> str:
         return f"ReadOnlyKraken(url={self.url!r}, credentials={'set' if self.has_credentials else 'none'})"
@@ -110,7 +117,19 @@ class ReadOnlyKraken:
             raise ReadOnlyViolation(f"private endpoint {method} is not on the read-only allow-list")
         if not self.has_credentials:
             raise KrakenError("invalid_key", "no Kraken API key configured")
-        return self._call(lambda api: api.query_private(method, dict(data or {}), timeout=self.timeout))
+        with self._private_lock:
+            self._next_millisecond()
+            try:
+                return self._call(lambda api: api.query_private(method, dict(data or {}), timeout=self.timeout))
+            finally:
+                self._last_nonce_ms = int(1000 * time.time())  # the call's nonce was taken before this
+
+    def _next_millisecond(self) -> None:
+        """Wait (at most a millisecond or so) until krakenex's next nonce is above the last call's."""
+        now_ms = int(1000 * time.time())
+        while self._last_nonce_ms - 1000 < now_ms <= self._last_nonce_ms:  # (a clock stepped back: no wait)
+            time.sleep(0.0005)
+            now_ms = int(1000 * time.time())
 
     def _call(self, request: Callable[[krakenex.API], Any]) -> Any:
         return _check_envelope(self._within_deadline(request))

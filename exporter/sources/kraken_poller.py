@@ -4,13 +4,19 @@ One background thread calls `OpenOrders` every `interval` seconds (one call serv
 reply to each pair's telemetry, exactly as an embedding bot feeds the reply it fetched itself. A scrape or a
 status read never waits on Kraken. Failures are classified and counted; any failure makes the pairs fall back to
 their internal count at once, and a rate limit backs the next poll off exponentially (capped).
+
+Beside Kraken's `executions` stream (`stream=`), the poller is the cross-check: while the stream is live it calls
+`OpenOrders` only every `CROSS_CHECK_FACTOR` intervals, hands the reply to the stream (which compares the counts and
+learns when orders open at connect were placed) and leaves the pairs' counts to the stream; the moment the stream
+is down it polls every interval again and feeds the pairs as without a stream.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -30,6 +36,7 @@ _HINTS = {
     "invalid_key": "the API key or secret is wrong, or the key was deleted (Kraken > Settings > API)",
     "invalid_nonce": "another client uses this key with a higher nonce; give the exporter its own key",
 }
+CROSS_CHECK_FACTOR = 4  # while the stream is live, OpenOrders once every 4 intervals (60 s by default)
 FALLBACK_INTERNAL = "using the internal count"
 FALLBACK_BLIND = "the pairs are blind until Kraken answers (standalone mode has no internal count)"
 
@@ -51,6 +58,15 @@ class KrakenSourceMetrics:
             self.requests.labels(endpoint="OpenOrders", result=result)
 
 
+class CrossCheck(Protocol):
+    """What the poller needs of a stream it cross-checks (`KrakenStream`)."""
+
+    @property
+    def live(self) -> bool: ...
+
+    def cross_check(self, open_orders: Mapping[str, Any]) -> None: ...
+
+
 def resolve_pairs(client: ReadOnlyKraken, configured: Iterable[str]) -> dict[str, PairNames]:
     """Ask the public AssetPairs endpoint once for every spelling of each configured pair.
 
@@ -70,6 +86,7 @@ class KrakenOpenOrdersPoller(BackgroundWorker):
         interval: float = DEFAULT_POLL_INTERVAL,
         max_backoff: float = MAX_BACKOFF,
         fallback: str = FALLBACK_INTERNAL,
+        stream: CrossCheck | None = None,
     ) -> None:
         self.client = client
         self.telemetries = list(telemetries)
@@ -77,12 +94,15 @@ class KrakenOpenOrdersPoller(BackgroundWorker):
         super().__init__(interval, join_timeout=client.timeout + 5)
         self.max_backoff = float(max_backoff)
         self.fallback = fallback  # what a failure means for the pairs, for the log line
+        self.stream = stream
         self.backoff = 0.0
         self.last_result: str | None = None
+        self._last_call: float | None = None
 
     def poll_once(self) -> str:
-        """One OpenOrders call, fed to every pair; returns the result label. Never raises."""
-        started = time.monotonic()
+        """One OpenOrders call, fed to every pair (or, while the stream is live, to its cross-check); returns the
+        result label. Never raises."""
+        started = self._last_call = time.monotonic()
         try:
             result = self.client.private("OpenOrders")
             open_orders = result.get("open")
@@ -96,23 +116,30 @@ class KrakenOpenOrdersPoller(BackgroundWorker):
             outcome, message = "ok", ""
         finally:
             self.metrics.duration.labels(endpoint="OpenOrders").observe(time.monotonic() - started)
+        stream = self.stream
+        if outcome == "ok" and stream is not None:
+            stream.cross_check(open_orders)
+        streaming = stream is not None and stream.live
         if outcome == "ok":
-            for telemetry in self.telemetries:
-                telemetry.observe_kraken_open_orders(open_orders)
+            if not streaming:
+                for telemetry in self.telemetries:
+                    telemetry.observe_kraken_open_orders(open_orders)
             self.metrics.up.set(1)
             self.metrics.last_success.set(time.time())
             self.backoff = 0.0
             if self.last_result not in (None, "ok"):
                 log.info("Kraken OpenOrders answers again; using Kraken's counts")
         else:
-            for telemetry in self.telemetries:
-                telemetry.observe_kraken_unavailable()
+            if not streaming:
+                for telemetry in self.telemetries:
+                    telemetry.observe_kraken_unavailable()
             self.metrics.up.set(0)
             if outcome in RATE_LIMIT_RESULTS:
                 self.backoff = min(self.max_backoff, max(self.interval, self.backoff * 2))
             if outcome != self.last_result:
                 hint = f": {_HINTS[outcome]}" if outcome in _HINTS else ""
-                log.warning("Kraken OpenOrders failed (%s: %s)%s; %s", outcome, message, hint, self.fallback)
+                log.warning("Kraken OpenOrders failed (%s: %s)%s; %s", outcome, message, hint,
+                            "the stream keeps the counts" if streaming else self.fallback)
         self.metrics.backoff.set(self.backoff)
         # counted last, so that whoever sees the count also sees the pairs' new state
         self.metrics.requests.labels(endpoint="OpenOrders", result=outcome).inc()
@@ -120,6 +147,10 @@ class KrakenOpenOrdersPoller(BackgroundWorker):
         return outcome
 
     def run_once(self) -> str:
+        stream, last = self.stream, self._last_call
+        if stream is not None and stream.live and last is not None \
+                and time.monotonic() - last < CROSS_CHECK_FACTOR * self.interval - self.interval / 2:
+            return "skipped"  # the stream is live: OpenOrders only as its cross-check
         return self.poll_once()
 
     def next_delay(self) -> float:

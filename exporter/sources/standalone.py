@@ -1,8 +1,10 @@
 """Standalone mode: what Kraken alone can tell, for operators who do not embed the library in their bot.
 
 Our poller feeds a telemetry per pair; nothing feeds the bot-side hooks, so the fields that need the bot
-(internal counts, drift, slots, partial fills, fill times) are unknown. They are null in `/api/status`, named in
-`unknown_fields`, and absent from /metrics. The band then reflects capacity only. With Kraken unavailable there is
+(internal counts, drift, slots) are unknown. They are null in `/api/status`, named in `unknown_fields`, and absent
+from /metrics. With Kraken's `executions` stream (`events=`, once it has sent its first snapshot) the partial fills
+and fill times are known from Kraken's own events and the band is the whole spec's; without it they are unknown
+too and the band reflects capacity only (`events_source` says which). With Kraken unavailable there is
 no count at all: the pair is blind (`blind=True`, no block) and `problems` says why, rather than a zero that looks
 like headroom; the pair stays in /metrics with `krakenbot_pair_blind 1`.
 """
@@ -10,27 +12,43 @@ like headroom; the pair stays in /metrics with `krakenbot_pair_blind 1`.
 from __future__ import annotations
 
 import dataclasses
+from typing import Protocol
 
 from ..core.reading import PairReading
 from ..core.telemetry import CapacityTelemetry
 
-BOT_SIDE_FIELDS = (
+INTERNAL_FIELDS = (
     "open_orders_internal",
     "open_orders_drift",
     "orders_per_slot_estimate",
     "estimated_slots_remaining",
+)
+EVENT_FIELDS = (
     "partial_fill_open_events_1d",
     "partial_fill_cancel_events_1d",
     "median_fill_seconds_1d",
     "p95_fill_seconds_1d",
 )
+BOT_SIDE_FIELDS = INTERNAL_FIELDS + EVENT_FIELDS
+EVENTS_FROM_STREAM = "kraken_stream"
+_CAPACITY_HINTS = ("near_open_order_cap", "open_order_caution")
+_EVENT_HINTS = ("partial_fill_open_pressure", "partial_fill_cancel_detected")
+
+
+class EventsSource(Protocol):
+    """What feeds the partial fills and fill times (`KrakenStream`)."""
+
+    @property
+    def events_known(self) -> bool: ...
 
 
 class StandaloneSource:
-    """A `PairSource` over a Kraken-fed telemetry, hiding what only the bot could know."""
+    """A `PairSource` over a Kraken-fed telemetry, hiding what only the bot could know (and, without the stream,
+    the partial fills and fill times)."""
 
-    def __init__(self, telemetry: CapacityTelemetry) -> None:
+    def __init__(self, telemetry: CapacityTelemetry, events: EventsSource | None = None) -> None:
         self.telemetry = telemetry
+        self.events = events
 
     @property
     def pair(self) -> str:
@@ -39,15 +57,20 @@ class StandaloneSource:
     def reading(self) -> PairReading:
         reading = self.telemetry.reading()
         health = reading.health
+        streamed = self.events is not None and self.events.events_known
+        unknown = INTERNAL_FIELDS if streamed else BOT_SIDE_FIELDS
+        source = EVENTS_FROM_STREAM if streamed else None
         if health is None or health.open_orders_kraken is None:
             return dataclasses.replace(
-                reading, health=None, slot_count=None, unknown_fields=BOT_SIDE_FIELDS, blind=True,
+                reading, health=None, slot_count=None, unknown_fields=unknown, blind=True, events_source=source,
                 problem="no fresh Kraken open-order count, and standalone mode has no internal count to fall back on",
             )
-        hints = [h for h in health.blocked_risk_hint if h in ("near_open_order_cap", "open_order_caution")]
+        kept = _CAPACITY_HINTS + _EVENT_HINTS if streamed else _CAPACITY_HINTS
+        reason = ("partial fills and fill times from Kraken's executions stream" if streamed
+                  else "capacity only: partial fills are unknown in standalone mode without Kraken's stream")
         health = dataclasses.replace(
-            health, **{name: None for name in BOT_SIDE_FIELDS}, blocked_risk_hint=hints,
-            status_reason=f"{health.status_reason}; capacity only: partial fills are unknown in standalone mode",
+            health, **{name: None for name in unknown}, blocked_risk_hint=[h for h in health.blocked_risk_hint if h in kept],
+            status_reason=f"{health.status_reason}; {reason}",
         )
-        return dataclasses.replace(reading, health=health, slot_count=None, unknown_fields=BOT_SIDE_FIELDS,
+        return dataclasses.replace(reading, health=health, slot_count=None, unknown_fields=unknown, events_source=source,
                                    blind=False, problem=None)  # a fresh Kraken count is all serve needs

@@ -8,13 +8,16 @@ else gets 401 with `WWW-Authenticate`. bcrypt is slow on purpose (a quarter of a
   misses), a failure for `FAILURE_TTL` seconds, so repeating a wrong password costs nothing. Successes and failures
   are kept apart: a flood of wrong passwords cannot evict the scrapers' entries;
 - at most `max_checks` bcrypt checks run at once (one by default, as in exporter-toolkit), in their own thread at a
-  lower CPU priority; a check that cannot start at once is answered 429 with `Retry-After: 1` at once, so an
-  uncached password never queues the worker pool behind bcrypt and a cached scrape never waits for one;
+  lower CPU priority, so an uncached password never queues the worker pool behind bcrypt and a cached scrape never
+  waits for one;
 - with the exporter's server, the verdict is reached on its event loop (`Protected.answer_on_loop`): a refusal
-  (no or cached wrong credentials, 429) takes no worker thread from the scrapes, a check runs in the bcrypt thread, and
-  requests with the same credentials as a check under way await that check rather than get 429;
-- an unknown user is checked against a dummy hash at the highest configured cost, and cached the same way, so a
-  known and an unknown user take the same time.
+  (no or cached wrong credentials, 429) takes no worker thread from the scrapes, a check runs in the bcrypt thread,
+  requests with the same credentials as a check under way await that check, and a check that cannot start at once
+  waits its turn in a small queue fair between client addresses (one check per address, at most `MAX_WAITING`
+  addresses): a flood from one address cannot keep a scraper at another from its check. Any other request that
+  needs a check is answered 429 with `Retry-After: 1` at once (as a plain WSGI app, every one that cannot start);
+- every check does the same bcrypt work (`WebConfig.against`): an unknown user is checked against a dummy hash at
+  the highest configured cost, a user at a lower cost against padding dummies too, so the time tells no user name.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -49,8 +52,15 @@ SUCCESS_CACHE_SIZE = 256  # distinct right (user, password, hash): a handful of 
 FAILURE_CACHE_SIZE = 4096  # distinct wrong ones remembered; at most one bcrypt check at a time fills it slowly
 FAILURE_TTL = 60.0  # seconds a wrong password is answered from the cache
 MAX_CHECKS = 1  # bcrypt checks running at once
+# Client addresses whose check may wait for the bcrypt thread (one each): at cost 12 (a quarter to half a second a
+# check) the last of them starts within about 16 checks, under Prometheus' default 10 s scrape timeout.
+MAX_WAITING = 16
 RETRY_AFTER_SECONDS = 1
 BCRYPT_NICE = 10  # how much nicer the bcrypt threads are than the process
+# bcrypt reads at most 72 bytes of a password. exporter-toolkit (Go's bcrypt), htpasswd and bcrypt 4 use the first 72
+# of a longer one; bcrypt 5's checkpw raises ValueError instead, so it is cut here: a web config and password that
+# work with node_exporter or Prometheus work here too.
+BCRYPT_MAX_PASSWORD_BYTES = 72
 
 
 def parse_basic(header: str | None) -> tuple[str, bytes] | None:
@@ -92,20 +102,30 @@ def _lower_priority() -> None:
 class _Attempt:
     key: bytes  # HMAC of user, password and the hash checked against
     password: bytes
-    against: bytes  # the user's hash, or the dummy one for an unknown user
+    against: tuple[bytes, ...]  # the deciding hash (the user's, or the dummy), then the padding (`WebConfig.against`)
     known: bool
 
 
 class BasicAuthChecker:
-    """Checks credentials against the current users: cached verdicts, at most `max_checks` bcrypt checks at once."""
+    """Checks credentials against the current users: cached verdicts, at most `max_checks` bcrypt checks at once.
 
-    def __init__(self, max_checks: int = MAX_CHECKS, clock: Callable[[], float] = time.monotonic) -> None:
-        if max_checks < 1:
-            raise ValueError(f"max_checks must be >= 1, got {max_checks!r}")
+    On the event loop (`verdict_on_loop`), a check that cannot start at once waits its turn in a small queue that is
+    fair between client addresses: each address has at most one check waiting or running, and the waiting ones start
+    in the order their addresses arrived, so a flood from one address delays another address's check by at most the
+    check running and the flood's one waiting, whatever its rate. More requests from a busy address, or from a new
+    one when `max_waiting` addresses already wait, are BUSY at once. Memory and threads stay bounded either way."""
+
+    def __init__(self, max_checks: int = MAX_CHECKS, clock: Callable[[], float] = time.monotonic,
+                 max_waiting: int = MAX_WAITING) -> None:
+        if max_checks < 1 or max_waiting < 0:
+            raise ValueError(f"max_checks must be >= 1 and max_waiting >= 0, got {max_checks!r}, {max_waiting!r}")
         self._secret = secrets.token_bytes(32)
         self._clock = clock
         self._max_checks = max_checks
+        self._max_waiting = max_waiting
         self._running = 0  # bcrypt checks claimed and not yet finished
+        self._waiting: OrderedDict[str, tuple[_Attempt, Future[Verdict]]] = OrderedDict()  # by address, in turn
+        self._busy: set[str] = set()  # addresses with a check waiting or running
         self._ok: OrderedDict[bytes, None] = OrderedDict()
         self._failed: OrderedDict[bytes, float] = OrderedDict()  # key -> expiry, oldest first
         self._lock = threading.Lock()
@@ -119,13 +139,14 @@ class BasicAuthChecker:
             return Verdict.WRONG
         if (cached := self._cached(attempt.key)) is not None:
             return cached
-        if not self._claim():
-            return Verdict.BUSY
-        return self._bcrypt.submit(self._check, attempt).result()
+        job = self._start_or_wait(attempt, None)
+        return Verdict.BUSY if job is None else job.result()
 
-    async def verdict_on_loop(self, config: WebConfig, credentials: tuple[str, bytes] | None) -> Verdict:
-        """The same verdict, for the event loop: the check (if one can start) runs in the bcrypt thread, and a
-        request with the same credentials as a check under way awaits that one instead of being BUSY."""
+    async def verdict_on_loop(self, config: WebConfig, credentials: tuple[str, bytes] | None,
+                              address: str | None = None) -> Verdict:
+        """The same verdict, for the event loop: the check runs in the bcrypt thread, now or in the client address's
+        turn (see the class), and a request with the same credentials as a check under way or waiting awaits that
+        one instead of being BUSY."""
         attempt = self._attempt(config, credentials)
         if attempt is None:
             return Verdict.WRONG
@@ -133,12 +154,13 @@ class BasicAuthChecker:
             return cached
         if (same := self._on_loop.get(attempt.key)) is not None:
             return await asyncio.shield(same)
-        if not self._claim():
+        job = self._start_or_wait(attempt, address)
+        if job is None:
             return Verdict.BUSY
-        job = asyncio.get_running_loop().run_in_executor(self._bcrypt, self._check, attempt)
-        self._on_loop[attempt.key] = job
-        job.add_done_callback(lambda _: self._on_loop.pop(attempt.key, None))
-        return await asyncio.shield(job)  # a client that leaves does not cancel it: the claim is released
+        future = asyncio.wrap_future(job)
+        self._on_loop[attempt.key] = future
+        future.add_done_callback(lambda _: self._on_loop.pop(attempt.key, None))
+        return await asyncio.shield(future)  # a client that leaves does not cancel it: its verdict is cached
 
     def check(self, config: WebConfig, credentials: tuple[str, bytes] | None) -> bool:
         """True for a right user and password (a BUSY check counts as not right)."""
@@ -148,29 +170,65 @@ class BasicAuthChecker:
         if credentials is None:
             return None
         user, password = credentials
-        hashed = config.users.get(user)
-        against = hashed if hashed is not None else config.dummy_hash
-        return _Attempt(self._key(user, password, against), password, against, hashed is not None)
+        against = config.against(user)
+        return _Attempt(self._key(user, password, against[0]), password, against, user in config.users)
+
+    def _start_or_wait(self, attempt: _Attempt, address: str | None) -> Future[Verdict] | None:
+        """The future verdict of a check started now, or queued in `address`'s turn; None when neither can be.
+        Without an address (a plain WSGI call) it is never queued."""
+        with self._lock:
+            if address is not None and address in self._busy:
+                return None
+            start = self._running < self._max_checks and not self._waiting
+            job: Future[Verdict] = Future()
+            if start:
+                self._running += 1
+            elif address is not None and len(self._waiting) < self._max_waiting:
+                self._waiting[address] = (attempt, job)
+            else:
+                return None
+            if address is not None:
+                self._busy.add(address)
+        if start:
+            self._bcrypt.submit(self._run, attempt, address, job)
+        return job
+
+    def _run(self, attempt: _Attempt, address: str | None, job: Future[Verdict]) -> None:
+        """One check in the bcrypt thread. Its claim is handed to the next waiting check (or released) and its
+        address freed before the verdict is told, so a client that has its answer may ask again at once."""
+        verdict: Verdict | None = None
+        error: BaseException | None = None
+        try:
+            verdict = self._check(attempt)
+        except BaseException as exc:  # told to the waiter below, never lost in the executor
+            error = exc
+        with self._lock:
+            if address is not None:
+                self._busy.discard(address)
+            following = self._waiting.popitem(last=False) if self._waiting else None
+            if following is None:
+                self._running -= 1
+        if following is not None:
+            next_address, (next_attempt, next_job) = following
+            self._bcrypt.submit(self._run, next_attempt, next_address, next_job)
+        with contextlib.suppress(InvalidStateError):  # cancelled meanwhile: the verdict is cached all the same
+            if verdict is not None:
+                job.set_result(verdict)
+            else:
+                job.set_exception(error or RuntimeError("no verdict"))
 
     def _check(self, attempt: _Attempt) -> Verdict:
-        """One bcrypt check, under a claim it releases."""
+        """The bcrypt work of one check: the deciding hash, then the padding that makes every check cost the same."""
+        password = attempt.password[:BCRYPT_MAX_PASSWORD_BYTES]
         try:
-            matches = bcrypt.checkpw(attempt.password, attempt.against)
-        except ValueError:  # a password bcrypt refuses (e.g. a NUL byte): wrong, after the same work
+            matches = bcrypt.checkpw(password, attempt.against[0])
+            for padding in attempt.against[1:]:
+                bcrypt.checkpw(password, padding)
+        except ValueError:  # a password or hash bcrypt refuses: wrong
             matches = False
-        finally:
-            with self._lock:
-                self._running -= 1
         ok = matches and attempt.known
         self._remember(attempt.key, ok)
         return Verdict.OK if ok else Verdict.WRONG
-
-    def _claim(self) -> bool:
-        with self._lock:
-            if self._running >= self._max_checks:
-                return False
-            self._running += 1
-            return True
 
     def _key(self, user: str, password: bytes, hashed: bytes) -> bytes:
         name = user.encode()
@@ -253,7 +311,8 @@ class Protected:
         config = self._web.current()
         if not config.users:
             return None
-        verdict = await self.checker.verdict_on_loop(config, parse_basic(environ.get("HTTP_AUTHORIZATION")))
+        verdict = await self.checker.verdict_on_loop(config, parse_basic(environ.get("HTTP_AUTHORIZATION")),
+                                                     environ.get("REMOTE_ADDR"))
         return None if verdict is Verdict.OK else _refusal(verdict, config)
 
 

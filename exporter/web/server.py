@@ -88,9 +88,11 @@ class _TCPServer(TCPServer):
 
 
 def _head_environ(scope: dict) -> dict:
-    """The WSGI environ's request line and headers (no body) of an ASGI HTTP scope."""
+    """The WSGI environ's request line, client address and headers (no body) of an ASGI HTTP scope."""
     environ = {"REQUEST_METHOD": scope["method"], "PATH_INFO": scope["path"],
                "QUERY_STRING": scope["query_string"].decode("latin-1")}
+    if scope.get("client"):
+        environ["REMOTE_ADDR"] = str(scope["client"][0])
     for name, value in scope["headers"]:
         key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
         environ[key] = f"{environ[key]},{value.decode('latin-1')}" if key in environ else value.decode("latin-1")

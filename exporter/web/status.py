@@ -26,7 +26,9 @@ def health_dict(reading: PairReading, now: float | None = None) -> dict[str, Any
     Beside the spec's fields: `forecast_hours_to_stop` (when the headroom's 6h trend reaches the stop edge; 0 once
     it is in the stop band; null above it while not falling, or with no history, as for a bare telemetry),
     `window_started_at` (since when the 24h windows have been counting, null when unknown) and `window_complete`
-    (true once they have counted a whole day, so a restart never looks like a quiet day).
+    (true once they have counted a whole day, so a restart never looks like a quiet day). In `serve`,
+    `events_source` (after `open_orders_source`) says where partial fills and fill times come from:
+    `"kraken_stream"`, or null when they are unknown.
     """
     if reading.health is None:
         return None
@@ -39,11 +41,24 @@ def health_dict(reading: PairReading, now: float | None = None) -> dict[str, Any
     started = reading.window_started_at
     block["window_started_at"] = started
     block["window_complete"] = started is not None and now is not None and now - started >= DAY_SECONDS
+    if reading.events_source is not None or reading.unknown_fields:  # serve: where the partial fills come from
+        block = _after(block, "open_orders_source", "events_source", reading.events_source)
     if reading.unknown_fields:
         block["unknown_fields"] = list(reading.unknown_fields)
     if reading.invalid_fields:
         block["invalid_fields"] = list(reading.invalid_fields)
     return block
+
+
+def _after(block: dict[str, Any], key: str, new_key: str, value: Any) -> dict[str, Any]:
+    """`block` with `new_key` right after `key` (so `events_source` reads beside `open_orders_source`)."""
+    out: dict[str, Any] = {}
+    for k, v in block.items():
+        out[k] = v
+        if k == key:
+            out[new_key] = value
+    out.setdefault(new_key, value)
+    return out
 
 
 def status_payload(exporter: ExporterView, pair: str | None = None) -> dict[str, Any]:
@@ -77,8 +92,10 @@ def add_capacity_fill_health(
     """Add `capacity_fill_health` (and, for an exporter, `capacity_fill_health_by_pair`) to a
     bot's status dict in place, and return it. No other key is read or changed."""
     if isinstance(source, CapacityTelemetry):
+        reading = source.reading()  # on its own clock: one that is broken (NaN, inf) makes the pair blind, never raises
         now = source.clock.now()
-        status["capacity_fill_health"] = health_dict(source.reading(now), now)
+        finite = isinstance(now, (int, float)) and math.isfinite(now)
+        status["capacity_fill_health"] = health_dict(reading, now if finite else None)
         return status
     payload = status_payload(source, pair)
     status["capacity_fill_health"] = payload["capacity_fill_health"]

@@ -66,6 +66,10 @@ class TLSServerConfig:
     min_version: str = "TLS12"
     max_version: str | None = None
 
+    def files(self) -> tuple[Path, ...]:
+        """The certificate files this section names, in a fixed order."""
+        return tuple(p for p in (self.cert_file, self.key_file, self.client_ca_file) if p is not None)
+
 
 @dataclass(frozen=True)
 class WebConfig:
@@ -74,14 +78,32 @@ class WebConfig:
     tls: TLSServerConfig | None = None
     users: Mapping[str, bytes] = field(default_factory=dict)
     headers: tuple[tuple[str, str], ...] = ()
-    dummy_hash: bytes = field(default=b"", repr=False)  # compared against for an unknown user: same cost
+    # cost -> a hash of a random password, for every cost from the lowest to the highest of `users` (see `against`)
+    dummy_hashes: Mapping[int, bytes] = field(default_factory=dict, repr=False)
     ssl_context: ssl.SSLContext | None = field(default=None, repr=False, compare=False)
+    # The state of the file and of `files()` just before this version read them (see `_signature`): a change landing
+    # while it loads then differs from it, so the next look loads again.
+    read_from: tuple = field(default=(), repr=False, compare=False)
 
     def files(self) -> tuple[Path, ...]:
         """The certificate files this version read (re-read when they change)."""
-        if self.tls is None:
-            return ()
-        return tuple(p for p in (self.tls.cert_file, self.tls.key_file, self.tls.client_ca_file) if p is not None)
+        return () if self.tls is None else self.tls.files()
+
+    @property
+    def dummy_hash(self) -> bytes:
+        """What an unknown user's password is checked against: a hash at the highest cost in use."""
+        return self.dummy_hashes[max(self.dummy_hashes)] if self.dummy_hashes else b""
+
+    def against(self, user: str) -> tuple[bytes, ...]:
+        """The hashes a password for `user` is checked against, the first deciding: the user's own (or, for an unknown
+        user, the dummy at the highest cost), then dummies at its cost and each cost above up to the highest. bcrypt's
+        work doubles with each cost (2**cost rounds), and 2**c + 2**c + ... + 2**(highest - 1) = 2**highest: every
+        check, of any user, known or not, does the same work, so its time tells no user name."""
+        hashed = self.users.get(user)
+        if hashed is None:
+            return (self.dummy_hash,)
+        top = max(self.dummy_hashes, default=0)
+        return (hashed, *(self.dummy_hashes[cost] for cost in range(bcrypt_cost(hashed), top)))
 
 
 def _mapping(value: Any, where: str, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -120,13 +142,16 @@ def _tls(raw: Any, base: Path) -> TLSServerConfig | None:
     if ca is None and auth != "NoClientCert":
         raise WebConfigError(f"tls_server_config: client_auth_type {auth} needs client_ca_file")
     for key in ("min_version", "max_version"):
-        if key in section and section[key] not in TLS_VERSIONS:
+        if key in section and (not isinstance(section[key], str) or section[key] not in TLS_VERSIONS):
             raise WebConfigError(f"tls_server_config.{key}: {section[key]!r} is not one of {', '.join(TLS_VERSIONS)}")
+    lowest, highest = section.get("min_version", "TLS12"), section.get("max_version")
+    if highest is not None and TLS_VERSIONS[lowest] > TLS_VERSIONS[highest]:
+        raise WebConfigError(f"tls_server_config: min_version {lowest} is above max_version {highest} "
+                             "(no handshake could succeed)")
     return TLSServerConfig(
         cert_file=base / _string(section["cert_file"], "tls_server_config.cert_file"),
         key_file=base / _string(section["key_file"], "tls_server_config.key_file"),
-        client_ca_file=ca, client_auth_type=auth, min_version=section.get("min_version", "TLS12"),
-        max_version=section.get("max_version"),
+        client_ca_file=ca, client_auth_type=auth, min_version=lowest, max_version=highest,
     )
 
 
@@ -193,25 +218,27 @@ def _ssl_reason(exc: Exception) -> str:
     return getattr(exc, "strerror", None) or str(exc)
 
 
-def _highest_cost(users: Mapping[str, bytes]) -> int | None:
-    return max((int(h.split(b"$")[2]) for h in users.values()), default=None)
+def bcrypt_cost(hashed: bytes) -> int:
+    """The cost of a hash that `BCRYPT_HASH` matched ($2b$<cost>$...)."""
+    return int(hashed.split(b"$")[2])
 
 
-def _dummy_hash(users: Mapping[str, bytes], previous: WebConfig | None = None) -> bytes:
-    """A hash of a random password at the highest cost in use: an unknown user costs what a known one does.
-    The previous version's is kept while that cost is unchanged (a hash at cost 12 takes a quarter of a second)."""
-    cost = _highest_cost(users)
-    if cost is None:
-        return b""
-    if previous is not None and previous.dummy_hash and _highest_cost(previous.users) == cost:
-        return previous.dummy_hash
-    return bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=cost))
+def _dummy_hashes(users: Mapping[str, bytes], previous: WebConfig | None = None) -> dict[int, bytes]:
+    """A hash of a random password at every cost from the lowest to the highest in use (see `WebConfig.against`).
+    The previous version's are kept for the costs still in use (a hash at cost 12 takes a quarter of a second)."""
+    costs = [bcrypt_cost(h) for h in users.values()]
+    if not costs:
+        return {}
+    kept = previous.dummy_hashes if previous is not None else {}
+    return {cost: kept.get(cost) or bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=cost))
+            for cost in range(min(costs), max(costs) + 1)}
 
 
 def load_web_config(path: str | os.PathLike[str], previous: WebConfig | None = None) -> WebConfig:
     """Read and check the file; raise `WebConfigError` naming the first problem. `previous`: the version in force,
-    whose dummy hash is reused when the highest cost is the same."""
+    whose dummy hashes are reused for the costs still in use."""
     file = Path(path)
+    read_from = _signature((file,))  # taken before reading: an edit landing meanwhile is seen by the next look
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -226,8 +253,12 @@ def load_web_config(path: str | os.PathLike[str], previous: WebConfig | None = N
         top = _mapping(raw, "web config", TOP_KEYS)
         tls = _tls(top.get("tls_server_config"), file.parent)
         users = _users(top.get("basic_auth_users"))
-        config = WebConfig(tls=tls, users=users, headers=_headers(top.get("http_server_config")),
-                           dummy_hash=_dummy_hash(users, previous), ssl_context=_context(tls) if tls else None)
+        headers = _headers(top.get("http_server_config"))
+        dummy_hashes = _dummy_hashes(users, previous)
+        if tls is not None:
+            read_from += _signature(tls.files())
+        config = WebConfig(tls=tls, users=users, headers=headers, dummy_hashes=dummy_hashes,
+                           ssl_context=_context(tls) if tls else None, read_from=read_from)
     except WebConfigError as exc:
         raise WebConfigError(f"{file}: {exc}") from None
     return config
@@ -261,7 +292,7 @@ class WebConfigFile:
         self.reload_error: str | None = None  # why the file on disk is not the version in force, if it is not
         self._lock = threading.Lock()
         self._config = load_web_config(self.path)
-        self._signature = self._current_signature(self._config)
+        self._signature = self._config.read_from  # the files as this version read them
         self._last_seen = self._signature  # the files' state at the watcher's last poll
         self._stop = threading.Event()
         weakref.finalize(self, self._stop.set)  # the watcher ends with this object, or on close()
@@ -316,7 +347,7 @@ class WebConfigFile:
         if (old.tls is None) != (new.tls is None):
             return self._refuse("tls_server_config: turning TLS on or off takes a restart")
         self._config = new
-        self._signature = self._current_signature(new)
+        self._signature = new.read_from  # not the files now: an edit landing during the load is loaded next time
         self.reloads += 1
         self.reload_error = None
         log.info("web config %s reloaded (%d basic-auth user(s), TLS %s)", self.path, len(new.users),

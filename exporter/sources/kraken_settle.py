@@ -1,0 +1,147 @@
+"""What only Kraken's REST side can tell the executions stream, asked at a measured pace.
+
+After every reconnect the stream's snapshot shows what is open now, not what happened while it was away:
+
+1. `ClosedOrders` from the last event seen (50 a page, `ofs` to page on) settles every order that ended in the gap,
+   including orders placed *and* ended in it, which no snapshot ever lists (a partial-cancel among them is still a
+   canary). Not after the first connection: what ended before the exporter started is not its to count, as for the
+   hooks.
+2. `OpenOrders` once, when the snapshot lists orders whose start we do not know (open before we connected): their
+   `opentm` times their fills.
+3. `QueryOrders`, 50 txids a call, for what is still unsettled: orders missing from the snapshot, updates for orders
+   never seen, fills whose start is still unknown. An order REST does not know either is given up (its fill counts,
+   untimed).
+
+Calls go one at a time, at least `pace` seconds apart (Kraken's REST counter is per key, shared with the poller and,
+often, the bot), and a failed call is retried with the stream's backoff. Everything runs on the stream's event loop;
+the blocking krakenex calls run in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..core.executions import ExecutionBook, Observation
+from .kraken_api import KrakenError
+
+log = logging.getLogger("kraken_capacity_exporter.kraken_stream")
+
+QUERY_BATCH = 50  # txids per QueryOrders call (Kraken's limit)
+CLOSED_PAGE = 50  # orders per ClosedOrders page
+MAX_CLOSED_PAGES = 40  # 2,000 orders ended in one gap at most; more is said in a warning
+GAP_MARGIN = 1.0  # seconds before the last event seen where the ClosedOrders window starts
+DEFAULT_PACE = 1.0  # seconds between two REST calls of the stream at least
+
+
+class Settler:
+    """`after_snapshot(gap_since)` after each snapshot, `poke()` when the book has lookups pending."""
+
+    def __init__(
+        self,
+        book: ExecutionBook,
+        call: Callable[[str, dict[str, Any] | None], Any],
+        apply: Callable[[list[Observation]], None],
+        backoff: Callable[[int], float],
+        pace: float = DEFAULT_PACE,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.book = book
+        self._call = call
+        self._apply = apply
+        self._backoff = backoff
+        self.pace = pace
+        self._stopping = stopping
+        self._gap_since: float | None = None
+        self._need_opentm = False
+        self._task: asyncio.Task[None] | None = None
+        self._last_call = -float("inf")
+
+    @property
+    def busy(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def after_snapshot(self, gap_since: float | None) -> None:
+        """A snapshot was applied; `gap_since` is the last event time seen before the gap (None: no gap to fill)."""
+        if gap_since is not None:
+            self._gap_since = gap_since if self._gap_since is None else min(self._gap_since, gap_since)
+        self._need_opentm = self.book.unplaced() > 0
+        self.poke()
+
+    def poke(self) -> None:
+        """Start settling on the running loop, unless it runs already or there is nothing to settle."""
+        if not self.busy and (self._gap_since is not None or self._need_opentm or self.book.pending_lookups()):
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._stopping():
+            try:
+                if self._gap_since is not None:
+                    await self._closed_since(self._gap_since)
+                    self._gap_since = None
+                elif self._need_opentm:
+                    self._need_opentm = False
+                    opened = await self._ask("OpenOrders", None)
+                    if isinstance(opened, Mapping) and isinstance(opened.get("open"), Mapping):
+                        self.book.note_open_orders(opened["open"])
+                elif self.book.pending_lookups():
+                    await self._query(self.book.pending_lookups()[:QUERY_BATCH])
+                else:
+                    return
+                failures = 0
+            except KrakenError as exc:
+                failures += 1
+                delay = self._backoff(failures)
+                log.info("Kraken REST call for the stream failed (%s: %s); retrying in %.0f s", exc.result, exc, delay)
+                await asyncio.sleep(delay)
+            except Exception as exc:  # a bug must not leave the orders unsettled without a word
+                failures += 1
+                log.error("settling the Kraken stream's orders: unexpected %s: %s", type(exc).__name__, exc,
+                          exc_info=failures == 1)
+                await asyncio.sleep(self._backoff(failures))
+
+    async def _ask(self, method: str, data: dict[str, Any] | None) -> Any:
+        wait = self._last_call + self.pace - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        try:
+            return await asyncio.to_thread(self._call, method, data)
+        finally:
+            self._last_call = time.monotonic()
+
+    async def _closed_since(self, since: float) -> None:
+        """Every order that ended since `since` (Kraken's clock), page by page."""
+        offset = 0
+        for _ in range(MAX_CLOSED_PAGES):
+            reply = await self._ask("ClosedOrders", {"start": f"{since - GAP_MARGIN:.6f}", "closetime": "close",
+                                                     "ofs": str(offset)})
+            closed = reply.get("closed") if isinstance(reply, Mapping) else None
+            if not isinstance(closed, Mapping):
+                raise KrakenError("malformed_reply", "ClosedOrders result has no 'closed' object")
+            observations: list[Observation] = []
+            for order_id, info in closed.items():
+                if isinstance(order_id, str) and not self.book.has_ended(order_id):
+                    observations += self.book.resolve(order_id, info)
+            self._apply(observations)
+            offset += len(closed)
+            count = reply.get("count")
+            if not closed or not isinstance(count, int) or offset >= count:
+                return
+        log.warning("more than %d orders ended while the Kraken stream was away: the rest are settled one by one "
+                    "when the stream misses them, or not at all", MAX_CLOSED_PAGES * CLOSED_PAGE)
+
+    async def _query(self, batch: list[str]) -> None:
+        result = await self._ask("QueryOrders", {"txid": ",".join(batch)})
+        observations: list[Observation] = []
+        for order_id in batch:
+            info = result.get(order_id) if isinstance(result, Mapping) else None
+            if info is None:
+                self.book.forget(order_id)
+            else:
+                observations += self.book.resolve(order_id, info)
+        self._apply(observations + self.book.take_untimed())
+
