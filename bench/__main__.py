@@ -1,7 +1,7 @@
 """Every performance target of issues 11 and 16, each measured side by side with its baseline in the same run, and
 issue 19's `baseline` over a fleet's worth of pairs against one pair (needs Debian's victoria-metrics; queries counted).
 
-    python3 -m bench [--repeats 11] [--wait-quiet 0] [--flood 10000000] [--fleet-pairs 200]
+    python3 -m bench [--repeats 11] [--wait-quiet 0] [--flood 10000000] [--fleet-pairs 200] [--fleet-steps 120,15]
 
 For each case the baseline and the candidate run interleaved (`--repeats` rounds, alternating which goes first)
 and the medians are compared, so a busy machine slows both alike. In-process costs are CPU time of the
@@ -468,35 +468,40 @@ def case_memory(flood: int) -> None:
 
 # ---- issue 19: baseline over a fleet's worth of pairs ----------------------------------------------------------
 
-def case_baseline_fleet(repeats: int, pairs: int) -> None:
+def case_baseline_fleet(repeats: int, pairs: int, step: int = 120) -> None:
     """`baseline` over 7 days of `pairs` pairs against 1 pair, from a real VictoriaMetrics holding the scripted
-    week (tests/rollout_week.py) copied to every pair: queries sent, wall and CPU time, peak Python memory."""
+    week (tests/rollout_week.py) copied to every pair, with a sample every `step` seconds: queries sent, wall and
+    CPU time, peak Python memory."""
     import shutil
     import tempfile
     from pathlib import Path
 
     import requests
 
-    name = f"baseline, 7 days: {pairs} pairs vs 1 pair (VictoriaMetrics, the scripted week at 2-min samples)"
+    spacing = f"{step // 60}-min" if step % 60 == 0 else f"{step}-s"
+    name = f"baseline, 7 days: {pairs} pairs vs 1 pair (VictoriaMetrics, the scripted week at {spacing} samples)"
     if shutil.which("victoria-metrics") is None:
         record(name, "-", "-", 0.0, "needs Debian's victoria-metrics", False)
         return
-    from tests.rollout_week import Week
+    import tests.rollout_week as rollout_week
     from tests.victoria import VictoriaMetrics
 
     with tempfile.TemporaryDirectory() as tmp:
         vm = VictoriaMetrics(Path(tmp))
+        scripted_step, rollout_week.STEP = rollout_week.STEP, step  # the script reads its spacing as it writes
         try:
-            week = Week(end=int(time.time() // 3600 * 3600 - 3600))
+            week = rollout_week.Week(end=int(time.time() // 3600 * 3600 - 3600))
             names = [f"P{i:03d}USD" for i in range(pairs)]
             started = time.perf_counter()
-            response = requests.post(vm.url + "/api/v1/import", data=week.fleet_import(names), timeout=1800)
+            response = requests.post(vm.url + "/api/v1/import", data=week.fleet_import(names), timeout=3600)
             assert response.status_code == 204, response.text
             assert vm.get("/internal/force_flush").status_code == 200
             print(f"  imported {pairs} pairs x 8 days into VictoriaMetrics in {time.perf_counter() - started:.0f} s",
                   flush=True)
-            _baseline_rounds(name, vm.query_url, week.end, names, max(3, repeats // 4))
+            rollout_week.STEP = scripted_step
+            _baseline_rounds(name, vm.query_url, week.end, names, max(3, repeats // 4) if step >= 60 else 1)
         finally:
+            rollout_week.STEP = scripted_step
             vm.stop()
 
 
@@ -686,6 +691,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wait-quiet", type=float, default=0.0, help="seconds to wait for a load average below 0.5")
     parser.add_argument("--flood", type=int, default=10_000_000, help="events in the memory flood case")
     parser.add_argument("--fleet-pairs", type=int, default=200, help="pairs in the baseline fleet case (issue 19)")
+    parser.add_argument("--fleet-steps", default="120,15",
+                        help="seconds between samples in the fleet case, comma-separated (15: one round only)")
     args = parser.parse_args(argv)
     wait_quiet(args.wait_quiet)
     started = time.perf_counter()
@@ -701,7 +708,8 @@ def main(argv: list[str] | None = None) -> int:
     del big, small
     gc.collect()
     case_memory(args.flood)
-    case_baseline_fleet(args.repeats, args.fleet_pairs)
+    for step in (int(x) for x in args.fleet_steps.split(",") if x):
+        case_baseline_fleet(args.repeats, args.fleet_pairs, step)
     case_stream_event_cost(args.repeats)
     case_scrape_under_stream(args.repeats)
     print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, Python {sys.version.split()[0]}, "

@@ -6,6 +6,8 @@ from __future__ import annotations
 import bisect
 from operator import itemgetter
 
+import pytest
+
 from exporter.core.samples import counter_increase, in_window, scrape_interval
 from exporter.sources.prometheus_history import Samples, _chunks
 
@@ -38,3 +40,20 @@ def test_a_span_is_cut_into_chunks_that_meet_and_cover_it():
     assert _chunks(0, 250, 100) == [(0, 100), (100, 200), (200, 250)]
     assert _chunks(0, 300, 100) == [(0, 100), (100, 200), (200, 300)]
     assert _chunks(0, 50, 100) == [(0, 50)] and _chunks(0, 500, None) == [(0, 500)]
+
+
+def test_from_json_leaves_out_values_that_are_not_finite_numbers():
+    """A staleness marker comes back from VictoriaMetrics as "NaN"; none of these is a value to count or print."""
+    points = [[100, "1"], [160, "NaN"], [220, "+Inf"], [280, "-Inf"], ["340", "2"]]
+    assert list(Samples.from_json(points)) == [(100.0, 1.0), (340.0, 2.0)]
+
+
+def test_from_json_refuses_points_that_are_not_time_value_pairs():
+    for points in ([[100, "1", "x"]], [["noon", "1"]], [[100, None]], "not a list", [100]):
+        with pytest.raises(ValueError, match="not a list of"):
+            Samples.from_json(points)
+
+
+def test_from_json_puts_samples_in_time_order_before_cutting_the_window():
+    points = [[340.0, "6"], [100.0, "1"], [220.0, "0"], [160.0, "2"], [280.0, "5"]]
+    assert list(Samples.from_json(points, 100, 280)) == TUPLES[1:4]

@@ -3,6 +3,7 @@ with `promtool tsdb create-blocks-from openmetrics`. Every expected number is co
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import statistics
@@ -10,6 +11,7 @@ import struct
 import subprocess
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ import pytest
 from exporter import rollout
 from exporter.core.forecast import HeadroomHistory, fit_trend, seconds_to_stop
 from exporter.core.thresholds import STOP_HEADROOM
+from exporter.rollout.reading import read_baseline
 from exporter.sources.prometheus_history import PrometheusHistory, PrometheusHistoryError
 from tests.conftest import free_port
 from tests.harness import Prometheus
@@ -206,6 +209,21 @@ def test_the_plot_is_a_png_of_sensible_size(prom, week, tmp_path):
     width, height = struct.unpack(">II", data[16:24])
     assert 800 <= width <= 2000 and 600 <= height <= 3000
     assert 20_000 < len(data) < 2_000_000
+
+
+def test_the_baseline_holds_a_day_of_samples_at_a_time_not_the_whole_span(prom, week):
+    """Each day is reduced as it arrives: the peak memory of reading 7 days is that of reading 1, not 4 times it
+    (2 days held against 8), so a fleet scraped every 15 s fits where one scraped every 2 min did."""
+    peaks = []
+    for days in (1, 7):
+        gc.collect()
+        tracemalloc.start()
+        try:
+            read_baseline(PrometheusHistory(prom.url), ["XDGUSD", "XBTUSD"], days, week.end, [])
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    assert peaks[1] < 1.5 * peaks[0], peaks
 
 
 def test_baseline_bad_flags_are_one_line_and_exit_2(prom):

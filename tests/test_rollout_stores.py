@@ -6,6 +6,7 @@ any output or log."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -278,12 +279,35 @@ def test_a_bearer_token_through_vmauth_reads_the_same_week(prom, vmauth, week, s
     assert advise(vmauth.query_url, at, *token) == advise(prom.url, at)
     line = one_line_unknown("advise", vmauth.query_url, "--prometheus-bearer-token-file", secrets["wrong_token"],
                             week=week)
-    # vmauth answers an unknown token with 400 and echoes it: the token is scrubbed from what is shown
-    assert line.endswith('refused the credentials given (HTTP 400: cannot find the provided auth token '
-                         '"Bearer ***" in config).'), line
+    # vmauth answers an unknown token with 400 and echoes it: nothing the store said is shown
+    assert line.endswith(f"Prometheus at {vmauth.query_url} refused the credentials given (HTTP 400)."), line
     assert "not-" + TOKEN not in line
     no_secret(caplog.text)
     assert "not-" + TOKEN not in caplog.text
+
+
+def test_a_wrong_basic_auth_password_through_vmauth_shows_neither_it_nor_its_base64(prom, vm, week, tmp, secrets,
+                                                                                       caplog):
+    """vmauth echoes a wrong basic-auth credential as `"Basic <base64 of user:password>"` (HTTP 400): one
+    `base64 -d` from the password, a near miss of the right one."""
+    caplog.set_level(logging.DEBUG)
+    gate = VmAuth(tmp, vm.url, basic=(USER, PASSWORD))
+    try:
+        (tmp / "last-quarter").write_text(PASSWORD[:-1] + "X\n")
+        at = moments(week)["add in normal"]
+        right = ("--prometheus-username", USER, "--prometheus-password-file", secrets["password"])
+        assert advise(gate.query_url, at, *right) == advise(prom.url, at)  # the gate lets the right one through
+        wrong = ("--prometheus-username", USER, "--prometheus-password-file", str(tmp / "last-quarter"))
+        encoded = base64.b64encode(f"{USER}:{PASSWORD[:-1]}X".encode()).decode()
+        assert encoded in requests.get(gate.query_url + "/api/v1/query", params={"query": "1"},
+                                       auth=(USER, PASSWORD[:-1] + "X"), timeout=10).text  # vmauth does echo it
+        for command in ("advise", "baseline"):
+            line = one_line_unknown(command, gate.query_url, *wrong, week=week)
+            assert line.endswith(f"Prometheus at {gate.query_url} refused the credentials given (HTTP 400)."), line
+            assert encoded not in line and encoded[:-4] not in line and PASSWORD[:-1] not in line
+        assert encoded not in caplog.text and PASSWORD[:-1] not in caplog.text
+    finally:
+        gate.stop()
 
 
 def test_a_client_certificate_opens_a_prometheus_that_demands_one(prom, prom_mtls, week, pki, secrets):
@@ -324,7 +348,7 @@ def test_every_request_carries_the_tenant_header_and_reads_only_the_query_api(pr
         assert paths and all(h.get("X-Scope-OrgID") == "kraken-bots" for _, _, h in proxy.requests)
         api = [p.removeprefix("/mimir/prometheus") for p in paths]
         assert all(p in QUERY_API or p.startswith("/api/v1/label/") and p.endswith("/values") for p in api), api
-        assert {"/api/v1/query", "/api/v1/query_range", "/api/v1/label/pair/values"} <= set(api)
+        assert {"/api/v1/query", "/api/v1/label/pair/values"} <= set(api)
         line = one_line_unknown("advise", proxy.url, week=week)
         assert line.endswith("asks for a tenant (HTTP 401: no org id): give --prometheus-header X-Scope-OrgID=TENANT.")
     finally:
@@ -332,23 +356,33 @@ def test_every_request_carries_the_tenant_header_and_reads_only_the_query_api(pr
 
 
 def test_the_advisor_reads_a_bounded_window_and_the_baseline_one_day_per_query(vm, week):
-    """What is asked of the store, not just what comes back: the advisor's raw queries span 72 h + a day; the
-    baseline reads each series a day per query, from the day before its first to its end, so that no answer holds
-    more than a day of every pair."""
+    """What is asked of the store, not just what comes back: the advisor's raw queries and its label lookup span
+    72 h + a day; the baseline reads each series a day per query, from the day before its first to its end, so that
+    no answer holds more than a day of every pair (the band twice: once for the scrape interval), and the fill
+    gauges by instant queries at the day ends."""
     proxy = RecordingProxy(vm.query_url, prefix="/p")
     try:
         at = week.at(6, 8)
         advise(proxy.url, at)
         ranges = [q for _, params, _ in proxy.requests for k, q in params if k == "query" and "[" in q]
         assert ranges and all(q.endswith(f"[{4 * DAY}s]") for q in ranges), ranges
+        [labels] = [dict(params) for path, params, _ in proxy.requests if "/label/" in path]
+        assert (float(labels["start"]), float(labels["end"])) == (at - 4 * DAY, at)
         proxy.clear()
         baseline(proxy.url, week, "--pair", "XDGUSD", "--days", "2")
+        assert {path for path, _, _ in proxy.requests} == {"/p/api/v1/query"}
         raw: dict[str, list[float]] = {}
+        fills: dict[str, list[float]] = {}
         for _, params, _ in proxy.requests:
-            query, when = dict(params)["query"], float(dict(params).get("time", "nan"))
-            if query.endswith(f"[{DAY}s]") and not query.startswith("histogram_quantile"):
+            query, when = dict(params)["query"], float(dict(params)["time"])
+            if query.startswith("last_over_time("):
+                fills.setdefault(query, []).append(when)
+            elif query.endswith(f"[{DAY}s]"):
                 raw.setdefault(query, []).append(when)
+        days = [week.end - 2 * DAY, week.end - DAY, week.end]
         assert len(raw) == 8  # one per series the baseline reads
-        assert all(times == [week.end - 2 * DAY, week.end - DAY, week.end] for times in raw.values()), raw
+        assert all(times == (days + days if "status_band" in query else days) for query, times in raw.items()), raw
+        assert len(fills) == 2 and all(times == days[1:] for times in fills.values()), fills
+        assert all(query.endswith("[300s])") for query in fills)
     finally:
         proxy.stop()

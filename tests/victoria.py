@@ -9,9 +9,11 @@ package) puts a bearer token in front of it.
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -100,13 +102,16 @@ class VictoriaMetrics(Process):
 
 
 class VmAuth(Process):
-    """`vmauth` in front of `target`, letting through only requests with `Authorization: Bearer <token>`."""
+    """`vmauth` in front of `target`, letting through only requests with `Authorization: Bearer <token>`, or with
+    `basic` (user, password) only that user's basic auth."""
 
-    def __init__(self, tmp: Path, target: str, token: str) -> None:
+    def __init__(self, tmp: Path, target: str, token: str | None = None,
+                 basic: tuple[str, str] | None = None) -> None:
         binary = require_binary("vmauth")
         port = free_port()
         config = tmp / f"vmauth-{port}.yml"
-        config.write_text(yaml.safe_dump({"users": [{"bearer_token": token, "url_prefix": target}]}))
+        user = {"bearer_token": token} if basic is None else {"username": basic[0], "password": basic[1]}
+        config.write_text(yaml.safe_dump({"users": [{**user, "url_prefix": target}]}))
         super().__init__([binary, f"-httpListenAddr=127.0.0.1:{port}", f"-auth.config={config}", "-loggerLevel=WARN"],
                          f"http://127.0.0.1:{port}", tmp / f"vmauth-{port}.log")
         self.query_url = self.url + "/prometheus"
@@ -169,6 +174,69 @@ class RecordingProxy:
     def clear(self) -> None:
         with self._lock:
             self.requests.clear()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+Answer = tuple[int, dict[str, str], bytes]  # status, headers, body
+
+
+def prometheus_json(data: Any, **extra: Any) -> Answer:
+    """A Prometheus API success answer holding `data` (and `extra` top-level keys: warnings, isPartial)."""
+    return 200, {"Content-Type": "application/json"}, json.dumps({"status": "success", "data": data, **extra}).encode()
+
+
+def empty_store(path: str, params: dict[str, str]) -> Answer:
+    """What a store with pair XDGUSD's name but no sample answers: every query empty, the pair in label values."""
+    if "/label/" in path:
+        return prometheus_json(["XDGUSD"])
+    if path.endswith("/query") and not params.get("query", "").endswith("]"):
+        return prometheus_json({"resultType": "vector", "result": []})
+    return prometheus_json({"resultType": "matrix", "result": []})
+
+
+class StubStore:
+    """A store that is not one, for answers no real store gives on demand (a partial answer, a malformed one, a
+    credential echoed, a redirect): a real HTTP server on 127.0.0.1 whose `answer(path, params, headers)` says
+    what to send, recording each request's path, parameters and raw headers (bytes as they came)."""
+
+    def __init__(self, answer: Callable[[str, dict[str, str], dict[str, bytes]], Answer] | None = None,
+                 host: str = "127.0.0.1") -> None:
+        self.requests: list[tuple[str, dict[str, str], dict[str, bytes]]] = []
+        self._lock = threading.Lock()
+        store = self
+        respond = answer or (lambda path, params, headers: empty_store(path, params))
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                params = dict(parse_qsl(parts.query))
+                # http.server decodes header bytes as Latin-1: encoding them back gives the bytes sent
+                headers = {k.lower(): v.encode("latin-1") for k, v in self.headers.items()}
+                with store._lock:
+                    store.requests.append((parts.path, params, headers))
+                status, extra, body = respond(parts.path, params, headers)
+                self.send_response(status)
+                for name, value in {"Content-Type": "text/plain", **extra}.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = ThreadingHTTPServer((host, 0), Handler)
+        self.port = self._server.server_address[1]
+        self.url = f"http://{host}:{self.port}"
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def headers(self, name: str) -> list[bytes | None]:
+        """The raw value of header `name` in each request received, None where it was absent."""
+        with self._lock:
+            return [h.get(name.lower()) for _, _, h in self.requests]
 
     def stop(self) -> None:
         self._server.shutdown()

@@ -15,7 +15,8 @@ from tests.victoria import VictoriaMetrics
 
 
 def backfill(week: Week, tmp: Path) -> Path:
-    """A Prometheus data dir holding the week, made by `promtool tsdb create-blocks-from openmetrics`."""
+    """A Prometheus data dir holding the week (or anything with `openmetrics()` lines), made by `promtool tsdb
+    create-blocks-from openmetrics`."""
     promtool = require_binary("promtool")
     source, data = tmp / "week.om", tmp / "data"
     with source.open("w") as f:
@@ -28,14 +29,15 @@ def backfill(week: Week, tmp: Path) -> Path:
 
 def start_prometheus_on(data: Path, tmp: Path, web_config: Path | None = None,
                         verify: str | bool = True, auth: tuple[str, str] | None = None,
-                        cert: tuple[str, str] | None = None) -> Prometheus:
-    """Prometheus on a data dir, retention 30d so no block is outside it; with a web config, behind TLS/auth."""
+                        cert: tuple[str, str] | None = None, retention: str = "30d") -> Prometheus:
+    """Prometheus on a data dir, retention 30d (or `retention`) so no block is outside it; with a web config,
+    behind TLS/auth."""
     binary = require_binary("prometheus")
     tmp.mkdir(parents=True, exist_ok=True)
     config = tmp / "prometheus.yml"
     config.write_text("global: {scrape_interval: 1m}\nscrape_configs: []\n")
     port = free_port()
-    args = [binary, f"--config.file={config}", f"--storage.tsdb.path={data}", "--storage.tsdb.retention.time=30d",
+    args = [binary, f"--config.file={config}", f"--storage.tsdb.path={data}", f"--storage.tsdb.retention.time={retention}",
             f"--web.listen-address=127.0.0.1:{port}"]
     if web_config:
         args.append(f"--web.config.file={web_config}")

@@ -4,8 +4,9 @@ Pure: the caller reads the samples (see `exporter/sources/prometheus_history.py`
 and this module turns them into the report. Definitions, so that any two correct implementations agree:
 
 - days end at `end` and are (start, end] windows of 86400 s; a step belongs to the day of its later sample;
-- `median_fill_seconds`/`p95_fill_seconds`: the exporter's own 24h gauges at the day's end, else
-  `histogram_quantile` over the day's increase of the fill histogram (`fill_source` says which);
+- `median_fill_seconds`/`p95_fill_seconds`: the exporter's own 24h gauges at the day's end (their last value in the
+  5 minutes before it), else `histogram_quantile` over the day's increase of the fill histogram (`fill_source`
+  says which);
 - `partial_open_events`/`partial_cancel_events`: the day's counter increase, a drop read as a restart from zero;
 - `utilization_peak_ratio`/`utilization_mean_ratio`: max and plain mean of the day's samples;
 - `headroom_min`, `drift_max_abs`: min headroom, max |drift| of the day's samples;
@@ -19,6 +20,7 @@ A field whose series has no sample in the day is None (null), never 0; a day wit
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -111,13 +113,43 @@ def pair_report(history: PairHistory, end: float, days: int, fills: Sequence[Fil
     windows = day_windows(end, days)
     rows = [day_report(history, s, e, interval, fill) for (s, e), fill in zip(windows, fills, strict=True)]
     span_utilization = [v for _, v in in_window(history.utilization, windows[0][0], end)]
-    return {"scrape_interval_seconds": interval, "days": rows, "summary": summarize(rows, span_utilization)}
+    mean = statistics.fmean(span_utilization) if span_utilization else None
+    return {"scrape_interval_seconds": interval, "days": rows, "summary": summarize(rows, mean)}
 
 
-def summarize(rows: Sequence[dict[str, Any]], utilization: Sequence[float]) -> dict[str, Any]:
+class PairDays:
+    """`pair_report` built a day at a time, oldest first, so that the caller never holds more than a day of raw
+    samples: the scrape interval of the whole span is known before (`samples.Steps`), and each `add` gets one day's
+    history, every series led by its last sample before the day (what counters and slot steps look back at)."""
+
+    def __init__(self, interval: float | None, fills: Sequence[FillTimes]) -> None:
+        self.interval = interval
+        self.fills = fills
+        self.rows: list[dict[str, Any]] = []
+        self._utilization_sums: list[float] = []
+        self._utilization_count = 0
+
+    def add(self, history: PairHistory, start: float, end: float) -> None:
+        """The next day, (start, end]."""
+        self.rows.append(day_report(history, start, end, self.interval, self.fills[len(self.rows)]))
+        values = [v for _, v in in_window(history.utilization, start, end)]
+        self._utilization_sums.append(math.fsum(values))
+        self._utilization_count += len(values)
+
+    def report(self) -> dict[str, Any]:
+        """What `pair_report` gives for the days added (the mean utilization to the last bit or so)."""
+        if len(self.rows) != len(self.fills):
+            raise ValueError(f"{len(self.rows)} days added of {len(self.fills)}")
+        count = self._utilization_count
+        mean = math.fsum(self._utilization_sums) / count if count else None
+        return {"scrape_interval_seconds": self.interval, "days": self.rows, "summary": summarize(self.rows, mean)}
+
+
+def summarize(rows: Sequence[dict[str, Any]], utilization_mean: float | None) -> dict[str, Any]:
     """The whole span: sums of counts and durations, extremes of extremes, medians of the daily fill times.
 
-    `utilization_mean_ratio` is the plain mean of every sample of the span; `coverage_ratio` the mean of the days'.
+    `utilization_mean_ratio` is the plain mean of every sample of the span (given: the rows do not hold it);
+    `coverage_ratio` the mean of the days'.
     """
     def present(key: str) -> list[Any]:
         return [r[key] for r in rows if r[key] is not None]
@@ -137,7 +169,7 @@ def summarize(rows: Sequence[dict[str, Any]], utilization: Sequence[float]) -> d
         "partial_open_events": total("partial_open_events"),
         "partial_cancel_events": total("partial_cancel_events"),
         "utilization_peak_ratio": max(present("utilization_peak_ratio"), default=None),
-        "utilization_mean_ratio": statistics.fmean(utilization) if utilization else None,
+        "utilization_mean_ratio": utilization_mean,
         "headroom_min": min(present("headroom_min"), default=None),
         "slots_start": slots_start[0] if slots_start else None,
         "slots_end": slots_end[-1] if slots_end else None,

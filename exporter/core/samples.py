@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import bisect
 import statistics
+from collections import Counter
 from collections.abc import Sequence
-from operator import itemgetter
+from operator import itemgetter, sub
 
 Sample = tuple[float, float]
 
@@ -35,6 +36,41 @@ def scrape_interval(samples: Sequence[Sample]) -> float | None:
     """The median step between consecutive samples (gaps are rare, so the median is the scrape interval), to ms."""
     steps = [b[0] - a[0] for a, b in zip(samples, samples[1:], strict=False) if b[0] > a[0]]
     return round(statistics.median(steps), 3) if steps else None
+
+
+class Steps:
+    """The steps between consecutive samples of one series, counted as its times arrive in order, chunk by chunk:
+    `interval()` is `scrape_interval()` of the whole series without holding it."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[float] = Counter()
+        self.last: float | None = None
+
+    def add(self, times: Sequence[float]) -> None:
+        """The next times of the series (later than every time added before)."""
+        if not times:
+            return
+        if self.last is not None:
+            self.counts[times[0] - self.last] += 1
+        self.counts.update(map(sub, times[1:], times[:-1]))
+        self.last = times[-1]
+
+    def interval(self) -> float | None:
+        """The median of the positive steps, to ms, as `scrape_interval` gives it; None with none."""
+        ordered = sorted((step, n) for step, n in self.counts.items() if step > 0)
+        total = sum(n for _, n in ordered)
+        if not total:
+            return None
+
+        def nth(index: int) -> float:
+            for step, n in ordered:
+                if index < n:
+                    return step
+                index -= n
+            raise IndexError(index)
+
+        middle = nth(total // 2) if total % 2 else (nth(total // 2 - 1) + nth(total // 2)) / 2
+        return round(middle, 3)
 
 
 def counter_increase(samples: Sequence[Sample], start: float, end: float) -> tuple[int, float | None] | None:

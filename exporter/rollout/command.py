@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import IO
 
-from ..config import _int, _url
+from ..config import _int
 from ..core.playbook import unknown
 from ..sources.prometheus_history import PrometheusHistory, PrometheusHistoryError
 from ..sources.store_access import AccessError, StoreAccess
@@ -24,6 +24,7 @@ from .flags import (
     pair_labels,
     parse_time,
     store_access,
+    store_url,
     wants_json,
 )
 from .reading import read_advice, read_baseline
@@ -40,7 +41,7 @@ def main(command: str, argv: Sequence[str], now: Callable[[], float] = time.time
     out, err = out or sys.stdout, err or sys.stderr
     try:
         args = build_parser(command).parse_args(list(argv))
-        url = checked("--prometheus", _url, args.prometheus)
+        url = checked("--prometheus", store_url, args.prometheus)
         access = store_access(args)
         if command == "baseline":
             pairs = checked("--pair", pair_labels, args.pair) if args.pair else None
@@ -69,26 +70,33 @@ def main(command: str, argv: Sequence[str], now: Callable[[], float] = time.time
 def _store(url: str, access: StoreAccess) -> PrometheusHistory:
     """The store's client; its credential files read and its TLS files checked now, before any query."""
     try:
-        return PrometheusHistory(url, access=access.open())
+        return PrometheusHistory(url, access=access.open(tls=url.lower().startswith("https://")))
     except AccessError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _json(value: object) -> str:
+    """JSON as RFC 8259 has it: a NaN or an infinity (which `json` would print bare) is a ValueError."""
+    return json.dumps(value, indent=2, allow_nan=False)
 
 
 def run_baseline(prom: PrometheusHistory, pairs: list[str] | None, days: int, end: float, fmt: str,
                  plot: str | None, out: IO[str], err: IO[str]) -> int:
     warnings: list[str] = []
     try:
-        data = read_baseline(prom, pairs, days, end, warnings)
+        data = read_baseline(prom, pairs, days, end, warnings, keep_band=bool(plot))
     except PrometheusHistoryError as exc:
-        print(f"{PROG} baseline: {exc}", file=err)
-        if fmt == "json":
-            print(json.dumps(error_report(prom.display_url, days, end, str(exc))), file=out)
-        return EXIT_NO_DATA
+        return _baseline_failed(prom, days, end, fmt, str(exc), out, err)
     report = baseline_report(prom.display_url, days, end, data)
-    for warning in warnings:
+    try:
+        text = _json(report) if fmt == "json" else None
+    except ValueError:  # a guard: every number is checked to be finite where it is read
+        return _baseline_failed(prom, days, end, fmt, "The report holds a number JSON cannot carry (NaN or an "
+                                "infinity); it is not printed.", out, err)
+    for warning in dict.fromkeys(warnings):
         print(f"{PROG} baseline: warning: {warning}", file=err)
-    if fmt == "json":
-        print(json.dumps(report, indent=2), file=out)
+    if text is not None:
+        print(text, file=out)
     else:
         print(format_baseline(report, markdown=fmt == "markdown"), file=out)
     if plot:
@@ -103,6 +111,14 @@ def run_baseline(prom: PrometheusHistory, pairs: list[str] | None, days: int, en
     return 0
 
 
+def _baseline_failed(prom: PrometheusHistory, days: int, end: float, fmt: str, reason: str, out: IO[str],
+                     err: IO[str]) -> int:
+    print(f"{PROG} baseline: {reason}", file=err)
+    if fmt == "json":
+        print(json.dumps(error_report(prom.display_url, days, end, reason)), file=out)
+    return EXIT_NO_DATA
+
+
 def run_advise(prom: PrometheusHistory, pair: str, at: float, fmt: str, out: IO[str], err: IO[str]) -> int:
     """The decision on stdout. When the store cannot be read: `unknown` (exit 3), said in one line on stderr, and
     with `--format json` the unknown decision on stdout too."""
@@ -112,10 +128,10 @@ def run_advise(prom: PrometheusHistory, pair: str, at: float, fmt: str, out: IO[
         print(f"{PROG} advise: {exc}", file=err)
         advice = unknown(pair, at, str(exc))
         if fmt == "json":
-            print(json.dumps(advice.as_json(), indent=2), file=out)
+            print(_json(advice.as_json()), file=out)
         return advice.exit_code
     if fmt == "json":
-        print(json.dumps(advice.as_json(), indent=2), file=out)
+        print(_json(advice.as_json()), file=out)
     else:
         print(format_advice(advice), file=out)
     return advice.exit_code

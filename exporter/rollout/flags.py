@@ -9,10 +9,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 from ..config import _pairs
 from ..core.pairs import PairNames
-from ..sources.store_access import StoreAccess
+from ..sources.store_access import HEADER_NAME, StoreAccess
 
 PROG = "kraken-capacity-exporter"
 COMMAND_HELP = {
@@ -98,11 +99,40 @@ def _add_store_flags(group: Any) -> None:
 
 
 def _header(raw: str) -> tuple[str, str]:
-    name, sep, value = raw.partition("=")
-    if not sep or not name.strip():
-        # the value may be a credential: the message shows the name at most
-        raise ValueError(f"{name.strip()!r} is not NAME=VALUE" if sep else "expected NAME=VALUE")
-    return name.strip(), value.strip()
+    """NAME=VALUE, or curl's `NAME: VALUE` (whichever of `=` and `:` comes first ends the name). A message never
+    shows what was given: the value may be a credential, and so may a "name" that is not one."""
+    cut = min((i for i in (raw.find("="), raw.find(":")) if i >= 0), default=-1)
+    if cut < 0:
+        raise ValueError("expected NAME=VALUE (or NAME: VALUE)")
+    name, value = raw[:cut].strip(), raw[cut + 1:].strip()
+    if not HEADER_NAME.match(name):
+        raise ValueError("expected NAME=VALUE: the text before the '=' is not a header name (not shown: it may "
+                         "hold the value)")
+    return name, value
+
+
+def store_url(raw: str) -> str:
+    """An http(s) URL with a host, checked without showing it (it may hold a password): a password with an
+    unencoded `/`, `?` or `#` would send the request to another host, so an `@` after the host is refused."""
+    value = str(raw).strip()
+    if not value.lower().startswith(("http://", "https://")):
+        raise ValueError("give an http:// or https:// URL (what was given is not shown: it may hold a password)")
+    invalid = "not a valid URL (not shown: it may hold a password)"
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        raise ValueError(invalid) from None
+    if "@" in value.split("://", 1)[1][len(parts.netloc):]:
+        raise ValueError("an '@' after the host: percent-encode '/', '?', '#' and '@' in a password (%2F, %3F, %23, "
+                         "%40) or give --prometheus-username and --prometheus-password-file (the URL is not shown: "
+                         "it may hold a password)")
+    try:
+        parts.port  # noqa: B018  # a port that is not a number is a ValueError
+    except ValueError:
+        raise ValueError(invalid) from None
+    if not parts.hostname:
+        raise ValueError("the URL has no host")
+    return value
 
 
 def store_access(args: argparse.Namespace) -> StoreAccess:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.baseline import DAY_SECONDS, pair_report
+from ..core.baseline import DAY_SECONDS
 from ..core.samples import as_number
 from .reading import BaselineData
 
@@ -13,7 +13,7 @@ def baseline_report(store: str, days: int, end: float, data: BaselineData) -> di
     """{"prometheus", "start", "end", "pairs": {PAIR: {"scrape_interval_seconds", "days", "summary"}}}."""
     return {
         "prometheus": store, "start": as_number(end - days * DAY_SECONDS), "end": as_number(end),
-        "pairs": {pair: pair_report(data.histories[pair], end, days, data.fills[pair]) for pair in data.pairs},
+        "pairs": {pair: data.reports[pair] for pair in data.pairs},
     }
 
 
