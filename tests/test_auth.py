@@ -3,6 +3,7 @@ check that cannot start gets. bcrypt is counted by a spy around the real `bcrypt
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -122,6 +123,44 @@ def test_a_check_that_cannot_start_at_once_is_answered_429_at_once_while_cached_
         assert wait_for(lambda: requests.get(url, auth=("nobody", "another guess"), timeout=10).status_code == 401)
     finally:
         release.set()
+        server.stop()
+
+
+@pytest.mark.integration
+def test_cached_scrapes_are_answered_while_64_wrong_passwords_wait_on_checks_that_never_end(exporter, tmp_path,
+                                                                                          monkeypatch):
+    """Every check is held until the end: a cached scrape that queued behind checks (as on the shared worker pool
+    before issue 16) would wait until they are released and time out here; it must not need them at all."""
+    path = tmp_path / "web.yml"
+    path.write_text(f"basic_auth_users:\n  alice: {bcrypt_hash('right')}\n")
+    server = start_server(create_app(exporter, WebConfigFile(path)))
+    url = server.url + "/livez"
+    release, started = threading.Event(), threading.Event()
+    real = auth.bcrypt.checkpw
+
+    def held(password: bytes, hashed: bytes) -> bool:
+        started.set()
+        release.wait(60)
+        return real(password, hashed)
+
+    def guess(n: int) -> None:
+        with contextlib.suppress(requests.RequestException):
+            requests.get(url, auth=(f"user{n % 4}", f"guess {n}"), timeout=60)
+
+    guessers = [threading.Thread(target=guess, args=(n,)) for n in range(64)]
+    try:
+        assert requests.get(url, auth=("alice", "right"), timeout=10).status_code == 200  # cached from here on
+        monkeypatch.setattr(auth.bcrypt, "checkpw", held)
+        for thread in guessers:
+            thread.start()
+        assert started.wait(10)  # a check is running and will not end until released
+        answers = [requests.get(url, auth=("alice", "right"), timeout=5).status_code for _ in range(20)]
+        assert not release.is_set() and any(thread.is_alive() for thread in guessers)  # still held meanwhile
+        assert answers == [200] * 20
+    finally:
+        release.set()
+        for thread in guessers:
+            thread.join(timeout=60)
         server.stop()
 
 
