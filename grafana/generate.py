@@ -221,7 +221,8 @@ def forecast_stat() -> stat.Panel:
     return (stat.Panel().reduce_options(last_value()).title("Time to the stop band").description(
         "The exporter's forecast: when the headroom reaches the stop edge at the least-squares trend of the last "
         f"{t.FORECAST_TREND_SECONDS / 3600:g}h (the same estimate as predict_linear). Red within "
-        f"{t.FORECAST_HORIZON_SECONDS / 3600:g}h; no value while the headroom is not falling.")
+        f"{t.FORECAST_HORIZON_SECONDS / 3600:g}h; 0 once the headroom is in the stop band; no value while it is above "
+        "the band and not falling, or the pair is blind.")
         .datasource(DATASOURCE)
         .with_target(query(f"min by (pair) (krakenbot_forecast_seconds_to_stop_band{{{RAW}}})", "A", instant=True))
         .unit("s").thresholds(thresholds((None, RED), (t.FORECAST_HORIZON_SECONDS, GREEN)))
