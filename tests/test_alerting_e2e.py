@@ -108,7 +108,8 @@ def test_bands_agree_and_stop_pages_the_pair(stack):
 
 def cookbook_queries():
     section = DASHBOARDS[DASHBOARDS.index("## PromQL cookbook"):]
-    section = section[:section.index("\n## ", 5)]
+    end = section.find("\n## ", 5)
+    section = section if end == -1 else section[:end]
     return re.findall(r"```promql\n(.*?)```", section, flags=re.S)
 
 
