@@ -258,7 +258,7 @@ def band_history() -> statetimeline.Panel:
 
 
 def firing_alerts() -> table.Panel:
-    return (table.Panel().title("Firing alerts").description("KrakenBot alerts firing now (see the README's playbook).")
+    return (table.Panel().title("Firing alerts").description("KrakenBot alerts firing now (runbooks: the exporter's /runbooks).")
         .datasource(DATASOURCE)
         .with_target(query(f'ALERTS{{alertstate="firing", alertname=~"KrakenBot.*", {PAIR}}}', "A",
                            legend="{{alertname}}", instant=True, fmt=PromQueryFormat.TABLE))

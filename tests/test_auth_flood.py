@@ -1,10 +1,11 @@
 """Wrong passwords cannot stall authenticated scrapes (issue 16, item 1): a flood of wrong passwords from another
-process, at the README's bcrypt cost 12, while a client with the right password scrapes over real sockets; and a
+process, at the bcrypt cost 12 the docs recommend, while a client with the right password scrapes over real sockets; and a
 new right password from another address gets its check in its turn while the flood runs (the review's F1), its
 clients bound to other loopback addresses (127.0.0.0/8 is all loopback on Linux).
 
 No wall-clock bound here: that every cached scrape is answered at all while checks are taken is the behaviour; how
-fast, as a ratio to the same scrapes without a flood, is `python3 -m bench`'s auth-flood case. The figures are printed (`-s`).
+fast, as a ratio to the same scrapes without a flood, is `python3 -m bench`'s auth-flood case. The figures are printed (`-s`)
+for docs/security.md's "The HTTP edge".
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The frames of Kraken's WebSocket v2 as the stream client meets them: what each one is, and whether the
 `executions` sequence holds. Pure: the client reads text off the socket and asks these.
 
-Shapes (Kraken's documentation; see docs/kraken-stream.md for the sources):
+Shapes (Kraken's documentation; see docs/modes.md, "What Kraken's documentation says", for the sources):
 
     {"channel": "status", "type": "update", "data": [{"system": "online", "api_version": "v2", ...}]}
     {"method": "subscribe", "success": true, "result": {"channel": "executions", ...}, "time_in": ..., "time_out": ...}
