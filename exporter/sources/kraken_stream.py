@@ -68,6 +68,25 @@ PERMISSION_HINT = ("the API key lacks Kraken's \"WebSocket interface\" permissio
 SUBSCRIBE_PARAMS = {"channel": "executions", "snap_orders": True, "snap_trades": False, "order_status": True}
 
 
+class _NoFramePayloads(logging.Filter):
+    """`websockets` logs every frame it sends at DEBUG, and the subscribe frame holds the WebSocket token: what the
+    stream sends is logged by kind and size only (frames received are Kraken's and carry no token)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if type(args) is tuple and len(args) == 1 and record.msg == "> %s":
+            frame = args[0]
+            opcode, data = getattr(frame, "opcode", None), getattr(frame, "data", None)
+            if opcode is not None and isinstance(data, (bytes, bytearray, memoryview)) and opcode.name != "CLOSE":
+                record.args = (f"{opcode.name} [payload not logged, {len(data)} bytes]",)
+        return True
+
+
+# The `websockets` connection's logger: `websockets.client`'s place, without the payloads we send.
+WS_LOG = logging.getLogger("kraken_capacity_exporter.kraken_stream.websockets")
+WS_LOG.addFilter(_NoFramePayloads())
+
+
 class ConnectionState:
     """What one connection's messages carry from one to the next."""
 
@@ -288,7 +307,7 @@ class KrakenStream:
             return "token_error"
         try:
             ws = await connect(self.url, open_timeout=10, close_timeout=2, ping_interval=None, max_size=2**24, compression=None,
-                               max_queue=4096)
+                               max_queue=4096, logger=WS_LOG)
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
             self._detail = f": {type(exc).__name__}: {exc}"
             return "connect_failed"
