@@ -4,9 +4,11 @@ fake Kraken (REST through krakenex's real signatures, WebSocket v2 through `webs
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
+from exporter.demo.fake_kraken import QUERY_CLOSED, QUERY_OPEN, WEBSOCKET
 from tests.conftest import wait_for
 from tests.stream_rig import StreamRig
 
@@ -28,5 +30,33 @@ def test_the_websocket_token_never_reaches_the_logs_even_with_websockets_debug_l
         for token in tokens:
             for piece in (token[:12], token[-12:], token[16:28]):
                 assert piece not in text, "a piece of the WebSocket token is in the logs"
+    finally:
+        rig.stop()
+
+
+def test_a_key_without_query_closed_orders_gets_one_warning_naming_it_not_a_retry_loop(kraken_secret, caplog):
+    caplog.set_level(logging.INFO)
+    rig = StreamRig(kraken_secret, permissions=frozenset({QUERY_OPEN, WEBSOCKET}))
+    try:
+        a = rig.account.place("XDGUSD", 13)
+        b = rig.account.place("XDGUSD", 10)
+        rig.start()
+        rig.server.refuse_tokens(1)  # away for a moment: A partly filled and canceled, B filled meanwhile
+        rig.server.disconnect()
+        rig.account.trade(a, 4)
+        rig.account.cancel(a, reason="User requested")
+        rig.account.fill(b)
+        assert wait_for(lambda: rig.reconnects("subscribe_rejected") >= 1 and rig.stream.live, timeout=20)
+        assert wait_for(lambda: not rig.stream.book.has_pending and not rig.stream.settler.busy, timeout=10), \
+            rig.stream.book.pending_lookups()
+        time.sleep(1.0)  # a retry loop (backoff up to 0.3 s here) would ask again within this
+        denied = sum(rig.value("krakenbot_kraken_requests_total", endpoint=e, result="permission_denied") or 0
+                     for e in ("ClosedOrders", "QueryOrders"))
+        assert denied == 1
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING and QUERY_CLOSED in r.getMessage()]
+        assert len(warnings) == 1, [r.getMessage() for r in caplog.records]
+        assert "2 order(s)" in warnings[0].getMessage()  # what could not be settled is said, not lost silently
+        assert rig.stream.live and rig.health().open_orders_kraken == 0
+        assert "Traceback" not in caplog.text
     finally:
         rig.stop()

@@ -11,8 +11,9 @@ It binds 127.0.0.1 only.
 
 `GetWebSocketsToken` hands out tokens for the fake's WebSocket v2 stream (`fake_kraken_stream.py`), as Kraken does:
 good for 15 minutes until a subscription uses them, refused with `EGeneral:Permission denied` when the key lacks the
-"WebSocket interface" permission (`permissions=`). With an `account=` (`fake_account.FakeAccount`) the REST side reads
-its orders: `OpenOrders`, `QueryOrders` (open or closed) and `ClosedOrders` (`start`, `ofs`, 50 a page).
+"WebSocket interface" permission (`permissions=`); `OpenOrders`, `ClosedOrders` and `QueryOrders` check the
+"Query Open/Closed Orders & Trades" permissions as Kraken does. With an `account=` (`fake_account.FakeAccount`) the
+REST side reads its orders: `OpenOrders`, `QueryOrders` (open or closed) and `ClosedOrders` (`start`, `ofs`, 50 a page).
 """
 
 from __future__ import annotations
@@ -308,6 +309,9 @@ class FakeKraken:
         with self._lock:
             source = self._open_orders
         orders = source() if callable(source) else source
+        denied = self._denied(endpoint, form)
+        if denied:
+            return self._reply(request, [denied])
         if endpoint == "OpenOrders":
             if getattr(request, "fault", None) == WRONG_OPEN:
                 return self._reply(request, [], {"open": list(orders.values())})
@@ -330,6 +334,20 @@ class FakeKraken:
                 return self._reply(request, ["EGeneral:Permission denied"])
             return self._reply(request, [], {"token": self.tokens.issue(), "expires": int(TOKEN_LIFETIME)})
         return self._reply(request, ["EGeneral:Permission denied"])  # this fake never trades
+
+    def _denied(self, endpoint: str, form: dict[str, list[str]]) -> str | None:
+        """Kraken's key permissions: `OpenOrders` needs Query Open Orders & Trades, `ClosedOrders` Query Closed
+        Orders & Trades, and `QueryOrders` either, depending on each order's status (Kraken's documentation)."""
+        needed: set[str] = set()
+        if endpoint == "OpenOrders":
+            needed.add(QUERY_OPEN)
+        elif endpoint == "ClosedOrders":
+            needed.add(QUERY_CLOSED)
+        elif endpoint == "QueryOrders" and self.account is not None:
+            found = self.account.query((form.get("txid") or [""])[0].split(","))
+            for info in found.values():
+                needed.add(QUERY_OPEN if info.get("status") in ("open", "pending") else QUERY_CLOSED)
+        return "EGeneral:Permission denied" if needed - self.permissions else None
 
     def _reply(self, request: BaseHTTPRequestHandler, errors: list[str], result: Any = None) -> None:
         payload: dict[str, Any] = {"error": errors}

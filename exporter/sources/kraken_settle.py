@@ -13,7 +13,9 @@ After every reconnect the stream's snapshot shows what is open now, not what hap
    untimed).
 
 Calls go one at a time, at least `pace` seconds apart (Kraken's REST counter is per key, shared with the poller and,
-often, the bot), and a failed call is retried with the stream's backoff. Everything runs on the stream's event loop;
+often, the bot), and a failed call is retried with the stream's backoff. A key without "Query Closed Orders & Trades"
+(`EGeneral:Permission denied` on `ClosedOrders`/`QueryOrders`) gets one warning naming it, and what only REST could
+settle is given up (and counted in the warning), not asked for again. Everything runs on the stream's event loop;
 the blocking krakenex calls run in worker threads.
 """
 
@@ -35,6 +37,7 @@ CLOSED_PAGE = 50  # orders per ClosedOrders page
 MAX_CLOSED_PAGES = 40  # 2,000 orders ended in one gap at most; more is said in a warning
 GAP_MARGIN = 1.0  # seconds before the last event seen where the ClosedOrders window starts
 DEFAULT_PACE = 1.0  # seconds between two REST calls of the stream at least
+CLOSED_PERMISSION = "Query Closed Orders & Trades"  # what ClosedOrders and QueryOrders of ended orders need
 
 
 class Settler:
@@ -59,6 +62,9 @@ class Settler:
         self._need_opentm = False
         self._task: asyncio.Task[None] | None = None
         self._last_call = -float("inf")
+        self._asking = ""  # the endpoint of the call under way
+        self._warned_denied = False
+        self.closed_denied = False  # the key lacks Query Closed Orders & Trades: settling through REST is off
 
     @property
     def busy(self) -> bool:
@@ -80,7 +86,9 @@ class Settler:
         failures = 0
         while not self._stopping():
             try:
-                if self._gap_since is not None:
+                if self.closed_denied and (self._gap_since is not None or self.book.pending_lookups()):
+                    self._give_up()
+                elif self._gap_since is not None:
                     await self._closed_since(self._gap_since)
                     self._gap_since = None
                 elif self._need_opentm:
@@ -94,6 +102,9 @@ class Settler:
                     return
                 failures = 0
             except KrakenError as exc:
+                if exc.result == "permission_denied" and self._asking in ("ClosedOrders", "QueryOrders"):
+                    self.closed_denied = True  # asking again cannot help: one warning, then what is left is given up
+                    continue
                 failures += 1
                 delay = self._backoff(failures)
                 log.info("Kraken REST call for the stream failed (%s: %s); retrying in %.0f s", exc.result, exc, delay)
@@ -104,10 +115,31 @@ class Settler:
                           exc_info=failures == 1)
                 await asyncio.sleep(self._backoff(failures))
 
+    def _give_up(self) -> None:
+        """The key may not read ended orders: what only REST could settle is given up, and said (a warning the
+        first time, naming the permission)."""
+        self._gap_since = None
+        lost = self.book.pending_lookups()
+        for order_id in lost:
+            self.book.forget(order_id)
+        self._apply(self.book.take_untimed())
+        if not self._warned_denied:
+            self._warned_denied = True
+            log.warning("Kraken refuses ClosedOrders/QueryOrders (EGeneral:Permission denied): the API key lacks "
+                        "Kraken's \"%s\" permission (Kraken > Settings > API). %d order(s) that ended while the stream "
+                        "was away or whose start is unknown cannot be settled: how they ended (fill, partial fill, "
+                        "cancel) is not counted, and a fill seen live without its start is counted untimed; REST is "
+                        "not asked again until a restart",
+                        CLOSED_PERMISSION, len(lost))
+        elif lost:
+            log.info("%d order(s) ended while the Kraken stream was away and cannot be settled (no \"%s\" "
+                     "permission)", len(lost), CLOSED_PERMISSION)
+
     async def _ask(self, method: str, data: dict[str, Any] | None) -> Any:
         wait = self._last_call + self.pace - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
+        self._asking = method
         try:
             return await asyncio.to_thread(self._call, method, data)
         finally:
