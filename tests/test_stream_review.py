@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from exporter.demo.fake_kraken import QUERY_CLOSED, QUERY_OPEN, WEBSOCKET
+from exporter.demo.fake_kraken import QUERY_CLOSED, QUERY_OPEN, STARTER, WEBSOCKET
+from exporter.sources.kraken_settle import DEFAULT_PACE
 from tests.conftest import wait_for
 from tests.stream_rig import StreamRig
 
@@ -58,5 +59,27 @@ def test_a_key_without_query_closed_orders_gets_one_warning_naming_it_not_a_retr
         assert "2 order(s)" in warnings[0].getMessage()  # what could not be settled is said, not lost silently
         assert rig.stream.live and rig.health().open_orders_kraken == 0
         assert "Traceback" not in caplog.text
+    finally:
+        rig.stop()
+
+
+def test_a_large_settle_after_a_gap_is_paced_within_a_starter_keys_rest_counter(kraken_secret):
+    scale = 20.0  # time runs 20x: the fake's counter decays 20x faster, the stream's default pace is 20x shorter
+    rig = StreamRig(kraken_secret, rest_counter=(STARTER[0], STARTER[1] * scale), rest_pace=DEFAULT_PACE / scale)
+    try:
+        txids = [rig.account.place("XDGUSD", 13) for _ in range(1500)]
+        rig.start()
+        rig.server.refuse_tokens(1)  # away for a moment: 1,500 orders end meanwhile, 100 of them partly filled
+        rig.server.disconnect()
+        for txid in txids[:100]:
+            rig.account.trade(txid, 4)
+        for txid in txids:
+            rig.account.cancel(txid, reason="User requested")
+        assert wait_for(lambda: rig.reconnects("subscribe_rejected") >= 1 and rig.stream.live, timeout=20)
+        assert wait_for(lambda: rig.health().partial_fill_cancel_events_1d == 100, timeout=60), (
+            rig.health().partial_fill_cancel_events_1d, rig.fake.rate_limited, rig.stream.reconnects, rig.fake.calls[-5:])
+        assert rig.stream.live and rig.health().partial_fill_open_events_1d == 100
+        assert rig.fake.rate_limited == 0  # Kraken never had to refuse a call: the settle did not burst
+        assert rig.fake.calls.count("private/ClosedOrders") == 30  # one call per 50, each asked once
     finally:
         rig.stop()

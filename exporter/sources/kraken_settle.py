@@ -12,8 +12,10 @@ After every reconnect the stream's snapshot shows what is open now, not what hap
    never seen, fills whose start is still unknown. An order REST does not know either is given up (its fill counts,
    untimed).
 
-Calls go one at a time, at least `pace` seconds apart (Kraken's REST counter is per key, shared with the poller and,
-often, the bot), and a failed call is retried with the stream's backoff. A key without "Query Closed Orders & Trades"
+Calls go one at a time and within a budget (`REST_HEADROOM` calls back to back, then one per `pace` seconds: Kraken's
+REST counter is per key, shared with the poller and, often, the bot), and a failed call is retried with the stream's
+backoff; paging resumes where it stopped (starting over would ask the same pages again and again while Kraken's
+counter is full). A key without "Query Closed Orders & Trades"
 (`EGeneral:Permission denied` on `ClosedOrders`/`QueryOrders`) gets one warning naming it, and what only REST could
 settle is given up (and counted in the warning), not asked for again. Everything runs on the stream's event loop;
 the blocking krakenex calls run in worker threads.
@@ -36,7 +38,11 @@ QUERY_BATCH = 50  # txids per QueryOrders call (Kraken's limit)
 CLOSED_PAGE = 50  # orders per ClosedOrders page
 MAX_CLOSED_PAGES = 40  # 2,000 orders ended in one gap at most; more is said in a warning
 GAP_MARGIN = 1.0  # seconds before the last event seen where the ClosedOrders window starts
-DEFAULT_PACE = 1.0  # seconds between two REST calls of the stream at least
+# Kraken's private call counter is per key and shared with the poller and, often, the bot: a Starter key holds 15
+# and decays 0.33 a second. The stream takes at most REST_HEADROOM calls back to back, then one per DEFAULT_PACE
+# seconds (half a Starter key's decay), so that a settle of thousands of orders never pushes the counter over.
+REST_HEADROOM = 5.0
+DEFAULT_PACE = 6.0
 CLOSED_PERMISSION = "Query Closed Orders & Trades"  # what ClosedOrders and QueryOrders of ended orders need
 
 
@@ -61,7 +67,8 @@ class Settler:
         self._gap_since: float | None = None
         self._need_opentm = False
         self._task: asyncio.Task[None] | None = None
-        self._last_call = -float("inf")
+        self._credit, self._credit_at = REST_HEADROOM, time.monotonic()  # calls the budget allows now
+        self._closed_offset = 0  # ClosedOrders: the page to ask next
         self._asking = ""  # the endpoint of the call under way
         self._warned_denied = False
         self.closed_denied = False  # the key lacks Query Closed Orders & Trades: settling through REST is off
@@ -73,7 +80,10 @@ class Settler:
     def after_snapshot(self, gap_since: float | None) -> None:
         """A snapshot was applied; `gap_since` is the last event time seen before the gap (None: no gap to fill)."""
         if gap_since is not None:
-            self._gap_since = gap_since if self._gap_since is None else min(self._gap_since, gap_since)
+            since = gap_since if self._gap_since is None else min(self._gap_since, gap_since)
+            if since != self._gap_since:
+                self._closed_offset = 0  # another window: its pages from the first
+            self._gap_since = since
         self._need_opentm = self.book.unplaced() > 0
         self.poke()
 
@@ -136,19 +146,19 @@ class Settler:
                      "permission)", len(lost), CLOSED_PERMISSION)
 
     async def _ask(self, method: str, data: dict[str, Any] | None) -> Any:
-        wait = self._last_call + self.pace - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
+        now = time.monotonic()
+        credit = min(REST_HEADROOM, self._credit + (now - self._credit_at) / self.pace) if self.pace > 0 else 1.0
+        if credit < 1.0:
+            await asyncio.sleep((1.0 - credit) * self.pace)
+            credit = 1.0
+        self._credit, self._credit_at = credit - 1.0, time.monotonic()
         self._asking = method
-        try:
-            return await asyncio.to_thread(self._call, method, data)
-        finally:
-            self._last_call = time.monotonic()
+        return await asyncio.to_thread(self._call, method, data)
 
     async def _closed_since(self, since: float) -> None:
         """Every order that ended since `since` (Kraken's clock), page by page."""
-        offset = 0
-        for _ in range(MAX_CLOSED_PAGES):
+        while self._closed_offset < MAX_CLOSED_PAGES * CLOSED_PAGE:
+            offset = self._closed_offset
             reply = await self._ask("ClosedOrders", {"start": f"{since - GAP_MARGIN:.6f}", "closetime": "close",
                                                      "ofs": str(offset)})
             closed = reply.get("closed") if isinstance(reply, Mapping) else None
@@ -159,10 +169,12 @@ class Settler:
                 if isinstance(order_id, str) and not self.book.has_ended(order_id):
                     observations += self.book.resolve(order_id, info)
             self._apply(observations)
-            offset += len(closed)
+            self._closed_offset = offset = offset + len(closed)
             count = reply.get("count")
             if not closed or not isinstance(count, int) or offset >= count:
+                self._closed_offset = 0
                 return
+        self._closed_offset = 0
         log.warning("more than %d orders ended while the Kraken stream was away: the rest are settled one by one "
                     "when the stream misses them, or not at all", MAX_CLOSED_PAGES * CLOSED_PAGE)
 
