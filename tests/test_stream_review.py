@@ -11,7 +11,7 @@ import pytest
 from exporter.demo.fake_kraken import QUERY_CLOSED, QUERY_OPEN, STARTER, WEBSOCKET
 from exporter.sources.kraken_settle import DEFAULT_PACE
 from tests.conftest import wait_for
-from tests.stream_rig import StreamRig
+from tests.stream_rig import StreamRig, canaries, fill_times
 
 pytestmark = pytest.mark.integration
 
@@ -81,5 +81,56 @@ def test_a_large_settle_after_a_gap_is_paced_within_a_starter_keys_rest_counter(
         assert rig.stream.live and rig.health().partial_fill_open_events_1d == 100
         assert rig.fake.rate_limited == 0  # Kraken never had to refuse a call: the settle did not burst
         assert rig.fake.calls.count("private/ClosedOrders") == 30  # one call per 50, each asked once
+    finally:
+        rig.stop()
+
+
+class _OffsetClock:
+    """Our clock `offset` seconds off Kraken's (the fake account's, which is the wall clock)."""
+
+    def __init__(self, offset: float) -> None:
+        self.offset = offset
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+
+def test_our_clock_two_minutes_behind_krakens_still_counts_and_times_every_fill(kraken_secret):
+    rig = StreamRig(kraken_secret, clock=_OffsetClock(-120.0))
+    try:
+        a = rig.account.place("XDGUSD", 13)  # open before we connect: its start comes from REST's opentm
+        rig.start()
+        b = rig.account.place("XDGUSD", 10)
+        c = rig.account.place("XDGUSD", 8)
+        rig.account.trade(c, 3)
+        rig.account.fill(a)
+        rig.account.fill(b)
+        rig.account.cancel(c, reason="User requested")
+        assert wait_for(lambda: rig.telemetries["XDGUSD"].reading().counts.fill_count == 2, timeout=10), \
+            rig.telemetries["XDGUSD"].hook_errors
+        errors = rig.telemetries["XDGUSD"].hook_errors
+        assert not [kind for kind in errors if "future" in kind or kind.startswith("invalid")], errors
+        health = rig.health()
+        assert (health.partial_fill_open_events_1d, health.partial_fill_cancel_events_1d) == (1, 1)
+        assert health.median_fill_seconds_1d == pytest.approx(fill_times(rig.account, [a, b])[0], abs=1e-5)
+    finally:
+        rig.stop()
+
+
+def test_our_clock_five_minutes_ahead_of_krakens_still_finds_what_ended_during_a_gap(kraken_secret, caplog):
+    caplog.set_level(logging.INFO)
+    rig = StreamRig(kraken_secret, clock=_OffsetClock(300.0))
+    try:
+        rig.account.place("XDGUSD", 13)
+        rig.start()  # no event yet: where the gap began is known only on our clock
+        rig.server.refuse_tokens(1)
+        rig.server.disconnect()
+        f = rig.account.place("XDGUSD", 7)  # placed, partly filled and canceled in the gap: no snapshot lists it
+        rig.account.trade(f, 2)
+        rig.account.cancel(f, reason="Post only order")
+        assert wait_for(lambda: rig.reconnects("subscribe_rejected") >= 1 and rig.stream.live, timeout=20)
+        assert wait_for(lambda: rig.health().partial_fill_cancel_events_1d == 1, timeout=10), \
+            rig.fake.calls
+        assert len(canaries(caplog, f)) == 1
     finally:
         rig.stop()

@@ -42,7 +42,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from ..core import defaults
-from ..core.executions import SKIP_REASONS, ExecutionBook, Observation, PairMatcher
+from ..core.executions import SKIP_REASONS, ExecutionBook, Observation, PairMatcher, parse_time
 from ..core.naming import PREFIX
 from ..core.stream_frames import FRAME_KINDS, Frame, SequenceCheck, read_frame
 from ..core.telemetry import CapacityTelemetry
@@ -57,7 +57,8 @@ DEFAULT_SILENCE = defaults.KRAKEN_STREAM_SILENCE
 MAX_BACKOFF = 60.0
 STABLE_AFTER = 60.0  # a connection live this long resets the backoff
 MAX_MALFORMED_RUN = 100  # malformed frames in a row before the connection is dropped
-CLOCK_SKEW = 60.0  # seconds Kraken's clock may be ahead of ours (as the hooks allow for closed_at)
+CLOCK_SKEW = 60.0  # seconds Kraken's clock may be ahead of ours (as the hooks allow for closed_at), when not measured
+MEASURED_SKEW = 5.0  # margin on Kraken's clock as measured by a subscribe ack's `time_out` (network delay, rounding)
 COUNT_REFRESH = 1.0  # seconds between count refreshes of a quiet, live stream
 COUNT_SETTLE = 0.05  # a changed count reaches the telemetry within this (a burst of orders is one update, not many)
 RECONNECT_REASONS = ("disconnect", "connect_failed", "token_error", "subscribe_rejected", "sequence_gap",
@@ -205,6 +206,7 @@ class KrakenStream:
         self._disagree: dict[str, int] = {}
         self._contradicted: set[str] = set()
         self._gap_began: float | None = None  # our clock (the telemetries'): the last message before a gap
+        self._kraken_ahead: float | None = None  # Kraken's clock less ours, from the last subscribe ack's `time_out`
         self._failed_attempts = 0  # attempts since the stream was last live
         self._age, self._message_counts = metrics.age, metrics.messages.counts  # touched by every message
         self._counts_seen = -1  # the book's `changes` when the counts were last told
@@ -375,6 +377,8 @@ class KrakenStream:
                 return "sequence_gap"
             if verdict == "ok" and self._executions(frame):
                 return "snapshot_contradiction"
+        elif kind == "subscribed":
+            self._measure_clock(text)
         elif frame.kind == "rejected":
             self._detail = f": {frame.error}; a fresh token comes with the retry"
             return "subscribe_rejected"
@@ -419,6 +423,14 @@ class KrakenStream:
     def _clock_now(self) -> float:
         return next(iter(self.telemetries.values())).clock.now() if self.telemetries else time.time()
 
+    def _measure_clock(self, text: str | bytes) -> None:
+        """How far Kraken's clock is ahead of ours, from the ack's `time_out` (RFC 3339, Kraken's clock): where a gap
+        began is then known on Kraken's clock, which `ClosedOrders` is asked in."""
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            kraken = parse_time(json.loads(text).get("time_out"))
+            if kraken is not None:
+                self._kraken_ahead = kraken - self._clock_now()
+
     def _note_gap(self) -> None:
         """A connection ended: its last message, on our clock, is where the gap began (unless an earlier gap is
         still to be settled)."""
@@ -430,7 +442,10 @@ class KrakenStream:
         """Where the gap before this snapshot began, on Kraken's clock: the last event seen, or our last message
         less the clock skew Kraken may have."""
         began, self._gap_began = self._gap_began, None
-        candidates = [t for t in (self.book.latest, None if began is None else began - CLOCK_SKEW) if t is not None]
+        ahead = self._kraken_ahead
+        if began is not None:
+            began = began - CLOCK_SKEW if ahead is None else began + ahead - MEASURED_SKEW
+        candidates = [t for t in (self.book.latest, began) if t is not None]
         return min(candidates) if candidates else None
 
     def _settled(self, observations: list[Observation]) -> None:
@@ -443,12 +458,24 @@ class KrakenStream:
             telemetry = self.telemetries.get(o.pair)
             if telemetry is None:
                 continue
+            if o.closed_at is not None:
+                o = self._on_our_clock(o, telemetry.clock.now())
             if o.reason is None:
                 telemetry.observe_order_status(o.order_id, o.status, o.vol, o.vol_exec, placed_at=o.placed_at,
                                                closed_at=o.closed_at)
             else:
                 telemetry.observe_order_status(o.order_id, o.status, o.vol, o.vol_exec, placed_at=o.placed_at,
                                                closed_at=o.closed_at, reason=o.reason)
+
+    @staticmethod
+    def _on_our_clock(o: Observation, now: float) -> Observation:
+        """A fill Kraken dates after our now (our clock behind Kraken's): moved back to now with its start, so that
+        its time (Kraken's end minus Kraken's start) is kept and the hooks' future-time check does not reject it."""
+        ahead = o.closed_at - now if o.closed_at is not None else 0.0
+        if ahead <= 0.0:
+            return o
+        placed = o.placed_at - ahead if o.placed_at is not None else None
+        return o._replace(placed_at=placed if placed is None or placed > 0.0 else None, closed_at=now)
 
     def _refresh_counts(self, now: float | None = None) -> None:
         """Tell each pair's telemetry its count: a change within `COUNT_SETTLE` (many changes in a burst are one
