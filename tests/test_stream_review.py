@@ -134,3 +134,19 @@ def test_our_clock_five_minutes_ahead_of_krakens_still_finds_what_ended_during_a
         assert len(canaries(caplog, f)) == 1
     finally:
         rig.stop()
+
+
+def test_the_demo_served_from_the_stream_says_events_source_kraken_stream_in_api_status():
+    from exporter.demo.run import Demo, DemoSettings
+    from exporter.web.status import health_dict
+
+    demo = Demo(DemoSettings(pairs=("XDGUSD",), limit=225, safety_ratio=0.2, speedup=600.0, seed=7, stream=True))
+    try:
+        demo.start()
+        assert demo.stream is not None and wait_for(lambda: demo.stream.events_known, timeout=20)
+        [reading] = demo.exporter.readings()
+        block = health_dict(reading)
+        assert block is not None and block["events_source"] == "kraken_stream"
+        assert block["open_orders_internal"] is not None  # the simulated bot still tells its own counts
+    finally:
+        demo.stop()
