@@ -150,3 +150,15 @@ def test_the_demo_served_from_the_stream_says_events_source_kraken_stream_in_api
         assert block["open_orders_internal"] is not None  # the simulated bot still tells its own counts
     finally:
         demo.stop()
+
+
+def test_the_token_calls_rejected_key_series_exists_at_zero_before_any_call_so_the_first_rejection_pages(
+        kraken_secret):
+    # increase() cannot see a counter's first increment when its series appears at 1: OpenOrders' series are created
+    # at 0 up front, and GetWebSocketsToken's must be too for KrakenBotKrakenKeyRejected to page as for OpenOrders
+    rig = StreamRig(kraken_secret)
+    try:
+        for result in ("ok", "invalid_key", "permission_denied"):
+            assert rig.value("krakenbot_kraken_requests_total", endpoint="GetWebSocketsToken", result=result) == 0.0
+    finally:
+        rig.stop()

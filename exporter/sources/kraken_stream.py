@@ -46,7 +46,7 @@ from ..core.executions import SKIP_REASONS, ExecutionBook, Observation, PairMatc
 from ..core.naming import PREFIX
 from ..core.stream_frames import FRAME_KINDS, Frame, SequenceCheck, read_frame
 from ..core.telemetry import CapacityTelemetry
-from .kraken_api import KrakenError, ReadOnlyKraken
+from .kraken_api import RESULTS, KrakenError, ReadOnlyKraken
 from .kraken_poller import KrakenSourceMetrics
 from .kraken_settle import DEFAULT_PACE, Settler
 
@@ -223,6 +223,8 @@ class KrakenStream:
                                lambda n: backoff_delay(n, self._rng, self.max_backoff), pace=rest_pace,
                                stopping=self._stopping.is_set)
         self._stream_gauges = {pair: metrics.reported.labels(pair=pair, source="stream") for pair in self.telemetries}
+        for result in RESULTS:  # at 0 up front, as OpenOrders': a rejected key's first token call pages too
+            source_metrics.requests.labels(endpoint="GetWebSocketsToken", result=result)
 
     @property
     def events_known(self) -> bool:
