@@ -162,3 +162,22 @@ def test_the_token_calls_rejected_key_series_exists_at_zero_before_any_call_so_t
             assert rig.value("krakenbot_kraken_requests_total", endpoint="GetWebSocketsToken", result=result) == 0.0
     finally:
         rig.stop()
+
+
+def test_one_txid_kraken_does_not_know_does_not_block_the_other_lookups_in_its_query_orders_batch(kraken_secret):
+    # Kraken answers QueryOrders with EOrder:Invalid order, for the whole call, when one txid is unknown to it: an
+    # update for an order nobody knows (another subaccount's, a garbled id) must not hold the others' lookups forever
+    rig = StreamRig(kraken_secret)
+    try:
+        a = rig.account.place("XDGUSD", 13, at=time.time() - 40.0)  # open before we connect
+        rig.fake.set_open_orders({})  # OpenOrders does not tell A's opentm: only QueryOrders can
+        rig.start()
+        rig.server.publish([{"order_id": "OUNKNO-WNXXX-XXXXXX", "exec_type": "new", "order_status": "new",
+                             "timestamp": "2026-01-01T00:00:00.000000Z"}])  # an order never seen: asked of REST
+        rig.account.fill(a)  # A's fill waits for its start from QueryOrders, in a batch with the unknown txid
+        assert wait_for(lambda: rig.telemetries["XDGUSD"].reading().counts.fill_count == 1, timeout=15), \
+            (rig.stream.book.pending_lookups(), rig.fake.calls[-4:])
+        assert rig.health().median_fill_seconds_1d == pytest.approx(fill_times(rig.account, [a])[0], abs=1e-5)
+        assert wait_for(lambda: not rig.stream.book.has_pending and not rig.stream.settler.busy, timeout=10)
+    finally:
+        rig.stop()

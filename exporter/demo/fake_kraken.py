@@ -348,7 +348,10 @@ class FakeKraken:
             if len(txids) > CLOSED_ORDERS_PAGE:
                 return self._reply(request, ["EGeneral:Invalid arguments:txid"])
             if self.account is not None:
-                return self._reply(request, [], self.account.query(txids))
+                found = self.account.query(txids)
+                if len(found) < len(set(txids)):  # as Kraken: one txid it does not know fails the whole call
+                    return self._reply(request, ["EOrder:Invalid order"])
+                return self._reply(request, [], found)
             return self._reply(request, [], {t: orders[t] for t in txids if t in orders})
         if endpoint == "ClosedOrders" and self.account is not None:
             start = float((form.get("start") or ["0"])[0])

@@ -10,7 +10,8 @@ After every reconnect the stream's snapshot shows what is open now, not what hap
    `opentm` times their fills.
 3. `QueryOrders`, 50 txids a call, for what is still unsettled: orders missing from the snapshot, updates for orders
    never seen, fills whose start is still unknown. An order REST does not know either is given up (its fill counts,
-   untimed).
+   untimed); Kraken fails a whole call for one txid it does not know (`EOrder:Invalid order`), so such a batch is
+   halved until that txid is alone.
 
 Calls go one at a time and within a budget (`REST_HEADROOM` calls back to back, then one per `pace` seconds: Kraken's
 REST counter is per key, shared with the poller and, often, the bot), and a failed call is retried with the stream's
@@ -43,6 +44,7 @@ GAP_MARGIN = 1.0  # seconds before the last event seen where the ClosedOrders wi
 # seconds (half a Starter key's decay), so that a settle of thousands of orders never pushes the counter over.
 REST_HEADROOM = 5.0
 DEFAULT_PACE = 6.0
+UNKNOWN_TXID = ("EOrder:Invalid order", "EOrder:Unknown order")  # QueryOrders with a txid Kraken does not know
 CLOSED_PERMISSION = "Query Closed Orders & Trades"  # what ClosedOrders and QueryOrders of ended orders need
 
 
@@ -179,7 +181,19 @@ class Settler:
                     "when the stream misses them, or not at all", MAX_CLOSED_PAGES * CLOSED_PAGE)
 
     async def _query(self, batch: list[str]) -> None:
-        result = await self._ask("QueryOrders", {"txid": ",".join(batch)})
+        try:
+            result = await self._ask("QueryOrders", {"txid": ",".join(batch)})
+        except KrakenError as exc:
+            if not str(exc).startswith(UNKNOWN_TXID):
+                raise
+            # one txid Kraken does not know fails the whole call: halve the batch until it is alone, and forget it
+            if len(batch) == 1:
+                self.book.forget(batch[0])
+                self._apply(self.book.take_untimed())
+                return
+            await self._query(batch[:len(batch) // 2])
+            await self._query(batch[len(batch) // 2:])
+            return
         observations: list[Observation] = []
         for order_id in batch:
             info = result.get(order_id) if isinstance(result, Mapping) else None
