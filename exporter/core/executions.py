@@ -128,6 +128,7 @@ class Applied(NamedTuple):
     contradictions: list[str]  # snapshot only: order_ids whose listed state contradicts what we know
 
 
+_observation = tuple.__new__  # Observation(*fields) without its Python-level __new__ (all eight fields given)
 _IMPLAUSIBLE = "\x00not a pair"  # what `_pair_of` says of a symbol that cannot be a pair name
 _NOTHING_SKIPPED: Counter[str] = Counter()  # shared and never written: an update without a bad row allocates none
 _NONE: list[str] = []  # (updates have no missing orders or contradictions; never written)
@@ -372,7 +373,7 @@ class ExecutionBook:
         if not state.partial_reported and status in OPEN_STATUSES and 0.0 < cum < qty:
             state.partial_reported = True
             if state.pair is not None:
-                out.append(Observation(state.pair, order_id, "open", qty, cum))
+                out.append(_observation(Observation, (state.pair, order_id, "open", qty, cum, None, None, None)))
         return None
 
     def _trade_without_cum(self, state: OrderState, row: dict[str, Any]) -> float | None:
@@ -391,16 +392,21 @@ class ExecutionBook:
 
     def _new_state(self, order_id: str, row: dict[str, Any]) -> OrderState | str:
         """A state for an order first seen in `row`, or the reason it cannot have one."""
-        symbol = row.get("symbol")
-        qty = _quantity(row.get("order_qty"))
+        symbol, qty = row.get("symbol"), row.get("order_qty")
+        if not (type(qty) is float and 0.0 <= qty < _INF):
+            qty = _quantity(qty)
         if symbol is None or qty is None:
             return "unknown_order"
-        pair = self._pair_of(symbol)
+        pair = self._symbols.get(symbol, _IMPLAUSIBLE) if type(symbol) is str else _IMPLAUSIBLE
         if pair is _IMPLAUSIBLE:
-            return "unknown_symbol"
+            pair = self._pair_of(symbol)
+            if pair is _IMPLAUSIBLE:
+                return "unknown_symbol"
         state = OrderState(order_id, pair, qty)
         self._orders[order_id] = state
-        self._count(state)
+        if pair is not None:  # `_count`, written out
+            self._open[pair] = self._open.get(pair, 0) + 1
+            self.changes += 1
         if self._unknown:
             self._unknown.discard(order_id)
         return state
@@ -429,7 +435,7 @@ class ExecutionBook:
             if placed is None or stamp is None:
                 self._waiting_fill[order_id] = (state, stamp)  # REST's opentm/closetm complete it
                 return
-            out.append(Observation(pair, order_id, "closed", state.qty, state.cum, placed, stamp))
+            out.append(_observation(Observation, (pair, order_id, "closed", state.qty, state.cum, placed, stamp, None)))
             return
         if 0.0 < state.cum < state.qty and not state.partial_reported:  # it was open and partly filled: a
             state.partial_reported = True  # partial-open too, as the hooks count it (even when only REST tells)
