@@ -181,3 +181,28 @@ def test_one_txid_kraken_does_not_know_does_not_block_the_other_lookups_in_its_q
         assert wait_for(lambda: not rig.stream.book.has_pending and not rig.stream.settler.busy, timeout=10)
     finally:
         rig.stop()
+
+
+def test_a_subscription_acknowledged_without_a_snapshot_is_dropped_after_the_silence_limit_not_waited_on_forever(
+        kraken_secret):
+    rig = StreamRig(kraken_secret, silence=1.0)
+    try:
+        rig.account.place("XDGUSD", 13)
+        rig.server.withhold_snapshots = 1  # acknowledged, heartbeats every 0.1 s, never a snapshot
+        rig.start(wait_live=False)
+        assert wait_for(lambda: rig.stream.live, timeout=10), (rig.stream.state, rig.stream.reconnects)
+        assert rig.reconnects("silence") == 1 and rig.health().open_orders_kraken == 1
+    finally:
+        rig.stop()
+
+
+def test_a_token_refused_on_every_subscription_is_retried_with_backoff_not_a_storm(kraken_secret):
+    rig = StreamRig(kraken_secret, max_backoff=60.0)
+    try:
+        rig.server.refuse_tokens(10**6)
+        rig.start(wait_live=False)
+        time.sleep(3.0)
+        assert 1 <= rig.server.rejected <= 3, rig.server.rejected  # waits of 0.5-1 s, 1-2 s, 2-4 s
+        assert rig.fake.tokens.issued == rig.server.rejected  # a fresh token for each try
+    finally:
+        rig.stop()

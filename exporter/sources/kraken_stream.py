@@ -10,7 +10,8 @@ once a second while the stream is live (so a quiet account stays fresh).
 Reconnects, counted by reason in `krakenbot_kraken_stream_reconnects_total`: the connection drops (`disconnect`),
 cannot be opened (`connect_failed`), no token (`token_error`), the subscription is refused (`subscribe_rejected`),
 a `sequence` number is skipped (`sequence_gap`), a snapshot contradicts what we saw (`snapshot_contradiction`),
-nothing arrives for `silence` seconds (`silence`: Kraken sends a heartbeat every second), or malformed frames
+nothing arrives for `silence` seconds, or no snapshot within `silence` seconds of subscribing (`silence`: Kraken
+sends a heartbeat every second), or malformed frames
 persist (`malformed`). Between attempts it waits with jitter, doubling up to 60 s, so a flapping stream never
 storms. What happened while it was away is settled through REST after the next snapshot (`kraken_settle.py`:
 `ClosedOrders` since the gap began, `QueryOrders` 50 txids a call), and each order is counted once.
@@ -342,7 +343,11 @@ class KrakenStream:
         started = time.monotonic()
         while True:
             last = self._age.last if self._age.last is not None and self._age.last > started else started
-            quiet = time.monotonic() - last
+            now = time.monotonic()
+            quiet = now - last
+            if not self.live and now - started >= self.silence:  # heartbeats, but no snapshot: as good as silent
+                quiet = now - started
+                self._detail = f": no snapshot within {self.silence:g} s of subscribing"
             if quiet >= self.silence:
                 connection.silent = True
                 ws.transport.abort()  # no closing handshake with a peer that says nothing
