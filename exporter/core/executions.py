@@ -440,8 +440,8 @@ class ExecutionBook:
         if 0.0 < state.cum < state.qty and not state.partial_reported:  # it was open and partly filled: a
             state.partial_reported = True  # partial-open too, as the hooks count it (even when only REST tells)
             out.append(Observation(pair, order_id, "open", state.qty, state.cum))
-        out.append(Observation(pair, order_id, exec_type, state.qty, state.cum,
-                               reason=reason if type(reason) is str else None))
+        out.append(_observation(Observation, (pair, order_id, exec_type, state.qty, state.cum, None, None,
+                                              reason if type(reason) is str else None)))
 
     def _snapshot_row(self, row: Any, out: list[Observation], listed: set[str], contradictions: list[str],
                       trust: Collection[str]) -> str | None:
