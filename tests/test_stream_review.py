@@ -10,6 +10,7 @@ import pytest
 
 from exporter.demo.fake_kraken import QUERY_CLOSED, QUERY_OPEN, STARTER, WEBSOCKET
 from exporter.sources.kraken_settle import DEFAULT_PACE
+from exporter.sources.kraken_stream import MAX_MALFORMED_RUN
 from tests.conftest import wait_for
 from tests.stream_rig import StreamRig, canaries, fill_times
 
@@ -204,5 +205,23 @@ def test_a_token_refused_on_every_subscription_is_retried_with_backoff_not_a_sto
         time.sleep(3.0)
         assert 1 <= rig.server.rejected <= 3, rig.server.rejected  # waits of 0.5-1 s, 1-2 s, 2-4 s
         assert rig.fake.tokens.issued == rig.server.rejected  # a fresh token for each try
+    finally:
+        rig.stop()
+
+
+def test_malformed_frames_that_persist_between_heartbeats_still_drop_the_connection(kraken_secret):
+    # heartbeats are not evidence that Kraken's executions messages can be read: a run of malformed frames with only
+    # heartbeats between them persists, and the stream must resubscribe rather than tell a count it cannot follow
+    rig = StreamRig(kraken_secret, heartbeat=0.03)
+    try:
+        rig.start()
+        for _ in range(MAX_MALFORMED_RUN + 5):
+            rig.server.garbage(1)
+            time.sleep(0.05)  # a heartbeat between each two
+            if rig.reconnects("malformed"):
+                break
+        assert rig.value("krakenbot_kraken_stream_messages_total", type="heartbeat") > 20
+        assert rig.reconnects("malformed") == 1
+        assert wait_for(lambda: rig.stream.live, timeout=10)
     finally:
         rig.stop()

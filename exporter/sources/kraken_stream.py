@@ -59,7 +59,7 @@ KRAKEN_WS_URL = defaults.KRAKEN_WS_URL
 DEFAULT_SILENCE = defaults.KRAKEN_STREAM_SILENCE
 MAX_BACKOFF = 60.0
 STABLE_AFTER = 60.0  # a connection live this long resets the backoff
-MAX_MALFORMED_RUN = 100  # malformed frames in a row before the connection is dropped
+MAX_MALFORMED_RUN = 100  # malformed frames with no readable executions message between them: the connection is dropped
 CLOCK_SKEW = 60.0  # seconds Kraken's clock may be ahead of ours (as the hooks allow for closed_at), when not measured
 MEASURED_SKEW = 5.0  # margin on Kraken's clock as measured by a subscribe ack's `time_out` (network delay, rounding)
 COUNT_REFRESH = 1.0  # seconds between count refreshes of a quiet, live stream
@@ -399,8 +399,8 @@ class KrakenStream:
         if kind == "malformed":
             connection.malformed_run += 1
             return "malformed" if connection.malformed_run >= MAX_MALFORMED_RUN else None
-        connection.malformed_run = 0
         if frame.kind in ("snapshot", "update"):
+            connection.malformed_run = 0  # (a heartbeat between malformed frames does not end their run)
             verdict = connection.sequence.check(frame)
             if verdict == "gap":
                 return "sequence_gap"
