@@ -390,7 +390,8 @@ class KrakenStream:
                     self._count_skipped(skipped)
                 if book.has_pending:
                     self.settler.poke()
-                if book.changes != self._counts_seen or now >= self._refresh_due:
+                if (book.changes != self._counts_seen and (now >= self._hold_until or not self._flush_due)) \
+                        or now >= self._refresh_due:  # (a change in a burst whose push is due already: nothing to do)
                     self._refresh_counts(now)
                 return None
         frame = NOT_JSON if message is None else frame_of(message)
@@ -519,12 +520,15 @@ class KrakenStream:
             now = time.monotonic()
         changed = self.book.changes != self._counts_seen
         if now < self._hold_until:
-            if changed and not self._flush_due and self._loop is not None and self._loop.is_running():
-                self._flush_due = True
-                self._loop.call_later(self._hold_until - now, self._flush_counts)
+            if changed and not self._flush_due:
+                self._flush_due = True  # one push at the hold's end: the loop's timer (without a loop: the next message)
+                loop = self._loop
+                if loop is not None and loop.is_running():
+                    loop.call_later(self._hold_until - now, self._flush_counts)
             return
         if not changed and now < self._refresh_due:
             return  # the common message: nothing to tell
+        self._flush_due = False
         self._counts_seen = self.book.changes
         self._hold_until, self._refresh_due = now + COUNT_SETTLE, now + COUNT_REFRESH
         for pair, telemetry in self.telemetries.items():
