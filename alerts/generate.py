@@ -252,7 +252,7 @@ def data_alerts() -> list[dict[str, Any]]:
               "it is back (QueryOrders then settles the orders that ended meanwhile); OpenOrders keeps the open-order "
               "counts. See krakenbot_kraken_stream_reconnects_total by reason, and the log: a key without the "
               "\"WebSocket interface\" permission keeps the stream off.",
-              STREAM_DOWN_AFTER),
+              STREAM_DOWN_AFTER, keep_firing_for=STREAM_DOWN_AFTER),  # a brief reconnect mid-outage: one ticket, not two
         alert("KrakenBotNotReporting",
               f"time() - max by (pair) (krakenbot_last_update_timestamp_seconds) > {num(t.HOOK_STALE_AFTER_SECONDS)}",
               "warning", "{{ $labels.pair }}: the bot has not reported for {{ $value | humanizeDuration }}",

@@ -31,12 +31,21 @@ class Frame(NamedTuple):
 HEARTBEAT = Frame("heartbeat")
 
 
+NOT_JSON = Frame("malformed", error="not JSON")
+loads = orjson.loads  # (orjson: a third of json's time, and the same answers)
+
+
 def read_frame(text: str | bytes) -> Frame:
     """What one text frame is. Never raises: anything unexpected is `malformed` (with why) or `other`."""
     try:
-        message = orjson.loads(text)  # (orjson: a third of json's time, and the same answers)
+        message = loads(text)
     except (ValueError, TypeError):
-        return Frame("malformed", error="not JSON")
+        return NOT_JSON
+    return frame_of(message)
+
+
+def frame_of(message: Any) -> Frame:
+    """What one parsed message is (`read_frame` after the JSON)."""
     if type(message) is not dict:
         return Frame("malformed", error="not a JSON object")
     channel = message.get("channel")
