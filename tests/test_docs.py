@@ -333,3 +333,19 @@ def test_no_tracked_file_links_to_a_host_we_cannot_vouch_for():
 def test_every_runbook_url_points_at_the_exporters_own_runbooks_page_by_default():
     for rule in ALERTS:
         assert rule["annotations"]["runbook_url"].startswith("http://127.0.0.1:9477/runbooks#"), rule["alert"]
+
+
+def test_files_outside_the_docs_point_at_docs_pages_and_headings_that_exist_not_at_old_readme_sections():
+    for path in tracked_files():
+        if path.suffix == ".md" or path.is_relative_to(ROOT / "tests"):
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        name = str(path.relative_to(ROOT))
+        assert not re.search(r"README's (?!test command|map)\w+|README: \"", text), name  # the README lost its sections
+        for file, anchor in re.findall(r"\b(docs/[a-z0-9-]+\.md)(?:#([a-z0-9_-]+))?", text):
+            assert (ROOT / file).exists(), (name, file)
+            if anchor:
+                assert anchor in {github_slug(h) for h in headings((ROOT / file).read_text())}, (name, file, anchor)
