@@ -356,6 +356,12 @@ def committed_base(path: Path = OUTPUT) -> str:
     return DEFAULT_RUNBOOK_BASE
 
 
+def normalise_base(base: str) -> str:
+    """The base without a trailing `/`: `<base>#<anchor>` is then the page itself, never `<base>/#<anchor>` (which
+    only some servers answer)."""
+    return base.rstrip("/") if re.match(r"^https?://[^/]+/", base) else base
+
+
 def rebase_unit_tests(old: str, new: str, directory: Path = UNIT_TESTS) -> None:
     """Point the runbook URLs the promtool unit tests expect at the new base."""
     for path in sorted(directory.glob("*.yml")):
@@ -371,7 +377,7 @@ def main(argv: list[str]) -> int:
                         "(default: the one in rules.yml, first http://127.0.0.1:9477/runbooks)")
     args = parser.parse_args(argv)
     old = committed_base()
-    base = args.runbook_base or old
+    base = normalise_base(args.runbook_base) if args.runbook_base else old
     if not re.match(r"^https?://\S+$", base) or "#" in base:
         print(f"--runbook-base must be an absolute http(s) URL without a #fragment: {base!r}", file=sys.stderr)
         return 2

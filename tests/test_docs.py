@@ -256,6 +256,17 @@ def test_the_exporter_serves_the_runbooks_with_an_anchor_for_every_alert(exporte
     assert "&lt;" in body or "<" not in page("runbooks.md")  # text is escaped, never markup
 
 
+def test_the_runbooks_page_is_not_cached_and_answers_with_a_trailing_slash_too(exporter):
+    app = create_app(exporter)
+    for path in ("/runbooks", "/runbooks/"):
+        replies: list = []
+        body = b"".join(app({"PATH_INFO": path, "REQUEST_METHOD": "GET"},
+                            lambda status, headers: replies.append((status, dict(headers)))))
+        status, headers = replies[0]
+        assert status == "200 OK" and b'id="krakenbotstopband"' in body, path
+        assert headers["Cache-Control"] == "no-store", path  # like / and /api/status: the page of this version
+
+
 def test_the_runbooks_page_escapes_what_it_shows():
     from exporter.web.runbooks import render
 
@@ -263,6 +274,7 @@ def test_the_runbooks_page_escapes_what_it_shows():
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert '<h2 id="a-b">A &lt;b&gt;</h2>' in html and '<a href="#a-b">s</a>' in html
     assert "<code>a&lt;b</code>" in html and "example.org" not in html
+
 
 
 # ---- no link to an address nobody we can vouch for owns -----------------------------------------------------------
