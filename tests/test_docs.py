@@ -276,6 +276,15 @@ def test_the_runbooks_page_escapes_what_it_shows():
     assert "<code>a&lt;b</code>" in html and "example.org" not in html
 
 
+def test_the_runbooks_page_shows_no_control_character_and_lets_none_pose_as_markup():
+    from exporter.web.runbooks import render
+
+    html = render("text \x00script\x01alert(1)\x00/script\x01 \x00img src=x onerror=alert(2)\x01 \x1b[31m\x7f\x85\n")
+    body = html.split("<body>", 1)[1]
+    assert "<script" not in body and "<img" not in body
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", html)
+    assert body.count("\ufffd") == 9
+
 
 # ---- no link to an address nobody we can vouch for owns -----------------------------------------------------------
 
