@@ -151,6 +151,23 @@ def test_the_source_metric_table_lists_the_poller_stream_and_scraper_metrics(reg
     assert {name.removesuffix("_total") for name in names} == exported
 
 
+def test_the_status_reference_names_every_field_a_block_can_carry(exporter):
+    import dataclasses
+
+    from exporter.web.status import health_dict
+
+    t = exporter.add_pair("XDGUSD")
+    t.set_internal_counts(active_orders=3, slot_count=1)
+    t.observe_kraken_count(3)
+    [reading] = exporter.readings()
+    fuller = dataclasses.replace(reading, unknown_fields=("open_orders_internal",), invalid_fields=("status_band",),
+                                 events_source="kraken_stream")  # serve's and scrape's extra fields at once
+    block = health_dict(fuller, now=0.0)
+    assert block is not None and {"events_source", "unknown_fields", "invalid_fields"} <= set(block)
+    payload = section(page("status-api.md"), "The payload")
+    assert {key for key in block if f"`{key}`" not in f'{payload}' and f'"{key}"' not in payload} == set()
+
+
 def test_the_configuration_table_lists_every_setting():
     rows = re.findall(r"^\| `(--[a-z-]+)` \| `([A-Z_]+)` \|", page("configuration.md"), flags=re.M)
     assert rows == [(s.flag, s.env) for s in SETTINGS]
