@@ -188,6 +188,8 @@ def site(tmp_path_factory) -> Path:
 
 def test_mkdocs_builds_the_site_strictly_with_no_broken_link_anchor_or_page_outside_the_nav(site):
     assert (site / "index.html").exists() and (site / "runbooks" / "index.html").exists()
+    published = {p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file()}
+    assert {p for p in published if p.endswith(".py")} == set()  # the generator is not published
 
 
 def test_strict_validation_fails_on_a_broken_anchor_and_a_page_outside_the_nav(tmp_path):
