@@ -251,6 +251,16 @@ def test_every_alert_has_a_runbook_section_saying_what_to_check_and_how_it_resol
     assert documented == {rule["alert"] for rule in ALERTS}  # and no section for an alert that is gone
 
 
+def test_the_alerts_for_a_down_exporter_say_where_to_read_their_runbook_when_the_exporter_cannot_serve_it():
+    runbooks = page("runbooks.md")
+    for name in ("KrakenBotExporterDown", "KrakenBotExporterAbsent"):
+        [rule] = [r for r in ALERTS if r["alert"] == name]
+        assert "docs/runbooks.md" in rule["annotations"]["description"], name
+        assert "exporter/web/runbooks.md" in rule["annotations"]["description"], name
+        assert "`exporter/web/runbooks.md`" in section(runbooks, name), name
+    assert "When the exporter is what is down" in section(page("alerts.md"), "Runbook links")
+
+
 def test_every_runbook_query_parses_as_promql():
     queries = re.findall(r"```promql\n(.*?)```", page("runbooks.md"), flags=re.S)
     lines = [line for q in queries for line in q.strip().splitlines()]
