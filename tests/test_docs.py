@@ -168,6 +168,29 @@ def test_the_status_reference_names_every_field_a_block_can_carry(exporter):
     assert {key for key in block if f"`{key}`" not in f'{payload}' and f'"{key}"' not in payload} == set()
 
 
+def label_values(metric: str) -> list[str]:
+    """The values metrics.md lists for `metric`'s label: the code spans of its item before any parenthesis, and
+    before a `;` or the name of another label (what follows is a remark, not a value)."""
+    item = re.search(rf"^- `{re.escape(metric)}\{{\w+\}}`: (.*?)(?=^- |\n\n)", page("metrics.md"), re.M | re.S)
+    assert item, metric
+    text = re.split(r";|`\w+` is ", re.sub(r"\([^)]*\)", "", item.group(1)))[0]
+    return re.findall(r"`([a-z_]+)`", text)
+
+
+def test_the_label_values_metrics_md_lists_are_exactly_the_codes_own():
+    from exporter.core.executions import SKIP_REASONS
+    from exporter.core.stream_frames import FRAME_KINDS
+    from exporter.sources.kraken_api import RESULTS
+    from exporter.sources.kraken_stream import RECONNECT_REASONS
+    from exporter.sources.status_scraper import SCRAPE_ERRORS
+
+    assert label_values("krakenbot_kraken_requests_total") == list(RESULTS)
+    assert label_values("krakenbot_kraken_stream_reconnects_total") == list(RECONNECT_REASONS)
+    assert label_values("krakenbot_kraken_stream_messages_total") == list(FRAME_KINDS)
+    assert label_values("krakenbot_kraken_stream_bad_rows_total") == list(SKIP_REASONS)
+    assert label_values("krakenbot_status_scrape_errors_total") == list(SCRAPE_ERRORS)
+
+
 def test_the_configuration_table_lists_every_setting():
     rows = re.findall(r"^\| `(--[a-z-]+)` \| `([A-Z_]+)` \|", page("configuration.md"), flags=re.M)
     assert rows == [(s.flag, s.env) for s in SETTINGS]
@@ -259,6 +282,21 @@ def test_the_alerts_for_a_down_exporter_say_where_to_read_their_runbook_when_the
         assert "exporter/web/runbooks.md" in rule["annotations"]["description"], name
         assert "`exporter/web/runbooks.md`" in section(runbooks, name), name
     assert "When the exporter is what is down" in section(page("alerts.md"), "Runbook links")
+
+
+def seconds(duration: str) -> int:
+    return sum(int(n) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[u] for n, u in re.findall(r"(\d+)([smhd])", duration))
+
+
+def test_every_runbook_opens_with_its_alerts_severity_and_for_as_rules_yml_has_them():
+    runbooks = page("runbooks.md")
+    for rule in ALERTS:
+        opening = re.match(r"\s*\*([^*]+)\*", section(runbooks, rule["alert"]))
+        assert opening, rule["alert"]
+        words = re.match(r"(\w+)(?:, after (\d+) (min|h|s)\b)?", opening.group(1))
+        assert words, (rule["alert"], opening.group(1))
+        said = int(words.group(2)) * {"min": 60, "h": 3600, "s": 1}[words.group(3)] if words.group(2) else 0
+        assert (words.group(1), said) == (rule["labels"]["severity"], seconds(rule.get("for", "0s"))), rule["alert"]
 
 
 def test_every_runbook_query_parses_as_promql():
