@@ -4,14 +4,16 @@ we can vouch for owns."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import posixpath
 import re
 import runpy
 import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import promql_parser
 import pytest
@@ -328,7 +330,7 @@ def test_the_runbooks_page_is_not_cached_and_answers_with_a_trailing_slash_too(e
     for path in ("/runbooks", "/runbooks/"):
         replies: list = []
         body = b"".join(app({"PATH_INFO": path, "REQUEST_METHOD": "GET"},
-                            lambda status, headers: replies.append((status, dict(headers)))))
+                            lambda status, headers, replies=replies: replies.append((status, dict(headers)))))
         status, headers = replies[0]
         assert status == "200 OK" and b'id="krakenbotstopband"' in body, path
         assert headers["Cache-Control"] == "no-store", path  # like / and /api/status: the page of this version
@@ -374,38 +376,102 @@ GITHUB_PROJECTS = {
 # The runbook base an operator chose (`alerts/generate.py --runbook-base`, recorded in alerts/rules.yml's header): its
 # links are theirs to vouch for, so a fork that sets its own base keeps this test green (only `<base>#anchor`).
 RUNBOOK_BASE = runpy.run_path(str(ROOT / "alerts" / "generate.py"))["committed_base"]()
-PLACEHOLDER = re.compile(r"(^|\.)(example(\.(com|org|net|internal))?|invalid|test|localhost|internal)$")
-URL = re.compile(r"\b(?:https?|wss?)://[^\s<>\"'`)\]}|\\]+")
-
-
 def tracked_files() -> list[Path]:
     done = subprocess.run(["git", "ls-files", "-z"], capture_output=True, cwd=ROOT, timeout=60, check=True)
     names = [n for n in done.stdout.decode().split("\0") if n]
     return [ROOT / n for n in names if (ROOT / n).is_file() and not n.endswith((".png", ".whl"))]
 
 
-def unvouched(url: str) -> bool:
+PLACEHOLDER = re.compile(r"(^|\.)(example(\.(com|org|net|internal))?|invalid|test|localhost|internal)$")
+# Numbers that are no one's address on the internet: loopback, "any", and the documentation ranges (RFC 5737, 3849).
+NOWHERE = [ipaddress.ip_network(n) for n in ("127.0.0.1/32", "::1/128", "0.0.0.0/32", "192.0.2.0/24",
+                                             "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")]
+# Anything a reader (or GitHub's autolinker) would follow: a scheme in any case, a protocol-relative `//host`, a bare
+# `www.` name. Braces are part of a URL: templates are resolved below, never skipped.
+URL = re.compile(r"(?:\b(?:https?|ftp|wss?)://|(?<![\w/:.@%-])//(?=[\w\[%{$])|(?<![\w/:.@%-])www\.)"
+                 r"[^\s<>\"'`)|\\]+", flags=re.I)
+TEMPLATE = re.compile(r"\{\{.*?\}\}|\$\{[^{}]*\}|\{[^{}]*\}")  # Go templates ({{ $labels.x }}), ${var}, {python}
+HOLE = "templatehole"
+
+
+def unvouched(url: str, code: bool = False) -> str | None:
+    """Why `url` is a link we cannot vouch for, or None. `code`: the URL is in source code, where a host that is
+    wholly a template (`http://{host}:{port}`) is an address given at run time."""
+    url = url.rstrip(".,;:")
+    if "[" not in url:  # `]` belongs to an IPv6 literal, else it closes the text around the URL
+        url = url.split("]")[0]
+    if url.split("#")[0] == RUNBOOK_BASE:
+        return None
+    if url.lower().startswith("www."):
+        url = "https://" + url
+    elif url.startswith("//"):
+        url = "https:" + url
+    url = TEMPLATE.sub(HOLE, url)
+    if "{" in url:  # an expression the text cut short: a template from there on
+        url = url[:url.index("{")] + HOLE
     try:
-        parts = urlsplit(url.rstrip(".,;:"))
-    except ValueError:  # not a URL a reader could follow (e.g. a pattern in a regular expression)
-        return False
-    host = (parts.hostname or "").lower()
-    if host in VOUCHED_HOSTS or PLACEHOLDER.search(host) or "." not in host or not re.search(r"[a-z]", host):
-        return False  # a vouched host, a placeholder, a local name (`bot`, `vmselect`: no one can register it on
-        # the internet), or an address written as numbers
+        parts = urlsplit(url)
+        netloc_host = parts.netloc.rsplit("@", 1)[-1]
+        host = unquote(parts.hostname or netloc_host).lower().rstrip(".")
+    except ValueError:  # an unclosed IPv6 bracket (tests of malformed URLs): no browser opens it either
+        return None if re.match(r"^[a-z]+://[^/]*\[[^\]/]*(/|$)", url, flags=re.I) else "not a URL"
+    scheme = parts.scheme.lower()
+    if HOLE in host or not host:
+        return None if host in (HOLE, "") and code else "a template in the host"
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        address = None
+    if address is not None:
+        return None if any(address in net for net in NOWHERE) else "a numeric address someone owns"
+    if re.fullmatch(r"[0-9.]+|0x[0-9a-fx.]+", host):
+        return "a numeric address in another notation"
+    if PLACEHOLDER.search(host) or re.fullmatch(r"[a-z][a-z0-9-]*", host):
+        return None  # a placeholder or a local name (`bot`, `vmselect`): no one can register it on the internet
+    if scheme not in ("https", "wss"):
+        return f"{scheme} to a public host"
+    if host in VOUCHED_HOSTS:
+        return None
     if host == "github.com":
-        project = "/".join(parts.path.strip("/").split("/")[:2])
-        return project not in GITHUB_PROJECTS
-    return True
+        path = posixpath.normpath("/" + unquote(parts.path.replace(HOLE, "x")))  # what the browser opens
+        project = "/".join(path.strip("/").split("/")[:2]).lower()
+        return None if project in {p.lower() for p in GITHUB_PROJECTS} else f"github.com/{project}"
+    return host
 
 
-def test_the_url_check_refuses_a_made_up_organisation_and_accepts_what_we_vouch_for():
-    scheme = "https" + "://"  # split, so this file does not hold the very links it refuses
-    assert unvouched(scheme + "github.com/kraken-capacity-exporter/kraken-capacity-exporter/blob/main/README.md")
-    assert unvouched(scheme + "runbooks.example.com.attacker.net/runbooks")
-    assert not unvouched("https://github.com/prometheus/exporter-toolkit/blob/master/docs/web-configuration.md")
-    assert not unvouched("http://127.0.0.1:9477/runbooks#krakenbotstopband")
-    assert not unvouched("https://mimir.example.internal/prometheus")
+def test_the_url_check_refuses_each_way_round_it_and_accepts_what_we_vouch_for():
+    s = "https" + "://"  # split, so this file does not hold the very links it refuses
+    refused = [
+        s + "github.com/kraken-capacity-exporter/kraken-capacity-exporter/blob/main/README.md",
+        s + "runbooks.example.com.attacker.net/runbooks",
+        s + "github.com/prometheus/prometheus/../../attacker/runbooks",
+        s + "github.com/prometheus/prometheus/%2e%2e/%2E%2E/attacker/x",
+        s + "attacker.net/{alert}/runbook",
+        s + "{{ $labels.x }}.attacker.net/runbook",
+        s + "198.51.100.7.nip.io/x",
+        s + "8.8.8.8/runbooks",
+        s + "[2606:4700::6810:1]/runbooks",
+        s + "2130706433/x",
+        "HTTPS" + "://attacker.net/runbooks",
+        "w" + "ww.attacker.net/runbooks",
+        "/" + "/attacker.net/runbooks",
+        "ftp" + "://attacker.net/r",
+        "http" + "://grafana.com/x",
+        s + "git%68ub.com/attacker/x",
+    ]
+    for url in refused:
+        assert [found for found in URL.findall(f"see [x]({url}) and <{url}>") if unvouched(found)], url
+    accepted = [
+        "https://github.com/prometheus/exporter-toolkit/blob/master/docs/web-configuration.md",
+        "https://github.com/Prometheus/Prometheus/releases",
+        "http://127.0.0.1:9477/runbooks#krakenbotstopband", "http://[::1]:9477/", "http://0.0.0.0:9477",
+        "https://198.51.100.7/runbooks", "https://mimir.example.internal/prometheus", "http://bot:8080/api/status",
+        "https://grafana.com/docs/grafana/latest/", "http://localhost:9090/graph?g0.expr={x}",
+        "HTTPS://WWW.KRAKEN.COM/",
+    ]
+    assert {url: unvouched(url) for url in accepted if unvouched(url)} == {}
+    assert unvouched("http://{host!s}:{port}", code=True) is None
+    assert unvouched("http://{host!s}:{port}") == "a template in the host"
 
 
 def test_no_tracked_file_links_to_a_host_we_cannot_vouch_for():
@@ -416,8 +482,9 @@ def test_no_tracked_file_links_to_a_host_we_cannot_vouch_for():
         except UnicodeDecodeError:
             continue
         for url in URL.findall(text):
-            if "{" not in url and url.split("#")[0] != RUNBOOK_BASE and unvouched(url):
-                found.setdefault(str(path.relative_to(ROOT)), []).append(url)
+            why = unvouched(url, code=path.suffix == ".py")
+            if why:
+                found.setdefault(str(path.relative_to(ROOT)), []).append((url, why))
     assert found == {}
 
 
