@@ -260,6 +260,32 @@ def test_the_readme_stays_short_and_maps_every_page():
     assert {p for p in pages if f"(docs/{p}" not in README} == set()
 
 
+def test_the_readme_holds_the_one_map_of_the_pages_and_the_docs_home_no_second_one():
+    linked = set(re.findall(r"\]\(([a-z0-9-]+\.md)[#)]", page("index.md")))
+    assert len(linked) <= 6, linked  # a few starting points and definitions, not a list of every page
+    assert not re.search(r"^\| \[", page("index.md"), flags=re.M)
+
+
+def prose_words(text: str) -> list[str]:
+    text = re.sub(r"<!-- generated.*?<!-- end of generated[^>]*-->", "", text, flags=re.S)
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    return re.findall(r"[\w`'./<>=-]+", text.lower())
+
+
+def test_no_two_pages_say_the_same_thing_in_the_same_words():
+    """14 words in a row shared by two pages (code blocks and generated tables aside) is a passage said twice:
+    one page says it, the other links there."""
+    run, seen, twice = 14, {}, set()
+    pages = {"README.md": README, **{f"docs/{p.name}": p.read_text() for p in sorted(DOCS.glob("*.md"))}}
+    for name, text in pages.items():
+        words = prose_words(text)
+        for i in range(len(words) - run + 1):
+            key = " ".join(words[i:i + run])
+            if seen.setdefault(key, name) != name:
+                twice.add((seen[key], name, key))
+    assert sorted(twice)[:3] == []
+
+
 # ---- the runbooks --------------------------------------------------------------------------------------------------
 
 RULES = yaml.safe_load((ROOT / "alerts" / "rules.yml").read_text())
