@@ -1,5 +1,5 @@
 # kraken-capacity-exporter. Runs the demo by default; `serve` and `scrape` take their settings from the environment
-# (see the README's configuration table). Inside the container it listens on all interfaces; docker-compose.yml
+# (see docs/configuration.md). Inside the container it listens on all interfaces; docker-compose.yml
 # publishes the port on the host's 127.0.0.1 only.
 FROM python:3.11-slim
 WORKDIR /app

@@ -34,6 +34,11 @@ OUTPUT = ROOT / "alerts" / "rules.yml"
 UNIT_TESTS = ROOT / "alerts" / "tests"
 DEFAULT_RUNBOOK_BASE = "http://127.0.0.1:9477/runbooks"  # the exporter's own /runbooks page (docs/runbooks.md)
 BASE_LINE = "# runbook base: "
+# The runbook base is, by default, the exporter itself: when the exporter is what is down, its two alerts say where
+# else the same runbook is (docs/alerts.md#runbook-links).
+RUNBOOK_WHEN_DOWN = (" If the runbook link does not open (the exporter serves it), read this alert's section of "
+                     "docs/runbooks.md of the version you run: in its repository, or in the installed package as "
+                     "exporter/web/runbooks.md.")
 JOB = "kraken-capacity-exporter"
 
 # Alerting delays that are not thresholds of the spec or the exporter: how long a condition must hold before a
@@ -267,11 +272,12 @@ def data_alerts() -> list[dict[str, Any]]:
         alert("KrakenBotExporterDown", f'up{{job="{JOB}"}} == 0', "critical",
               f"{JOB} at {{{{ $labels.instance }}}} is down",
               "Prometheus cannot scrape {{ $labels.instance }} (up {{ $value }}): no capacity or band data, so no stop-band "
-              "page either.",
+              "page either." + RUNBOOK_WHEN_DOWN,
               EXPORTER_DOWN_AFTER),
         alert("KrakenBotExporterAbsent", f'absent(up{{job="{JOB}"}})', "critical",
               f"No {JOB} target is being scraped",
-              f"The job {JOB} has had no targets for {duration(EXPORTER_ABSENT_AFTER)}: the bots' capacity is not watched.",
+              f"The job {JOB} has had no targets for {duration(EXPORTER_ABSENT_AFTER)}: the bots' capacity is not watched."
+              + RUNBOOK_WHEN_DOWN,
               EXPORTER_ABSENT_AFTER),
         alert("KrakenBotWebConfigReloadFailed", "krakenbot_web_config_reload_failed == 1", "warning",
               "{{ $labels.instance }} refuses its changed web config file: the previous one stays in force",
@@ -356,6 +362,12 @@ def committed_base(path: Path = OUTPUT) -> str:
     return DEFAULT_RUNBOOK_BASE
 
 
+def normalise_base(base: str) -> str:
+    """The base without a trailing `/`: `<base>#<anchor>` is then the page itself, never `<base>/#<anchor>` (which
+    only some servers answer)."""
+    return base.rstrip("/") if re.match(r"^https?://[^/]+/", base) else base
+
+
 def rebase_unit_tests(old: str, new: str, directory: Path = UNIT_TESTS) -> None:
     """Point the runbook URLs the promtool unit tests expect at the new base."""
     for path in sorted(directory.glob("*.yml")):
@@ -371,7 +383,7 @@ def main(argv: list[str]) -> int:
                         "(default: the one in rules.yml, first http://127.0.0.1:9477/runbooks)")
     args = parser.parse_args(argv)
     old = committed_base()
-    base = args.runbook_base or old
+    base = normalise_base(args.runbook_base) if args.runbook_base else old
     if not re.match(r"^https?://\S+$", base) or "#" in base:
         print(f"--runbook-base must be an absolute http(s) URL without a #fragment: {base!r}", file=sys.stderr)
         return 2

@@ -89,7 +89,7 @@ def bind(config: Config, exporter: CapacityExporter, web: WebConfigFile | None =
     except OSError as exc:
         raise ConfigError(f"--port/--host: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
     print(f"{PROG} {__version__} ({config.command}) listening on {server.url}", flush=True)
-    for path in ("/metrics", "/api/status", "/healthz", "/"):
+    for path in ("/metrics", "/api/status", "/healthz", "/", "/runbooks"):
         print(f"  {server.url}{path}", flush=True)
     return server
 

@@ -97,6 +97,12 @@ def test_another_runbook_base_rewrites_every_url_and_the_unit_tests_still_pass(t
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_a_runbook_base_ending_in_a_slash_gives_urls_to_the_page_not_to_a_directory():
+    assert GENERATOR["normalise_base"]("http://exporter-host:9477/runbooks/") == "http://exporter-host:9477/runbooks"
+    assert GENERATOR["normalise_base"]("https://docs.example.org/") == "https://docs.example.org"
+    assert GENERATOR["normalise_base"]("http://exporter-host:9477/runbooks") == "http://exporter-host:9477/runbooks"
+
+
 def test_the_generator_refuses_a_runbook_base_that_is_not_an_absolute_url(capsys):
     assert GENERATOR["main"](["--check", "--runbook-base", "README.md"]) == 2
     assert "--runbook-base" in capsys.readouterr().err

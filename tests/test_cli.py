@@ -114,6 +114,9 @@ def test_demo_command_serves_all_fields_over_http():
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert "listening on" in proc.stdout.readline()
+        banner = [proc.stdout.readline().strip() for _ in range(5)]  # every route an operator opens, each served
+        assert banner == [f"http://127.0.0.1:{port}{p}" for p in ("/metrics", "/api/status", "/healthz", "/", "/runbooks")]
+        assert all(requests.get(url, timeout=5).status_code == 200 for url in banner)
         body = requests.get(f"http://127.0.0.1:{port}/api/status", timeout=5).json()
         check_block(body["capacity_fill_health"])
         metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text

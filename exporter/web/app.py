@@ -90,10 +90,10 @@ def create_app(exporter: ExporterView, web: WebConfigFile | None = None) -> WSGI
             start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body))),
                                       ("Cache-Control", "no-store"), ("Content-Security-Policy", CARD_CSP)])
             return [body]
-        if path == "/runbooks":
+        if path in ("/runbooks", "/runbooks/"):  # with a slash too, as a docs site's page URLs are written
             body = RUNBOOKS_HTML
             start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body))),
-                                      ("Content-Security-Policy", RUNBOOKS_CSP)])
+                                      ("Cache-Control", "no-store"), ("Content-Security-Policy", RUNBOOKS_CSP)])
             return [body]
         if path == "/healthz":
             code, health = health_payload(exporter, web)

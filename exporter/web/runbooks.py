@@ -16,6 +16,9 @@ _INVALID_SLUG_CHAR = re.compile(r"[^\w\- ]")
 _LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
 _CODE = re.compile(r"`([^`]+)`")
 _BOLD = re.compile(r"\*\*([^*]+)\*\*")
+# Control characters (but tab and newline): shown as U+FFFD, so none of them reaches the page, and the two the
+# renderer uses to mark its own tags (\x00, \x01) can never come from the source.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 RUNBOOKS_CSP = "default-src 'none'; style-src 'unsafe-inline'"
 
@@ -47,6 +50,7 @@ def _inline(text: str) -> str:
 
 def render(markdown: str) -> str:
     """The page as HTML: headings with their anchors, code blocks verbatim, every other block a paragraph."""
+    markdown = _CONTROL.sub("\ufffd", markdown)
     out: list[str] = []
     block: list[str] = []
     fence: list[str] | None = None
