@@ -1,0 +1,174 @@
+"""Kraken's per-pair order rate counter, estimated from the account's own order events: pure and clock-injected.
+
+Kraken's arithmetic (its "Trading rate limits" article and the Spot trading limits guide), per pair:
+- placing an order adds 1 (the fixed count, applied even when the order then fails validation);
+- an amend adds 1 plus a penalty by the order's age: < 5 s +3, < 10 s +2, < 15 s +1, older nothing;
+- a cancel adds a penalty by the order's age: < 5 s +8, < 10 s +6, < 15 s +5, < 45 s +4, < 90 s +2, < 300 s +1,
+  older nothing; an order's age runs from when it was placed or last amended;
+- fills and expiries add nothing; the counter decays continuously at the tier's rate and never goes below 0;
+- over the tier's threshold every order on the pair fails with `EOrder:Rate limit exceeded`.
+
+`RateCounter` holds one pair's counter as (value, time of value): an event decays the value to its time and adds
+its amount, a read decays it to the read's time; O(1) per event. Events are applied in the order they come: one
+dated before the last event (a clock step back, or a late row) is applied at the last event's time, so the counter
+never decays backwards. Kraken's own number, when it is handed over (`report`), replaces the estimate and the
+difference is kept (`estimate_error`), so an operator sees how honest the estimate is.
+
+The 24h peak and the rejections of the last day are kept in 5-minute buckets (at most 289): a peak leaves the day at
+most 5 minutes late, never early.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import NamedTuple
+
+from .windows import DAY_SECONDS
+
+TIERS = ("starter", "intermediate", "pro")
+RATE_LIMIT_REASON = "EOrder:Rate limit exceeded"
+HIGH_RATIO = 0.8  # the warning's edge: the counter above 80% of the threshold (alerts, advise)
+BUCKET_SECONDS = 300.0
+
+# (age below which, penalty), youngest first: Kraken's table
+CANCEL_PENALTIES = ((5.0, 8.0), (10.0, 6.0), (15.0, 5.0), (45.0, 4.0), (90.0, 2.0), (300.0, 1.0))
+AMEND_PENALTIES = ((5.0, 3.0), (10.0, 2.0), (15.0, 1.0))
+PLACE_COST = 1.0
+AMEND_FIXED = 1.0
+
+
+class Tier(NamedTuple):
+    """One verification tier's walls: the open-order limit per pair, the rate counter's threshold and decay."""
+
+    name: str
+    open_order_limit: int
+    rate_threshold: float
+    rate_decay: float  # per second
+
+
+TIER_WALLS = {
+    "starter": Tier("starter", 60, 60.0, 1.0),
+    "intermediate": Tier("intermediate", 80, 125.0, 2.34),
+    "pro": Tier("pro", 225, 180.0, 3.75),
+}
+
+
+def tier(name: object) -> Tier:
+    """The tier named `name` (case-insensitive), or ValueError naming the choices."""
+    key = name.strip().lower() if isinstance(name, str) else None
+    if key not in TIER_WALLS:
+        raise ValueError(f"kraken tier must be one of {', '.join(TIERS)}, got {name!r}")
+    return TIER_WALLS[key]
+
+
+def _penalty(table: tuple[tuple[float, float], ...], age: float) -> float:
+    for below, amount in table:
+        if age < below:
+            return amount
+    return 0.0
+
+
+def cancel_cost(age: float) -> float:
+    """What cancelling an order `age` seconds old adds (a negative age, from clocks apart, counts as 0 s)."""
+    return _penalty(CANCEL_PENALTIES, age)
+
+
+def amend_cost(age: float) -> float:
+    """What amending an order `age` seconds old adds: the fixed 1 and the penalty."""
+    return AMEND_FIXED + _penalty(AMEND_PENALTIES, age)
+
+
+class RateReading(NamedTuple):
+    """One pair's rate counter at one instant (what /metrics and /api/status show)."""
+
+    counter: float
+    threshold: float
+    peak_1d: float
+    limited_1d: int
+    limited_total: int
+    estimate_error: float | None  # Kraken's last reported value minus our estimate then (None: never reported)
+    tier: str
+
+    @property
+    def utilization(self) -> float:
+        return min(1.0, max(0.0, self.counter / self.threshold)) if self.threshold > 0 else 0.0
+
+
+class RateCounter:
+    """One pair's order rate counter. Not locked: the owner (a telemetry) holds its lock around every call."""
+
+    __slots__ = ("_buckets", "at", "decay", "estimate_error", "limited_total", "threshold", "tier_name", "value")
+
+    def __init__(self, walls: Tier) -> None:
+        self.threshold = walls.rate_threshold
+        self.decay = walls.rate_decay
+        self.tier_name = walls.name
+        self.value = 0.0
+        self.at = -math.inf  # the time of `value` (the latest event applied)
+        self.limited_total = 0
+        self.estimate_error: float | None = None
+        self._buckets: deque[list[float]] = deque()  # [bucket start, peak, rejections], oldest first
+
+    # ---- events (each O(1))
+
+    def add(self, amount: float, at: float) -> None:
+        """An event adding `amount` at `at` (applied at the last event's time when `at` is before it)."""
+        if at > self.at:
+            if self.at > -math.inf:
+                self.value = max(0.0, self.value - self.decay * (at - self.at))
+            self.at = at
+        self.value += amount
+        bucket = self._bucket(self.at)
+        if self.value > bucket[1]:
+            bucket[1] = self.value
+
+    def placed(self, at: float) -> None:
+        self.add(PLACE_COST, at)
+
+    def cancelled(self, at: float, age: float) -> None:
+        self.add(cancel_cost(age), at)
+
+    def amended(self, at: float, age: float) -> None:
+        self.add(amend_cost(age), at)
+
+    def rejected(self, at: float) -> None:
+        """An order refused with `EOrder:Rate limit exceeded` (its fixed +1 is Kraken's to count: a placement
+        event, when the stream sends one, adds it)."""
+        self.limited_total += 1
+        self._bucket(max(at, self.at))[2] += 1
+
+    def report(self, value: float, at: float) -> None:
+        """Kraken's own counter `value` at `at` (not before the last event): preferred from here on."""
+        self.estimate_error = value - self.value_at(at)
+        self.value = value
+        self.at = max(at, self.at)
+        bucket = self._bucket(self.at)
+        if value > bucket[1]:
+            bucket[1] = value
+
+    # ---- reads
+
+    def value_at(self, now: float) -> float:
+        if now <= self.at:
+            return self.value
+        return max(0.0, self.value - self.decay * (now - self.at))
+
+    def reading(self, now: float) -> RateReading:
+        start = now - DAY_SECONDS
+        peak, limited = self.value_at(now), 0
+        for bucket_start, bucket_peak, rejections in self._buckets:
+            if bucket_start + BUCKET_SECONDS > start:  # a bucket reaching into the day counts whole
+                peak = max(peak, bucket_peak)
+                limited += int(rejections)
+        return RateReading(self.value_at(now), self.threshold, peak, limited, self.limited_total,
+                           self.estimate_error, self.tier_name)
+
+    def _bucket(self, at: float) -> list[float]:
+        buckets = self._buckets
+        start = at - at % BUCKET_SECONDS if math.isfinite(at) else 0.0
+        if not buckets or buckets[-1][0] < start:
+            buckets.append([start, 0.0, 0.0])
+            while buckets[0][0] + BUCKET_SECONDS + DAY_SECONDS < start:
+                buckets.popleft()
+        return buckets[-1]

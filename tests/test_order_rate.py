@@ -1,0 +1,124 @@
+"""The order rate counter against an independent model of Kraken's published arithmetic (hypothesis), and its
+tiers, peaks and rejections by hand-worked examples."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from exporter.core.order_rate import TIER_WALLS, RateCounter, amend_cost, cancel_cost, tier
+from exporter.core.windows import DAY_SECONDS
+
+START = 1_700_000_000.0
+
+# Kraken's table, written out as the article shows it: (transaction, fixed, <5s, <10s, <15s, <45s, <90s, <300s)
+TABLE = {
+    "add": (1, 0, 0, 0, 0, 0, 0),
+    "amend": (1, 3, 2, 1, 0, 0, 0),
+    "cancel": (0, 8, 6, 5, 4, 2, 1),
+}
+EDGES = (5, 10, 15, 45, 90, 300)
+
+
+def model_cost(kind: str, age: float) -> float:
+    fixed, *by_age = TABLE[kind]
+    column = next((i for i, edge in enumerate(EDGES) if age < edge), None)
+    return fixed + (by_age[column] if column is not None else 0)
+
+
+def model_value(events: list[tuple[float, str, float]], decay: float, now: float) -> float:
+    """Replay every event from zero: the counter falls by `decay` a second between events, never below 0; an event
+    dated before the previous one happens at the previous one's time."""
+    value, clock = 0.0, None
+    for t, kind, age in events:
+        if clock is not None and t > clock:
+            value = value - decay * (t - clock)
+            if value < 0:
+                value = 0.0
+        if clock is None or t > clock:
+            clock = t
+        value = value + model_cost(kind, age)
+    if clock is not None and now > clock:
+        value = max(0.0, value - decay * (now - clock))
+    return value
+
+
+GAP = st.one_of(
+    st.floats(min_value=0.0, max_value=2.0),          # bursts
+    st.floats(min_value=0.0, max_value=400.0),        # ordinary spacing
+    st.floats(min_value=600.0, max_value=90_000.0),   # long idle stretches
+    st.floats(min_value=-120.0, max_value=-0.001),    # a clock step back
+)
+AGE = st.one_of(st.floats(min_value=0.0, max_value=20.0), st.floats(min_value=0.0, max_value=400.0),
+                st.sampled_from([0.0, 4.999999, 5.0, 9.999, 10.0, 15.0, 44.9, 45.0, 89.99, 90.0, 299.9, 300.0]))
+EVENT = st.tuples(GAP, st.sampled_from(["add", "cancel", "cancel", "amend"]), AGE)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(EVENT, max_size=120), st.sampled_from(sorted(TIER_WALLS)))
+def test_the_counter_equals_an_independent_model_of_krakens_arithmetic_after_every_event(steps, name):
+    walls = TIER_WALLS[name]
+    counter = RateCounter(walls)
+    events: list[tuple[float, str, float]] = []
+    t = START
+    for gap, kind, age in steps:
+        t += gap
+        events.append((t, kind, age))
+        if kind == "add":
+            counter.placed(t)
+        elif kind == "cancel":
+            counter.cancelled(t, age)
+        else:
+            counter.amended(t, age)
+        expected = model_value(events, walls.rate_decay, t)
+        assert counter.value_at(t) == pytest.approx(expected, abs=1e-9)
+        later = t + 7.5
+        assert counter.value_at(later) == pytest.approx(model_value(events, walls.rate_decay, later), abs=1e-9)
+
+
+def test_the_penalty_table_is_krakens():
+    assert [cancel_cost(a) for a in (0, 4.9, 5, 9.9, 10, 14.9, 15, 44.9, 45, 89.9, 90, 299.9, 300, 10_000)] == [
+        8, 8, 6, 6, 5, 5, 4, 4, 2, 2, 1, 1, 0, 0]
+    assert [amend_cost(a) for a in (0, 4.9, 5, 9.9, 10, 14.9, 15, 300)] == [4, 4, 3, 3, 2, 2, 1, 1]
+
+
+def test_the_tiers_set_both_walls():
+    assert [(w.open_order_limit, w.rate_threshold, w.rate_decay) for w in map(tier, ("starter", "INTERMEDIATE", "pro"))] \
+        == [(60, 60.0, 1.0), (80, 125.0, 2.34), (225, 180.0, 3.75)]
+    with pytest.raises(ValueError, match="starter, intermediate, pro"):
+        tier("gold")
+
+
+def test_a_burst_of_young_cancels_on_starter_is_worked_out_by_hand():
+    counter = RateCounter(tier("starter"))
+    for i in range(6):  # six orders placed a second apart, each cancelled 2 s later
+        counter.placed(START + i)
+    for i in range(6):
+        counter.cancelled(START + 7 + i, 2.0)
+    # places: 1 at t0..t5, decaying 1/s: after t5 the counter is 1 (each +1 decays by the next second's 1)
+    # t7: 1 - 2 + ... floor 0 then +8; t8..t12: -1 + 8 each -> 8 + 5 * 7 = 43
+    assert counter.value_at(START + 12) == pytest.approx(43.0)
+    assert counter.reading(START + 12).utilization == pytest.approx(43 / 60)
+
+
+def test_the_peak_stays_a_day_and_rejections_are_counted_for_the_day():
+    counter = RateCounter(tier("pro"))
+    for _ in range(20):
+        counter.cancelled(START, 1.0)  # 160 at once
+    counter.rejected(START + 1)
+    assert counter.reading(START + 3600).peak_1d == pytest.approx(160.0)
+    assert counter.reading(START + 3600).counter == 0.0
+    assert counter.reading(START + 3600).limited_1d == 1
+    later = counter.reading(START + DAY_SECONDS + 2 * 300)
+    assert (later.peak_1d, later.limited_1d, later.limited_total) == (0.0, 0, 1)
+
+
+def test_krakens_own_value_is_preferred_and_the_difference_kept():
+    counter = RateCounter(tier("pro"))
+    counter.placed(START)
+    counter.report(12.0, START + 1)
+    assert counter.estimate_error == 12.0  # our estimate had decayed to 0 (1 - 3.75, floored)
+    assert counter.value_at(START + 1) == 12.0
+    counter.placed(START + 2)
+    assert counter.value_at(START + 2) == pytest.approx(12.0 - 3.75 + 1)
