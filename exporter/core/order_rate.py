@@ -24,11 +24,12 @@ import math
 from collections import deque
 from typing import NamedTuple
 
+from .thresholds import ORDER_RATE_HIGH_RATIO
 from .windows import DAY_SECONDS
 
 TIERS = ("starter", "intermediate", "pro")
 RATE_LIMIT_REASON = "EOrder:Rate limit exceeded"
-HIGH_RATIO = 0.8  # the warning's edge: the counter above 80% of the threshold (alerts, advise)
+HIGH_RATIO = ORDER_RATE_HIGH_RATIO  # the warning's edge: the counter above 80% of the threshold (alerts, advise)
 BUCKET_SECONDS = 300.0
 
 # (age below which, penalty), youngest first: Kraken's table

@@ -16,6 +16,7 @@ class ExporterView(Protocol):
     registry: CollectorRegistry
     clock: Clock
     mode: str  # demo|serve|scrape|embedded
+    tier: str  # the Kraken verification tier in force (starter|intermediate|pro)
 
     @property
     def pairs(self) -> list[str]: ...
