@@ -122,3 +122,97 @@ def test_krakens_own_value_is_preferred_and_the_difference_kept():
     assert counter.value_at(START + 1) == 12.0
     counter.placed(START + 2)
     assert counter.value_at(START + 2) == pytest.approx(12.0 - 3.75 + 1)
+
+
+# ---- the library: the hooks a bot already calls feed the counter ------------------------------------------------
+
+def started(clock, tier_name="starter"):
+    from exporter.core.telemetry import CapacityTelemetry
+
+    telemetry = CapacityTelemetry("XDGUSD", clock=clock, tier=tier_name)
+    clock.advance(120.0)  # past the first minute, when orders first seen without a placed_at were already open
+    return telemetry
+
+
+def rate(telemetry):
+    return telemetry.reading().order_rate
+
+
+def test_a_new_txid_seen_open_is_a_placement_and_polling_it_again_adds_nothing(clock):
+    t = started(clock)
+    t.observe_order_status("A", "open", "13", "0")
+    t.observe_order_status("A", "open", "13", "0")
+    t.observe_order_status("A", "open", "13", "4")  # a partial fill is no new order
+    assert rate(t).counter == 1.0
+    clock.advance(0.25)
+    assert rate(t).counter == pytest.approx(0.75)  # Starter decays 1 a second
+
+
+def test_a_cancel_is_charged_by_the_age_its_placed_at_gives_and_fills_and_expiries_add_nothing(clock):
+    t = started(clock)
+    now = clock.now()
+    t.observe_order_status("A", "open", "13", "0", placed_at=now)
+    t.observe_order_status("A", "canceled", "13", "0", placed_at=now - 2.0)  # 2 s old: +8
+    t.observe_order_status("A", "canceled", "13", "0", placed_at=now - 2.0)  # a replayed row: once
+    t.observe_order_status("B", "open", "13", "0", placed_at=now)
+    t.observe_order_status("B", "closed", "13", "13", placed_at=now)
+    t.observe_order_status("C", "open", "13", "0", placed_at=now)
+    t.observe_order_status("C", "expired", "13", "0")
+    assert rate(t).counter == pytest.approx(1 + 8 + 1 + 1)
+
+
+def test_without_placed_at_a_cancel_is_aged_from_when_the_order_was_first_seen_open(clock):
+    t = started(clock)
+    t.observe_order_status("A", "open", "13", "0")
+    clock.advance(50.0)
+    t.observe_order_status("A", "canceled", "13", "0")  # 50 s old: +2, after the +1 decayed to 0
+    assert rate(t).counter == pytest.approx(2.0)
+
+
+def test_orders_already_open_when_the_telemetry_started_add_nothing(clock):
+    from exporter.core.telemetry import CapacityTelemetry
+
+    t = CapacityTelemetry("XDGUSD", clock=clock, tier="starter")
+    for i in range(50):  # the first poll after a restart: the whole grid, no placed_at
+        t.observe_order_status(f"S{i}", "open", "13", "0")
+    t.observe_order_status("OLD", "open", "13", "0", placed_at=clock.now() - 3600)
+    assert rate(t).counter == 0.0
+    clock.advance(120.0)
+    t.observe_order_status("OLD2", "open", "13", "0", placed_at=clock.now() - 7200)  # before we started
+    t.observe_order_status("NEW", "open", "13", "0")
+    assert rate(t).counter == 1.0
+
+
+def test_krakens_own_value_and_rejections_through_the_library_hooks(clock):
+    t = started(clock, "pro")
+    t.observe_order_status("A", "open", "13", "0")
+    t.observe_rate_counter(40, fetched_at=clock.now())
+    t.observe_order_rejected("EOrder:Rate limit exceeded")
+    t.observe_order_rejected("EOrder:Insufficient funds")
+    reading = rate(t)
+    assert (reading.counter, reading.limited_1d, reading.limited_total) == (40.0, 1, 1)
+    assert reading.estimate_error == pytest.approx(39.0)
+    assert reading.peak_1d == 40.0
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan"), float("inf"), "12", None, True, 10**400])
+def test_a_bad_rate_counter_is_counted_and_changes_nothing(clock, bad):
+    t = started(clock)
+    t.observe_rate_counter(bad)
+    assert rate(t).counter == 0.0 and rate(t).estimate_error is None
+    assert t.hook_errors.get("invalid_rate_counter") == 1
+
+
+def test_a_rate_counter_dated_before_the_last_order_event_is_refused(clock):
+    t = started(clock)
+    t.observe_order_status("A", "open", "13", "0")
+    t.observe_rate_counter(5, fetched_at=clock.now() - 10)
+    assert t.hook_errors.get("invalid_fetched_at") == 1 and rate(t).counter == 1.0
+
+
+@pytest.mark.parametrize("bad", [None, 12, "", "x" * 1000, b"EOrder:Rate limit exceeded"])
+def test_a_bad_rejection_reason_is_counted_and_changes_nothing(clock, bad):
+    t = started(clock)
+    t.observe_order_rejected(bad)
+    assert rate(t).limited_total == 0
+    assert t.hook_errors.get("invalid_reason") == 1

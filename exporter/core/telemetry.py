@@ -68,6 +68,7 @@ MAX_TRACKED_TXIDS = 200_000  # orders remembered: seen partially filled, or ende
 MAX_SEEN_OPEN = 200_000  # orders remembered as seen open, for the rate counter (two generations of half each)
 SNAPSHOT_GRACE_SECONDS = 60.0  # orders first seen this soon after creation without a placed_at: already open
 MAX_REASON_LENGTH = 256
+MAX_RATE_COUNTER = 1e9  # Kraken's counter is below its threshold plus one burst; more is not a counter
 _BUCKETS = tuple(float(edge) for edge in FILL_DURATION_BUCKETS)  # floats: a float key bisects them twice as fast
 _bucket = bisect_left
 _INF = math.inf
@@ -361,8 +362,8 @@ class CapacityTelemetry:
             now = self._now()
             if not 0.0 < now < _INF:
                 return self._errors.reject(None, "invalid_clock", _BAD_CLOCK, "now", now)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < _INF:
-                return self._errors.reject(now, "invalid_rate_counter", "is not a finite number >= 0",
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= MAX_RATE_COUNTER:
+                return self._errors.reject(now, "invalid_rate_counter", f"is not a number in [0, {MAX_RATE_COUNTER:g}]",
                                            "rate_counter", value)
             at = None if fetched_at is None else check_timestamp(fetched_at, now, "invalid_fetched_at")
             if isinstance(at, Rejected):
