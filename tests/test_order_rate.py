@@ -216,3 +216,37 @@ def test_a_bad_rejection_reason_is_counted_and_changes_nothing(clock, bad):
     t.observe_order_rejected(bad)
     assert rate(t).limited_total == 0
     assert t.hook_errors.get("invalid_reason") == 1
+
+
+# ---- serve: the executions stream feeds the counter -------------------------------------------------------------
+
+@pytest.mark.integration
+def test_the_stream_charges_placements_young_cancels_amends_and_counts_rate_limit_refusals(kraken_secret):
+    import time
+
+    from exporter.core.clock import SystemClock
+    from tests.conftest import wait_for
+    from tests.stream_rig import StreamRig
+
+    rig = StreamRig(kraken_secret, clock=SystemClock())
+    try:
+        old = rig.account.place("XDGUSD", 13, at=time.time() - 600)  # in the snapshot: adds nothing
+        rig.start()
+        telemetry = rig.telemetries["XDGUSD"]
+        assert telemetry.rate_from_hooks is False
+        t0 = time.time()
+        txids = [rig.account.place("XDGUSD", 13, at=t0 + i * 0.001) for i in range(5)]  # +1 each
+        for txid in txids:
+            rig.account.cancel(txid, at=t0 + 2.0)  # 2 s old: +8 each
+        rig.account.amend(old, qty=12, at=t0 + 2.0)  # 10 min old: +1
+        rig.account.refuse("XDGUSD", 13, at=t0 + 2.0)  # +1 (its pending_new), refused: a rejection, no cancel
+        assert wait_for(lambda: telemetry.reading().order_rate.limited_total == 1, timeout=10)
+        reading = telemetry.reading(now=t0 + 2.0)
+        # pro decays 3.75/s: the 5 placements (about 5) are gone by t0 + 2 (7.5 decayed), then 5 cancels at 2 s old
+        # (+8 each), the amend of a 10-minute-old order (+1) and the refused order's placement (+1)
+        assert reading.order_rate.counter == pytest.approx(5 * 8 + 1 + 1)
+        assert reading.order_rate.limited_1d == 1
+        assert rig.value("krakenbot_order_rate_limited_total", pair="XDGUSD") == 1
+        assert rig.value("krakenbot_order_rate_threshold", pair="XDGUSD") == 180
+    finally:
+        rig.stop()

@@ -12,7 +12,11 @@ and went live, its amends) and turns each row into `Observation`s, the arguments
 - **fill**: `filled`, timed from the order's `new` event (for an order already open when the stream connected,
   from its `opentm`, which REST tells: `note_open_orders`, `resolve`) to the `filled` event, on Kraken's clock. A
   fill whose start is not known yet waits for it (`pending_lookups`);
-- the **open-order count** per pair: the snapshot, then every transition.
+- the **open-order count** per pair: the snapshot, then every transition;
+- the **order rate counter**'s events (`rate_events`, drained by the stream): a placement (`pending_new`, or `new`
+  when none came), an amend and a cancel with the order's age then (from its `pending_new`, or its last amend), a
+  rejection (`reason` `EOrder:Rate limit exceeded`, never charged as a cancel), and Kraken's own counter when a
+  row carries one (`ratecounter`), each at Kraken's timestamp. Snapshot rows add nothing.
 
 Nothing is counted twice: an order that ended is remembered (bounded, as the hooks' txid tables) and any later
 row for it is a replay; a partial-open is reported once per order. A snapshot replaces what we held: orders we
@@ -32,6 +36,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from .order_rate import RATE_LIMIT_REASON
 from .pairs import PairNames
 
 # Kraken's v2 vocabulary (documented values; `iceberg_refill` and `triggered` are in the public clients too).
@@ -41,6 +46,17 @@ ORDER_STATUSES = frozenset({"pending_new", "new", "partially_filled", "filled", 
 ENDING_EXEC_TYPES = frozenset({"filled", "canceled", "expired"})
 OPEN_STATUSES = frozenset({"new", "partially_filled", "triggered"})
 _TIMED = frozenset({"pending_new", "new", "amended", *ENDING_EXEC_TYPES})  # exec_types whose timestamp is used
+_RATED = frozenset({"pending_new", "new", "amended", "canceled", "expired"})  # exec_types the rate counter reads
+
+
+class RateEvent(NamedTuple):
+    """One event of a pair's order rate counter: `kind` placed|canceled|amended|rejected|reported, at Kraken's
+    time `at`; `amount` is the order's age (canceled, amended) or Kraken's own counter (reported)."""
+
+    pair: str
+    kind: str
+    at: float
+    amount: float = 0.0
 
 # Why a row was skipped (`krakenbot_kraken_stream_bad_rows_total{reason}`); created up front.
 SKIP_REASONS = (
@@ -222,6 +238,7 @@ class ExecutionBook:
         self._latest: str | None = None  # the last event time seen, as Kraken wrote it
         self._symbols: dict[Any, str | None] = {}  # symbol -> label (None: not configured; _IMPLAUSIBLE: no pair)
         self.snapshots = 0
+        self.rate_events: list[RateEvent] = []  # the rate counter's events since the stream last drained them
 
     # ---- reading ------------------------------------------------------------------------------------------
 
@@ -338,6 +355,8 @@ class ExecutionBook:
             if cum is None:
                 return "bad_field"
         state.qty, state.cum, state.status = qty, cum, status
+        if state.pair is not None and (exec_type in _RATED or "ratecounter" in row):
+            self._rate(state, exec_type, row)
         if exec_type in _TIMED:
             text = get("timestamp")
             if type(text) is str:
@@ -362,6 +381,35 @@ class ExecutionBook:
             if state.pair is not None:
                 out.append(Observation(state.pair, order_id, "open", qty, cum))
         return None
+
+    def _rate(self, state: OrderState, exec_type: str, row: dict[str, Any]) -> None:
+        """The rate counter's events in one row (before the row's times are recorded in `state`)."""
+        at = parse_time(row.get("timestamp"))
+        if at is None or state.pair is None:
+            return
+        events, pair = self.rate_events, state.pair
+        reason = row.get("reason")
+        refused = type(reason) is str and RATE_LIMIT_REASON in reason
+        if refused:
+            events.append(RateEvent(pair, "rejected", at))
+        if exec_type == "pending_new":
+            if state._submitted is None:
+                events.append(RateEvent(pair, "placed", at))
+        elif exec_type == "new":
+            if state._submitted is None and state._placed is None:
+                events.append(RateEvent(pair, "placed", at))
+        elif exec_type in ("canceled", "amended") and not refused:
+            since = state.amended_at
+            start = since[-1] if since else (state.submitted_at or state.placed_at)
+            age = _INF if start is None else max(0.0, at - start)  # unknown: as an old order (no penalty)
+            events.append(RateEvent(pair, exec_type, at, age))
+        counter = row.get("ratecounter")
+        if isinstance(counter, (int, float)) and not isinstance(counter, bool) and 0.0 <= counter < 1e9:
+            events.append(RateEvent(pair, "reported", at, float(counter)))
+
+    def take_rate_events(self) -> list[RateEvent]:
+        events, self.rate_events = self.rate_events, []
+        return events
 
     def _trade_without_cum(self, state: OrderState, row: dict[str, Any]) -> float | None:
         """The executed quantity after a trade that did not say it: `last_qty` added once per `exec_id`."""

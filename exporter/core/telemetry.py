@@ -402,7 +402,7 @@ class CapacityTelemetry:
         `amended` (`amount`: the order's age in seconds), `rejected` (a rate-limit refusal), `reported` (`amount`:
         Kraken's own counter). Events dated before the last are applied at the last one's time."""
         try:
-            if not (0.0 < at < _INF and 0.0 <= amount < _INF):
+            if not (0.0 < at < _INF and 0.0 <= amount <= _INF):  # (an age may be infinite: unknown, as an old order)
                 return self._errors.reject(self._now(), "invalid_rate_counter", "is not a finite time and amount",
                                            "rate_event", (kind, at, amount))
             rate = self._rate

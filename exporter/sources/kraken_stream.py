@@ -65,7 +65,8 @@ RECONNECT_REASONS = ("disconnect", "connect_failed", "token_error", "subscribe_r
 PERMISSION_HINT = ("the API key lacks Kraken's \"WebSocket interface\" permission (Kraken > Settings > API; a "
                    "monitoring key needs Query Open Orders & Trades, Query Closed Orders & Trades and WebSocket "
                    "interface, nothing that can trade)")
-SUBSCRIBE_PARAMS = {"channel": "executions", "snap_orders": True, "snap_trades": False, "order_status": True}
+SUBSCRIBE_PARAMS = {"channel": "executions", "snap_orders": True, "snap_trades": False, "order_status": True,
+                    "ratecounter": True}  # Kraken's own order rate counter in the rows, where it sends one
 
 
 class ConnectionState:
@@ -202,6 +203,8 @@ class KrakenStream:
                                lambda n: backoff_delay(n, self._rng, self.max_backoff), pace=rest_pace,
                                stopping=self._stopping.is_set)
         self._stream_gauges = {pair: metrics.reported.labels(pair=pair, source="stream") for pair in self.telemetries}
+        for telemetry in self.telemetries.values():
+            telemetry.rate_from_hooks = False  # the book's rate events feed the order rate counter instead
 
     @property
     def events_known(self) -> bool:
@@ -340,6 +343,8 @@ class KrakenStream:
                 applied = self.book.apply_update(frame.rows)
                 if applied.observations:
                     self._apply(applied.observations)
+                if self.book.rate_events:
+                    self._apply_rate()
                 if applied.skipped:
                     self._count_skipped(applied.skipped)
                 if self.book.has_pending:
@@ -387,11 +392,20 @@ class KrakenStream:
             self._set_live(True)
         if applied.observations:
             self._apply(applied.observations)
+        if self.book.rate_events:
+            self._apply_rate()
         if applied.skipped:
             self._count_skipped(applied.skipped)
         if self.book.has_pending:
             self.settler.poke()
         return False
+
+    def _apply_rate(self) -> None:
+        """The order rate counter's events, to each pair's telemetry."""
+        for event in self.book.take_rate_events():
+            telemetry = self.telemetries.get(event.pair)
+            if telemetry is not None:
+                telemetry.observe_rate_event(event.kind, event.at, event.amount)
 
     def _count_skipped(self, skipped: Mapping[str, int]) -> None:
         for reason, n in skipped.items():
