@@ -36,6 +36,7 @@ BUCKET_SECONDS = 300.0
 CANCEL_PENALTIES = ((5.0, 8.0), (10.0, 6.0), (15.0, 5.0), (45.0, 4.0), (90.0, 2.0), (300.0, 1.0))
 AMEND_PENALTIES = ((5.0, 3.0), (10.0, 2.0), (15.0, 1.0))
 PLACE_COST = 1.0
+PENDING_MAX = 1024  # placements a hook may leave pending before it applies them
 AMEND_FIXED = 1.0
 
 
@@ -99,7 +100,8 @@ class RateReading(NamedTuple):
 class RateCounter:
     """One pair's order rate counter. Not locked: the owner (a telemetry) holds its lock around every call."""
 
-    __slots__ = ("_buckets", "at", "decay", "estimate_error", "limited_total", "threshold", "tier_name", "value")
+    __slots__ = ("_bucket_end", "_buckets", "_current", "at", "decay", "estimate_error", "limited_total", "pending",
+                 "threshold", "tier_name", "value")
 
     def __init__(self, walls: Tier) -> None:
         self.threshold = walls.rate_threshold
@@ -110,19 +112,40 @@ class RateCounter:
         self.limited_total = 0
         self.estimate_error: float | None = None
         self._buckets: deque[list[float]] = deque()  # [bucket start, peak, rejections], oldest first
+        self._current: list[float] = [0.0, 0.0, 0.0]  # the newest bucket (not yet in `_buckets` until it is used)
+        self._bucket_end = -math.inf  # events before this go into `_current`
+        # placements not applied yet, in order (a hook appends, cheaply; every other call applies them first; the
+        # appender applies them itself at PENDING_MAX, so the list stays bounded without any reader)
+        self.pending: list[float] = []
 
     # ---- events (each O(1))
 
+    def fold(self) -> None:
+        """Apply the pending placements."""
+        pending = self.pending
+        if pending:
+            for at in pending:
+                self._add(PLACE_COST, at)
+            pending.clear()
+
     def add(self, amount: float, at: float) -> None:
         """An event adding `amount` at `at` (applied at the last event's time when `at` is before it)."""
-        if at > self.at:
-            if self.at > -math.inf:
-                self.value = max(0.0, self.value - self.decay * (at - self.at))
-            self.at = at
-        self.value += amount
-        bucket = self._bucket(self.at)
-        if self.value > bucket[1]:
-            bucket[1] = self.value
+        if self.pending:
+            self.fold()
+        self._add(amount, at)
+
+    def _add(self, amount: float, at: float) -> None:
+        last = self.at
+        if at > last:  # (the first event: decayed from -inf, so from 0)
+            value = self.value - self.decay * (at - last)
+            value = (value if value > 0.0 else 0.0) + amount
+            self.at = last = at
+        else:
+            value = self.value + amount
+        self.value = value
+        current = self._current if last < self._bucket_end else self._bucket(last)
+        if value > current[1]:
+            current[1] = value
 
     def placed(self, at: float) -> None:
         self.add(PLACE_COST, at)
@@ -136,11 +159,13 @@ class RateCounter:
     def rejected(self, at: float) -> None:
         """An order refused with `EOrder:Rate limit exceeded` (its fixed +1 is Kraken's to count: a placement
         event, when the stream sends one, adds it)."""
+        self.fold()
         self.limited_total += 1
         self._bucket(max(at, self.at))[2] += 1
 
     def report(self, value: float, at: float) -> None:
         """Kraken's own counter `value` at `at` (not before the last event): preferred from here on."""
+        self.fold()
         self.estimate_error = value - self.value_at(at)
         self.value = value
         self.at = max(at, self.at)
@@ -151,11 +176,13 @@ class RateCounter:
     # ---- reads
 
     def value_at(self, now: float) -> float:
+        self.fold()
         if now <= self.at:
             return self.value
         return max(0.0, self.value - self.decay * (now - self.at))
 
     def reading(self, now: float) -> RateReading:
+        self.fold()
         start = now - DAY_SECONDS
         peak, limited = self.value_at(now), 0
         for bucket_start, bucket_peak, rejections in self._buckets:
@@ -166,10 +193,14 @@ class RateCounter:
                            self.estimate_error, self.tier_name)
 
     def _bucket(self, at: float) -> list[float]:
+        """The bucket of `at` (not before the newest): a new one when `at` is past the newest's end."""
+        if at < self._bucket_end:
+            return self._current
         buckets = self._buckets
         start = at - at % BUCKET_SECONDS if math.isfinite(at) else 0.0
-        if not buckets or buckets[-1][0] < start:
-            buckets.append([start, 0.0, 0.0])
-            while buckets[0][0] + BUCKET_SECONDS + DAY_SECONDS < start:
-                buckets.popleft()
-        return buckets[-1]
+        self._current = [start, 0.0, 0.0]
+        self._bucket_end = start + BUCKET_SECONDS
+        buckets.append(self._current)
+        while buckets[0][0] + BUCKET_SECONDS + DAY_SECONDS < start:
+            buckets.popleft()
+        return self._current

@@ -47,7 +47,7 @@ from .inputs import (
     check_volume,
 )
 from .kraken_count import KrakenCount, count_rows
-from .order_rate import RATE_LIMIT_REASON, RateCounter, RateReading
+from .order_rate import PENDING_MAX, RATE_LIMIT_REASON, RateCounter, RateReading
 from .order_rate import tier as tier_walls
 from .pairs import PairNames
 from .reading import PairReading
@@ -66,6 +66,7 @@ CANARY_MARKER = "PHANTOM_POSITION_CANARY"
 MAX_CLOCK_AHEAD_SECONDS = 60.0  # how far Kraken's clock (a `closed_at`) may run ahead of ours
 MAX_TRACKED_TXIDS = 200_000  # orders remembered: seen partially filled, or ended (one table)
 MAX_SEEN_OPEN = 200_000  # orders remembered as seen open, for the rate counter (two generations of half each)
+_SEEN_ROTATE_AT = MAX_SEEN_OPEN // 2 - 1  # the young generation rotates when it holds half (in `_first_seen`)
 SNAPSHOT_GRACE_SECONDS = 60.0  # orders first seen this soon after creation without a placed_at: already open
 MAX_REASON_LENGTH = 256
 MAX_RATE_COUNTER = 1e9  # Kraken's counter is below its threshold plus one burst; more is not a counter
@@ -128,13 +129,28 @@ class CapacityTelemetry:
         self._slots = 0
         self.tier = walls.name
         self._rate = RateCounter(walls)
-        self.rate_from_hooks = True  # False when a source (the executions stream) feeds the counter instead
+        self._placements = self._rate.pending  # a hook appends a placement's time; the counter applies it later
         self._seen: dict[str, float] = {}  # txid -> when placed: orders seen open (young generation) ...
         self._seen_old: dict[str, float] = {}  # ... and the previous one
         self._seen_dropped: list[dict[str, float]] = []  # generations let go, freed by a reader outside the lock
         self._match_cache: dict[str, bool] = {}
         started = self._now()
         self.window_started_at: float | None = float(started) if _finite(started) else None
+        # orders first seen before this without a placed_at were already open: not placed by the bot now
+        self._rate_after = _INF if self.window_started_at is None else self.window_started_at + SNAPSHOT_GRACE_SECONDS
+        self._from_hooks = True
+
+    @property
+    def rate_from_hooks(self) -> bool:
+        """Whether the hooks feed the order rate counter; False when a source (the executions stream) feeds it."""
+        return self._from_hooks
+
+    @rate_from_hooks.setter
+    def rate_from_hooks(self, value: bool) -> None:
+        with self._lock:
+            self._from_hooks = bool(value)
+            started = self.window_started_at
+            self._rate_after = _INF if started is None or not value else started + SNAPSHOT_GRACE_SECONDS
 
     @property
     def clock(self) -> Clock:
@@ -251,8 +267,17 @@ class CapacityTelemetry:
                         events.mark = now - DAY_SECONDS
                 events.last_update = now
                 hw, mark = events.hw, events.mark
-                if txid not in self._seen:
-                    self._first_seen(txid, hw, placed_at)
+                seen = self._seen
+                if txid not in seen:  # a new order (or one in the old generation): the rate counter's placement
+                    if placed_at is None and not self._seen_old and len(seen) < _SEEN_ROTATE_AT:
+                        seen[txid] = hw  # the usual case, written out
+                        if hw >= self._rate_after:
+                            placements = self._placements
+                            placements.append(hw)
+                            if len(placements) >= PENDING_MAX:
+                                self._rate.fold()
+                    else:
+                        self._first_seen(txid, hw, placed_at)
                 if not events.txids.see_open(txid, hw, mark, 0.0 < executed < volume):
                     return  # not a new partial-open: unfilled, already seen partially filled, or already ended
                 events.opens_total += 1
@@ -371,6 +396,7 @@ class CapacityTelemetry:
             with self._lock:
                 self._events.accept(now)
                 stamp = self._events.hw if at is None else at
+                self._rate.fold()
                 late = stamp < self._rate.at
                 if not late:
                     self._rate.report(float(value), stamp)
@@ -415,8 +441,10 @@ class CapacityTelemetry:
                     rate.amended(at, amount)
                 elif kind == "rejected":
                     rate.rejected(at)
-                elif kind == "reported" and at >= rate.at:
-                    rate.report(amount, at)
+                elif kind == "reported":
+                    rate.fold()
+                    if at >= rate.at:
+                        rate.report(amount, at)
         except Exception as exc:
             self._errors.internal_error(exc)
 
@@ -497,8 +525,6 @@ class CapacityTelemetry:
                     events.mark = now - DAY_SECONDS
             events.last_update = now
             hw, mark = events.hw, events.mark
-            if self._seen.pop(txid, None) is None:
-                self._seen_old.pop(txid, None)
             if not events.txids.end(txid, hw, mark) or placed is None:
                 return  # already ended (a terminal order polled twice counts once), or no fill time to record
             duration = closed - placed
@@ -514,24 +540,29 @@ class CapacityTelemetry:
 
     def _first_seen(self, txid: str, hw: float, placed_at: Any) -> None:
         """`txid` is open and not in the young generation of orders seen open (the lock is held): moved up from the
-        old one, or a new order, counted as placed unless it was already open when the telemetry started."""
-        old = self._seen_old.pop(txid, None)
-        if old is not None:
-            self._seen[txid] = old
-            return
-        given = _valid_time(placed_at) and placed_at <= hw + MAX_CLOCK_AHEAD_SECONDS
-        placed = float(placed_at) if given else hw
-        self._seen[txid] = placed
-        if len(self._seen) * 2 >= MAX_SEEN_OPEN:
+        old one, or a new order, counted as placed unless it was already open when the telemetry started (placed
+        before then, or first seen in its first minute without a `placed_at`)."""
+        seen = self._seen
+        if self._seen_old:
+            old = self._seen_old.pop(txid, None)
+            if old is not None:
+                seen[txid] = old
+                return
+        if placed_at is None:
+            seen[txid] = hw
+            if hw >= self._rate_after:
+                self._rate.add(1.0, hw)
+        else:
+            given = _valid_time(placed_at) and placed_at <= hw + MAX_CLOCK_AHEAD_SECONDS
+            placed = float(placed_at) if given else hw
+            seen[txid] = placed
+            started = self.window_started_at
+            if self._from_hooks and started is not None and placed >= started and (given or hw >= self._rate_after):
+                self._rate.add(1.0, placed)
+        if len(seen) * 2 >= MAX_SEEN_OPEN:
             if self._seen_old:
                 self._seen_dropped.append(self._seen_old)
-            self._seen_old, self._seen = self._seen, {}
-        started = self.window_started_at
-        if not self.rate_from_hooks or started is None:
-            return
-        if placed < started or (not given and hw - started < SNAPSHOT_GRACE_SECONDS):
-            return  # open before we started: Kraken counted it then, and it has decayed since (a snapshot order)
-        self._rate.placed(placed)
+            self._seen_old, self._seen = seen, {}
 
     def _ended(self, now: float, txid: str, status: str, vol: Any, vol_exec: Any, context: dict[str, Any],
                placed_at: Any = None) -> None:
@@ -551,11 +582,11 @@ class CapacityTelemetry:
         events = self._events
         with self._lock:
             behind = events.accept(now)
-            seen = self._seen.pop(txid, None)
-            if seen is None:
-                seen = self._seen_old.pop(txid, None)
+            seen = self._seen.get(txid)  # kept: a late open row of an ended order is no new placement
+            if seen is None and self._seen_old:
+                seen = self._seen_old.get(txid)
             first = events.txids.end(txid, events.hw, events.mark)
-            if first and status == "canceled" and self.rate_from_hooks:
+            if first and status == "canceled" and self._from_hooks:
                 placed = placed_at if _valid_time(placed_at) else seen
                 if placed is not None:  # an order whose placing we never saw nor were told: its age is unknown
                     self._rate.cancelled(events.hw, events.hw - placed)
