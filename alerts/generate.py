@@ -329,7 +329,12 @@ def playbook_alerts() -> list[dict[str, Any]]:
         alert("KrakenBotClearToScale",
               f"{BAND} == 0\n"
               f"and on (pair) max_over_time({BAND}[{resume}]) < 2\n"
-              f"and on (pair) max_over_time({BAND}[{duration(t.RESUME_NORMAL_SECONDS + CLEAR_NOTICE_SECONDS)}]) == 2\n",
+              f"and on (pair) max_over_time({BAND}[{duration(t.RESUME_NORMAL_SECONDS + CLEAR_NOTICE_SECONDS)}]) == 2\n"
+              # advise waits while the order rate counter peaked near its threshold or refused an order (issue 18)
+              f"unless on (pair) max by (pair) (krakenbot_order_rate_peak_1d / krakenbot_order_rate_threshold) "
+              f"> {num(t.ORDER_RATE_HIGH_RATIO)}\n"
+              f"unless on (pair) sum by (pair) (increase(krakenbot_order_rate_limited_total[{duration(DAY_SECONDS)}])) "
+              "> 0\n",
               "info", f"{{{{ $labels.pair }}}}: no stop for {resume} and NORMAL now: clear to scale",
               f"The last stop of {{{{ $labels.pair }}}} ended more than {resume} ago and the band is normal "
               "({{ $value }}): the playbook allows scaling again."),
