@@ -57,6 +57,7 @@ CANCELS_24H = "pair:krakenbot_partial_fill_cancel_events:increase24h"
 SLOT_STEPS = "pair:krakenbot_slots:clamp_min_idelta"
 FORECAST = "pair:krakenbot_open_orders_headroom:predict_linear6h"
 RATE = "pair:krakenbot_order_rate_utilization_ratio:max"
+RATE_LIMITED_24H = "pair:krakenbot_order_rate_limited:increase24h"
 RATE_HIGH_RATIO = t.ORDER_RATE_HIGH_RATIO
 RATE_HIGH_FOR = t.ORDER_RATE_HIGH_FOR_SECONDS  # bursts of a minute or two are normal
 RATE_LIMITED_WINDOW = t.ORDER_RATE_LIMITED_WINDOW_SECONDS  # a rejection pages this long, then resolves on its own
@@ -118,6 +119,8 @@ def recording_rules() -> list[dict[str, Any]]:
         {"record": "pair:krakenbot_open_orders_current_per_safe_cap:ratio",
          "expr": "pair:krakenbot_open_orders_current:max_or_sum / pair:krakenbot_open_orders_safe_cap:min"},
         {"record": RATE, "expr": "max by (pair) (krakenbot_order_rate_utilization_ratio)"},
+        {"record": RATE_LIMITED_24H,
+         "expr": f"sum by (pair) (increase(krakenbot_order_rate_limited_total[{duration(DAY_SECONDS)}]))"},
         {"record": "pair:krakenbot_open_orders_drift:max", "expr": "max by (pair) (krakenbot_open_orders_drift)"},
         {"record": "pair:krakenbot_open_orders_drift:min", "expr": "min by (pair) (krakenbot_open_orders_drift)"},
         {"record": "pair:krakenbot_slots:sum", "expr": "sum by (pair) (krakenbot_slots)"},
@@ -333,8 +336,7 @@ def playbook_alerts() -> list[dict[str, Any]]:
               # advise waits while the order rate counter peaked near its threshold or refused an order (issue 18)
               f"unless on (pair) max by (pair) (krakenbot_order_rate_peak_1d / krakenbot_order_rate_threshold) "
               f"> {num(t.ORDER_RATE_HIGH_RATIO)}\n"
-              f"unless on (pair) sum by (pair) (increase(krakenbot_order_rate_limited_total[{duration(DAY_SECONDS)}])) "
-              "> 0\n",
+              f"unless on (pair) {RATE_LIMITED_24H} > 0\n",
               "info", f"{{{{ $labels.pair }}}}: no stop for {resume} and NORMAL now: clear to scale",
               f"The last stop of {{{{ $labels.pair }}}} ended more than {resume} ago and the band is normal "
               "({{ $value }}): the playbook allows scaling again."),
