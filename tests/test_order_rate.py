@@ -250,3 +250,31 @@ def test_the_stream_charges_placements_young_cancels_amends_and_counts_rate_limi
         assert rig.value("krakenbot_order_rate_threshold", pair="XDGUSD") == 180
     finally:
         rig.stop()
+
+
+def test_the_status_block_keeps_the_specs_17_fields_and_adds_the_four_rate_fields_after_them(clock):
+    from exporter.core.capacity import SPEC_FIELDS
+    from exporter.web.status import add_capacity_fill_health
+
+    t = started(clock)
+    t.observe_order_status("A", "open", "13", "0")
+    block = add_capacity_fill_health({}, t)["capacity_fill_health"]
+    assert len(SPEC_FIELDS) == 17 and list(block)[:17] == list(SPEC_FIELDS)
+    rate_fields = ["order_rate_counter", "order_rate_threshold", "order_rate_peak_1d", "order_rate_limited_1d"]
+    assert [k for k in block if k.startswith("order_rate_")] == rate_fields
+    assert (block["order_rate_counter"], block["order_rate_threshold"], block["order_rate_peak_1d"],
+            block["order_rate_limited_1d"]) == (1.0, 60.0, 1.0, 0)
+
+
+def test_without_the_stream_serve_exports_no_rate_counter():
+    from exporter.core.clock import ManualClock
+    from exporter.core.telemetry import CapacityTelemetry
+    from exporter.sources.standalone import StandaloneSource
+
+    class Off:
+        events_known = False
+
+    t = CapacityTelemetry("XDGUSD", clock=ManualClock())
+    t.observe_kraken_count(3)
+    assert StandaloneSource(t, events=Off()).reading().order_rate is None
+    assert StandaloneSource(t, events=None).reading().order_rate is None
