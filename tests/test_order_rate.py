@@ -278,3 +278,32 @@ def test_without_the_stream_serve_exports_no_rate_counter():
     t.observe_kraken_count(3)
     assert StandaloneSource(t, events=Off()).reading().order_rate is None
     assert StandaloneSource(t, events=None).reading().order_rate is None
+
+
+@pytest.mark.integration
+def test_krakens_own_counter_in_the_stream_is_preferred_and_the_difference_exported(kraken_secret):
+    import time
+
+    from exporter.core.clock import SystemClock
+    from tests.conftest import wait_for
+    from tests.stream_rig import StreamRig
+
+    rig = StreamRig(kraken_secret, clock=SystemClock())
+    try:
+        rig.start()
+        telemetry = rig.telemetries["XDGUSD"]
+        t0 = time.time()
+        rig.account.place("XDGUSD", 13, at=t0, live_after=None)  # our estimate: +1
+        rig.account.ratecounter = 30.0
+        txid = rig.account.place("XDGUSD", 13, at=t0, live_after=None)  # its pending_new says 30: Kraken's
+        rig.account.ratecounter = None
+        assert wait_for(lambda: telemetry.reading().order_rate.estimate_error is not None, timeout=10)
+        reading = telemetry.reading(now=t0).order_rate
+        assert reading.counter == pytest.approx(30.0, abs=1e-5)  # (Kraken writes microseconds)
+        assert reading.estimate_error == pytest.approx(30.0 - 2.0)  # ours was 2 (two placements at t0)
+        assert rig.value("krakenbot_order_rate_estimate_error", pair="XDGUSD") == pytest.approx(28.0)
+        rig.account.cancel(txid, at=t0 + 1.0)  # our arithmetic goes on from Kraken's value: 30 - 3.75 + 8
+        assert wait_for(lambda: telemetry.reading(now=t0 + 1.0).order_rate.counter > 31.0, timeout=10)
+        assert telemetry.reading(now=t0 + 1.0).order_rate.counter == pytest.approx(30.0 - 3.75 + 8)
+    finally:
+        rig.stop()

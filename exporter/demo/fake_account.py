@@ -104,6 +104,9 @@ class FakeAccount:
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
         self._exec_ids = itertools.count(1)
+        # Kraken's own order rate counter as rows carry it with `ratecounter: true` (the field name of v1's openOrders;
+        # v2's is not spelled out in Kraken's pages): a test sets a value, and every later row carries it
+        self.ratecounter: float | None = None
 
     # ---- changes -----------------------------------------------------------------------------------------
 
@@ -254,6 +257,8 @@ class FakeAccount:
         return rows, stop
 
     def _emit(self, rows: Rows) -> None:
+        if self.ratecounter is not None:
+            rows = [{**row, "ratecounter": self.ratecounter} for row in rows]
         for listener in list(self._listeners):
             listener(rows)
 
