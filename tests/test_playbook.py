@@ -153,3 +153,21 @@ def test_a_baseline_day_reports_the_rate_counters_peak_at_its_end_and_its_reject
     assert (row["order_rate_peak"], row["order_rate_threshold"], row["order_rate_limited"]) == (90, 180, 2)
     empty = day_report(PairHistory(), 0.0, day, 60.0, FillTimes())
     assert (empty["order_rate_peak"], empty["order_rate_limited"]) == (None, None)
+
+
+def test_the_baseline_table_shows_each_days_rate_peak_against_its_threshold_and_the_refusals():
+    from exporter.core.baseline import pair_report
+    from exporter.rollout.tables import format_baseline
+
+    day = 86400.0
+    times = [float(t) for t in range(300, int(day) + 1, 300)]
+    history = PairHistory(band=[(t, 0.0) for t in times], rate_peak=[(t, 152.0) for t in times],
+                          rate_threshold=[(t, 180.0) for t in times],
+                          rate_limited_total=[(t, 0.0 if t < 50_000 else 3.0) for t in times])
+    report = {"prometheus": "http://prom", "start": 0.0, "end": day,
+              "pairs": {"XDGUSD": pair_report(history, day, 1, [FillTimes()])}}
+    text = format_baseline(report)
+    lines = text.splitlines()
+    assert lines[3].rstrip().endswith("rate peak  rate refused")
+    first, total = lines[5].split(), lines[7].split()
+    assert first[-2:] == ["152/180", "3"] and total[-2:] == ["152/180", "3"]
