@@ -33,17 +33,18 @@ class CapacityExporter:
 
     def __init__(
         self, registry: CollectorRegistry | None = None, clock: Clock | None = None, mode: str = "embedded",
-        tier: str = defaults.KRAKEN_TIER,
+        tier: str | None = defaults.KRAKEN_TIER,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        self.tier = tier_walls(tier).name  # the pairs' default tier: both walls' defaults
+        # the pairs' default tier (both walls' defaults); a scraped bot's tier is the bot's, not known here
+        self.tier: str | None = None if mode == "scrape" or tier is None else tier_walls(tier).name
         self.registry = registry if registry is not None else CollectorRegistry()
         self.clock = clock or SystemClock()
         self.mode = mode
         add_standard_collectors(self.registry)
         Info(f"{PREFIX}_exporter", "The exporter's version and where its data comes from (demo is simulated).",
-             registry=self.registry).info({"version": __version__, "mode": mode, "tier": self.tier})
+             registry=self.registry).info({"version": __version__, "mode": mode, "tier": self.tier or "unknown"})
         self._sources: list[PairSource] = []  # a list: a scraped source learns its pair from the payload
         self._lock = threading.Lock()
         self._headroom: dict[str, HeadroomHistory] = {}  # pair -> its recent headroom, for the forecast
@@ -64,7 +65,8 @@ class CapacityExporter:
         self, pair: str, limit: int | None = None, safety_ratio: float = DEFAULT_SAFETY_RATIO, **options: Any
     ) -> CapacityTelemetry:
         """A telemetry on this exporter's clock, not exported by itself (a wrapper source is)."""
-        options.setdefault("tier", self.tier)
+        if self.tier is not None:
+            options.setdefault("tier", self.tier)
         return CapacityTelemetry(pair, limit, safety_ratio, clock=self.clock, **options)
 
     def add_source(self, source: PairSource) -> None:

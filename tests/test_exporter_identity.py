@@ -14,7 +14,8 @@ from exporter.web.status import status_payload
 def test_exporter_info_and_the_status_payload_name_the_mode(registry, mode):
     exporter = CapacityExporter(registry=registry, mode=mode)
     exporter.add_pair("XDGUSD")
-    assert registry.get_sample_value("krakenbot_exporter_info", {"version": __version__, "mode": mode, "tier": "pro"}) == 1
+    assert registry.get_sample_value("krakenbot_exporter_info", {"version": __version__, "mode": mode,
+                                                                "tier": "unknown" if mode == "scrape" else "pro"}) == 1
     assert status_payload(exporter)["mode"] == mode
 
 
@@ -65,7 +66,8 @@ def test_the_served_metrics_and_status_carry_the_mode(registry):
     server = exporter.serve(port=0)
     try:
         text = requests.get(f"{server.url}/metrics", timeout=5).text
-        assert f'krakenbot_exporter_info{{mode="scrape",version="{__version__}"}} 1.0' in text
+        assert f'krakenbot_exporter_info{{mode="scrape",tier="unknown",version="{__version__}"}} 1.0' in text
+        assert requests.get(f"{server.url}/api/status", timeout=5).json()["kraken_tier"] is None  # the bot's
         assert "process_start_time_seconds " in text
         assert requests.get(f"{server.url}/api/status", timeout=5).json()["mode"] == "scrape"
     finally:
