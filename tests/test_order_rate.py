@@ -307,3 +307,18 @@ def test_krakens_own_counter_in_the_stream_is_preferred_and_the_difference_expor
         assert telemetry.reading(now=t0 + 1.0).order_rate.counter == pytest.approx(30.0 - 3.75 + 8)
     finally:
         rig.stop()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(min_value=0.0, max_value=4_102_444_800.0), st.sampled_from([None, 0, 3, 6]))
+def test_the_streams_fast_timestamp_reading_equals_rfc3339_parsing(t, digits):
+    from datetime import UTC, datetime
+
+    from exporter.core.executions import ExecutionBook, parse_time
+
+    text = datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if digits is not None:  # other precisions take the general path
+        text = text[:20 + digits].rstrip(".") + "Z"
+    book = ExecutionBook(lambda symbol: None)
+    assert book._time(text) == pytest.approx(parse_time(text), abs=1e-6)
+    assert book._time(text + "junk") is None and book._time("2024-13-01T00:00:00.000000Z") is None

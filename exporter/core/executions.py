@@ -49,15 +49,6 @@ _TIMED = frozenset({"pending_new", "new", "amended", *ENDING_EXEC_TYPES})  # exe
 _RATED = frozenset({"pending_new", "new", "amended", "canceled", "expired"})  # exec_types the rate counter reads
 
 
-class RateEvent(NamedTuple):
-    """One event of a pair's order rate counter: `kind` placed|canceled|amended|rejected|reported, at Kraken's
-    time `at`; `amount` is the order's age (canceled, amended) or Kraken's own counter (reported)."""
-
-    pair: str
-    kind: str
-    at: float
-    amount: float = 0.0
-
 # Why a row was skipped (`krakenbot_kraken_stream_bad_rows_total{reason}`); created up front.
 SKIP_REASONS = (
     "not_an_object",      # a row that is not a JSON object
@@ -238,7 +229,9 @@ class ExecutionBook:
         self._latest: str | None = None  # the last event time seen, as Kraken wrote it
         self._symbols: dict[Any, str | None] = {}  # symbol -> label (None: not configured; _IMPLAUSIBLE: no pair)
         self.snapshots = 0
-        self.rate_events: list[RateEvent] = []  # the rate counter's events since the stream last drained them
+        # the rate counter's events since the stream last drained them: pair -> [(kind, at, amount)], in order
+        self.rate_events: dict[str, list[tuple[str, float, float]]] = {}
+        self._minutes: dict[str, float] = {}  # "YYYY-MM-DDTHH:MM" -> its start in Unix seconds (for `_time`)
 
     # ---- reading ------------------------------------------------------------------------------------------
 
@@ -355,7 +348,7 @@ class ExecutionBook:
             if cum is None:
                 return "bad_field"
         state.qty, state.cum, state.status = qty, cum, status
-        if state.pair is not None and (exec_type in _RATED or "ratecounter" in row):
+        if exec_type in _RATED or "ratecounter" in row:
             self._rate(state, exec_type, row)
         if exec_type in _TIMED:
             text = get("timestamp")
@@ -383,32 +376,63 @@ class ExecutionBook:
         return None
 
     def _rate(self, state: OrderState, exec_type: str, row: dict[str, Any]) -> None:
-        """The rate counter's events in one row (before the row's times are recorded in `state`)."""
-        at = parse_time(row.get("timestamp"))
-        if at is None or state.pair is None:
+        """The rate counter's events in one row (before the row's times are recorded in `state`): the time is read
+        only for a row that makes one (a `new` after its `pending_new` makes none)."""
+        pair = state.pair
+        if pair is None:
             return
-        events, pair = self.rate_events, state.pair
         reason = row.get("reason")
         refused = type(reason) is str and RATE_LIMIT_REASON in reason
-        if refused:
-            events.append(RateEvent(pair, "rejected", at))
-        if exec_type == "pending_new":
-            if state._submitted is None:
-                events.append(RateEvent(pair, "placed", at))
-        elif exec_type == "new":
-            if state._submitted is None and state._placed is None:
-                events.append(RateEvent(pair, "placed", at))
-        elif exec_type in ("canceled", "amended") and not refused:
-            since = state.amended_at
-            start = since[-1] if since else (state.submitted_at or state.placed_at)
-            age = _INF if start is None else max(0.0, at - start)  # unknown: as an old order (no penalty)
-            events.append(RateEvent(pair, exec_type, at, age))
         counter = row.get("ratecounter")
+        if exec_type == "pending_new":
+            kind = "placed" if state._submitted is None else None
+        elif exec_type == "new":
+            kind = "placed" if state._submitted is None and state._placed is None else None
+        elif exec_type in ("canceled", "amended") and not refused:
+            kind = exec_type
+        else:
+            kind = None
+        if kind is None and not refused and counter is None:
+            return
+        at = self._time(row.get("timestamp"))
+        if at is None:
+            return
+        events = self.rate_events.get(pair)
+        if events is None:
+            events = self.rate_events[pair] = []
+        if refused:
+            events.append(("rejected", at, 0.0))
+        if kind == "placed":
+            events.append(("placed", at, 0.0))
+        elif kind is not None:
+            amends = state._amended
+            start = self._time(amends[-1]) if amends else (
+                self._time(state._submitted) if state._submitted is not None else state.placed_at)
+            age = _INF if start is None else max(0.0, at - start)  # unknown: as an old order (no penalty)
+            events.append((kind, at, age))
         if isinstance(counter, (int, float)) and not isinstance(counter, bool) and 0.0 <= counter < 1e9:
-            events.append(RateEvent(pair, "reported", at, float(counter)))
+            events.append(("reported", at, float(counter)))
 
-    def take_rate_events(self) -> list[RateEvent]:
-        events, self.rate_events = self.rate_events, []
+    def _time(self, text: Any) -> float | None:
+        """`parse_time`, fast for Kraken's own form (`2024-05-18T12:58:40.165132Z`): each minute's start is cached."""
+        if type(text) is str and len(text) == 27 and text[26] == "Z":
+            minute = self._minutes.get(text[:16])
+            if minute is None:
+                minute = parse_time(text[:16] + ":00Z")
+                if minute is None or text[16] != ":":
+                    return parse_time(text)
+                if len(self._minutes) >= 64:
+                    self._minutes.clear()
+                self._minutes[text[:16]] = minute
+            try:
+                seconds = float(text[17:26])
+            except ValueError:
+                return None
+            return minute + seconds if 0.0 <= seconds < 61.0 else parse_time(text)
+        return parse_time(text)
+
+    def take_rate_events(self) -> dict[str, list[tuple[str, float, float]]]:
+        events, self.rate_events = self.rate_events, {}
         return events
 
     def _trade_without_cum(self, state: OrderState, row: dict[str, Any]) -> float | None:

@@ -25,7 +25,7 @@ import logging
 import math
 import threading
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from . import logtext
@@ -47,7 +47,7 @@ from .inputs import (
     check_volume,
 )
 from .kraken_count import KrakenCount, count_rows
-from .order_rate import PENDING_MAX, RATE_LIMIT_REASON, RateCounter, RateReading
+from .order_rate import PENDING_MAX, PLACE_COST, RATE_LIMIT_REASON, RateCounter, RateReading, amend_cost, cancel_cost
 from .order_rate import tier as tier_walls
 from .pairs import PairNames
 from .reading import PairReading
@@ -423,28 +423,32 @@ class CapacityTelemetry:
         except Exception as exc:
             self._errors.internal_error(exc)
 
-    def observe_rate_event(self, kind: str, at: float, amount: float = 0.0) -> None:
-        """A source's order event (the executions stream, on Kraken's clock `at`): `placed`, `canceled` and
-        `amended` (`amount`: the order's age in seconds), `rejected` (a rate-limit refusal), `reported` (`amount`:
-        Kraken's own counter). Events dated before the last are applied at the last one's time."""
+    def observe_rate_events(self, events: Iterable[tuple[str, float, float]]) -> None:
+        """A source's order events (the executions stream, on Kraken's clock), in order, as (kind, at, amount):
+        `placed`, `canceled` and `amended` (`amount`: the order's age in seconds), `rejected` (a rate-limit
+        refusal), `reported` (`amount`: Kraken's own counter). Events dated before the last are applied at the last
+        one's time. One lock for the whole batch."""
         try:
-            if not (0.0 < at < _INF and 0.0 <= amount <= _INF):  # (an age may be infinite: unknown, as an old order)
-                return self._errors.reject(self._now(), "invalid_rate_counter", "is not a finite time and amount",
-                                           "rate_event", (kind, at, amount))
-            rate = self._rate
+            rate, bad = self._rate, None
             with self._lock:
-                if kind == "placed":
-                    rate.placed(at)
-                elif kind == "canceled":
-                    rate.cancelled(at, amount)
-                elif kind == "amended":
-                    rate.amended(at, amount)
-                elif kind == "rejected":
-                    rate.rejected(at)
-                elif kind == "reported":
-                    rate.fold()
-                    if at >= rate.at:
-                        rate.report(amount, at)
+                for kind, at, amount in events:
+                    if not (0.0 < at < _INF and 0.0 <= amount <= _INF):  # (an age may be infinite: unknown, as old)
+                        bad = (kind, at, amount)
+                    elif kind == "placed":
+                        rate.add(PLACE_COST, at)
+                    elif kind == "canceled":
+                        rate.add(cancel_cost(amount), at)
+                    elif kind == "amended":
+                        rate.add(amend_cost(amount), at)
+                    elif kind == "rejected":
+                        rate.rejected(at)
+                    elif kind == "reported":
+                        rate.fold()
+                        if at >= rate.at:
+                            rate.report(amount, at)
+            if bad is not None:
+                self._errors.reject(self._now(), "invalid_rate_counter", "is not a finite time and amount",
+                                    "rate_event", bad)
         except Exception as exc:
             self._errors.internal_error(exc)
 

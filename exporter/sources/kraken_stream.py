@@ -401,11 +401,11 @@ class KrakenStream:
         return False
 
     def _apply_rate(self) -> None:
-        """The order rate counter's events, to each pair's telemetry."""
-        for event in self.book.take_rate_events():
-            telemetry = self.telemetries.get(event.pair)
+        """The order rate counter's events, to each pair's telemetry (one batch per pair)."""
+        for pair, events in self.book.take_rate_events().items():
+            telemetry = self.telemetries.get(pair)
             if telemetry is not None:
-                telemetry.observe_rate_event(event.kind, event.at, event.amount)
+                telemetry.observe_rate_events(events)
 
     def _count_skipped(self, skipped: Mapping[str, int]) -> None:
         for reason, n in skipped.items():
