@@ -322,3 +322,16 @@ def test_the_streams_fast_timestamp_reading_equals_rfc3339_parsing(t, digits):
     book = ExecutionBook(lambda symbol: None)
     assert book._time(text) == pytest.approx(parse_time(text), abs=1e-6)
     assert book._time(text + "junk") is None and book._time("2024-13-01T00:00:00.000000Z") is None
+
+
+def test_an_order_first_seen_partly_filled_is_placed_once_and_a_late_open_row_after_its_end_adds_nothing(clock):
+    t = started(clock)
+    t.observe_order_status("P", "open", "13", "4")  # first seen partly filled: +1
+    t.observe_order_status("P", "open", "13", "5")
+    t.observe_order_status("U", "open", "13", "0")  # +1
+    t.observe_order_status("U", "canceled", "13", "0", placed_at=clock.now() - 100)  # 100 s old: +1
+    t.observe_order_status("U", "open", "13", "0")  # a late row: nothing
+    t.observe_order_status("F", "open", "13", "0")  # +1
+    t.observe_order_status("F", "closed", "13", "13", placed_at=clock.now() - 1)
+    t.observe_order_status("F", "open", "13", "0")  # a late row after its fill: nothing
+    assert rate(t).counter == pytest.approx(4.0)

@@ -267,19 +267,30 @@ class CapacityTelemetry:
                         events.mark = now - DAY_SECONDS
                 events.last_update = now
                 hw, mark = events.hw, events.mark
-                seen = self._seen
-                if txid not in seen:  # a new order (or one in the old generation): the rate counter's placement
-                    if placed_at is None and not self._seen_old and len(seen) < _SEEN_ROTATE_AT:
-                        seen[txid] = hw  # the usual case, written out
+                partial = 0.0 < executed < volume
+                if not partial:  # the common poll: a new order is seen open here first (the rate counter's +1)
+                    seen = self._seen
+                    if txid not in seen:
+                        if placed_at is None and not self._seen_old and len(seen) < _SEEN_ROTATE_AT:
+                            seen[txid] = hw  # the usual case, written out
+                            if hw >= self._rate_after:
+                                placements = self._placements
+                                placements.append(hw)
+                                if len(placements) >= PENDING_MAX:
+                                    self._rate.fold()
+                        else:
+                            self._first_seen(txid, hw, placed_at, True)
+                if not events.txids.see_open(txid, hw, mark, partial):
+                    return  # not a new partial-open: unfilled, already seen partially filled, or already ended
+                if txid not in self._seen:  # first seen already partly filled: a new order too (the txid table
+                    if placed_at is None and not self._seen_old:  # remembers it from here on, not `_seen`)
                         if hw >= self._rate_after:
                             placements = self._placements
                             placements.append(hw)
                             if len(placements) >= PENDING_MAX:
                                 self._rate.fold()
                     else:
-                        self._first_seen(txid, hw, placed_at)
-                if not events.txids.see_open(txid, hw, mark, 0.0 < executed < volume):
-                    return  # not a new partial-open: unfilled, already seen partially filled, or already ended
+                        self._first_seen(txid, hw, placed_at, False)
                 events.opens_total += 1
                 out = events.partial_open.append(hw)
                 if out is not None and out >= mark:
@@ -542,16 +553,19 @@ class CapacityTelemetry:
         finally:
             lock.release()
 
-    def _first_seen(self, txid: str, hw: float, placed_at: Any) -> None:
+    def _first_seen(self, txid: str, hw: float, placed_at: Any, remember: bool) -> None:
         """`txid` is open and not in the young generation of orders seen open (the lock is held): moved up from the
         old one, or a new order, counted as placed unless it was already open when the telemetry started (placed
-        before then, or first seen in its first minute without a `placed_at`)."""
+        before then, or first seen in its first minute without a `placed_at`). `remember` False: an order seen
+        partly filled, which the txid table remembers instead."""
         seen = self._seen
         if self._seen_old:
             old = self._seen_old.pop(txid, None)
             if old is not None:
                 seen[txid] = old
                 return
+        if not remember:
+            seen = {}  # (written to and forgotten)
         if placed_at is None:
             seen[txid] = hw
             if hw >= self._rate_after:
