@@ -335,3 +335,31 @@ def test_an_order_first_seen_partly_filled_is_placed_once_and_a_late_open_row_af
     t.observe_order_status("F", "closed", "13", "13", placed_at=clock.now() - 1)
     t.observe_order_status("F", "open", "13", "0")  # a late row after its fill: nothing
     assert rate(t).counter == pytest.approx(4.0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.floats(0, 30), st.floats(0, 4000), st.floats(20_000, 100_000)),
+                          st.sampled_from(["cancel", "add", "reject", "read"]), st.floats(0, 20)), max_size=80))
+def test_the_24h_peak_and_rejections_equal_a_naive_scan_of_every_event(steps):
+    from exporter.core.order_rate import BUCKET_SECONDS
+
+    counter = RateCounter(tier("starter"))
+    seen: list[tuple[float, float, int]] = []  # (bucket start, value after the event, rejections)
+    t = START
+    for gap, kind, age in steps:
+        t += gap
+        if kind == "cancel":
+            counter.cancelled(t, age)
+        elif kind == "add":
+            counter.placed(t)
+        elif kind == "reject":
+            counter.rejected(t)
+        at = max(t, counter.at)
+        bucket = at - at % BUCKET_SECONDS
+        if kind != "read":
+            seen.append((bucket, counter.value if kind != "reject" else 0.0, int(kind == "reject")))
+        now = t + gap / 2
+        in_day = [s for s in seen if s[0] + BUCKET_SECONDS > now - DAY_SECONDS]
+        reading = counter.reading(now, prune=kind == "read")
+        assert reading.peak_1d == pytest.approx(max([counter.value_at(now)] + [v for _, v, _ in in_day]), abs=1e-9)
+        assert reading.limited_1d == sum(r for _, _, r in in_day)

@@ -100,8 +100,8 @@ class RateReading(NamedTuple):
 class RateCounter:
     """One pair's order rate counter. Not locked: the owner (a telemetry) holds its lock around every call."""
 
-    __slots__ = ("_bucket_end", "_buckets", "_current", "at", "decay", "estimate_error", "limited_total", "pending",
-                 "threshold", "tier_name", "value")
+    __slots__ = ("_bucket_end", "_buckets", "_closed_rejections", "_current", "_peaks", "at", "decay",
+                 "estimate_error", "limited_total", "pending", "threshold", "tier_name", "value")
 
     def __init__(self, walls: Tier) -> None:
         self.threshold = walls.rate_threshold
@@ -111,9 +111,11 @@ class RateCounter:
         self.at = -math.inf  # the time of `value` (the latest event applied)
         self.limited_total = 0
         self.estimate_error: float | None = None
-        self._buckets: deque[list[float]] = deque()  # [bucket start, peak, rejections], oldest first
-        self._current: list[float] = [0.0, 0.0, 0.0]  # the newest bucket (not yet in `_buckets` until it is used)
-        self._bucket_end = -math.inf  # events before this go into `_current`
+        self._buckets: deque[list[float]] = deque()  # closed buckets [start, peak, rejections], oldest first
+        self._closed_rejections = 0  # the rejections in `_buckets`
+        self._peaks: deque[tuple[float, float]] = deque()  # closed buckets' (start, peak), the peaks decreasing
+        self._current: list[float] = [0.0, 0.0, 0.0]  # the newest bucket, open
+        self._bucket_end = -math.inf  # events before this go into `_current` (-inf: there is none yet)
         # placements not applied yet, in order (a hook appends, cheaply; every other call applies them first; the
         # appender applies them itself at PENDING_MAX, so the list stays bounded without any reader)
         self.pending: list[float] = []
@@ -181,26 +183,53 @@ class RateCounter:
             return self.value
         return max(0.0, self.value - self.decay * (now - self.at))
 
-    def reading(self, now: float) -> RateReading:
+    def reading(self, now: float, prune: bool = False) -> RateReading:
+        """The counter at `now`, its 24h peak and rejections (a bucket reaching into the day counts whole). O(1)
+        amortized: `prune` (a read at the owner's clock, never a caller's other time) lets go of what left the day."""
         self.fold()
         start = now - DAY_SECONDS
-        peak, limited = self.value_at(now), 0
-        for bucket_start, bucket_peak, rejections in self._buckets:
-            if bucket_start + BUCKET_SECONDS > start:  # a bucket reaching into the day counts whole
+        if prune:
+            self._prune(start)
+        value = self.value_at(now)
+        peak, limited = value, self._closed_rejections
+        for bucket_start, _, rejections in self._buckets:  # those that left the day before `now`, not yet let go
+            if bucket_start + BUCKET_SECONDS > start:
+                break
+            limited -= int(rejections)
+        for bucket_start, bucket_peak in self._peaks:  # the first in the day is the day's highest closed bucket
+            if bucket_start + BUCKET_SECONDS > start:
                 peak = max(peak, bucket_peak)
-                limited += int(rejections)
-        return RateReading(self.value_at(now), self.threshold, peak, limited, self.limited_total,
-                           self.estimate_error, self.tier_name)
+                break
+        current = self._current
+        if self._bucket_end > -math.inf and current[0] + BUCKET_SECONDS > start:
+            peak = max(peak, current[1])
+            limited += int(current[2])
+        return RateReading(value, self.threshold, peak, limited, self.limited_total, self.estimate_error,
+                           self.tier_name)
 
     def _bucket(self, at: float) -> list[float]:
-        """The bucket of `at` (not before the newest): a new one when `at` is past the newest's end."""
+        """The bucket of `at` (not before the newest): a new one when `at` is past the newest's end, the newest
+        closed then."""
         if at < self._bucket_end:
             return self._current
-        buckets = self._buckets
         start = at - at % BUCKET_SECONDS if math.isfinite(at) else 0.0
+        if self._bucket_end > -math.inf:
+            closed = self._current
+            self._buckets.append(closed)
+            self._closed_rejections += int(closed[2])
+            peaks = self._peaks
+            while peaks and peaks[-1][1] <= closed[1]:
+                peaks.pop()
+            peaks.append((closed[0], closed[1]))
         self._current = [start, 0.0, 0.0]
         self._bucket_end = start + BUCKET_SECONDS
-        buckets.append(self._current)
-        while buckets[0][0] + BUCKET_SECONDS + DAY_SECONDS < start:
-            buckets.popleft()
+        self._prune(start - DAY_SECONDS)
         return self._current
+
+    def _prune(self, horizon: float) -> None:
+        """Let go of the closed buckets that end at or before `horizon`."""
+        buckets, peaks = self._buckets, self._peaks
+        while buckets and buckets[0][0] + BUCKET_SECONDS <= horizon:
+            self._closed_rejections -= int(buckets.popleft()[2])
+        while peaks and peaks[0][0] + BUCKET_SECONDS <= horizon:
+            peaks.popleft()

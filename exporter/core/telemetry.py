@@ -661,7 +661,7 @@ class CapacityTelemetry:
                 counts = events.totals(self._errors.copy(), self.window_started_at)
                 kraken_at, last_update, slots = kraken.at, events.last_update, self._slots
                 dropped, mark = events.txids.take_dropped(), events.mark
-                rate = self._rate.reading(now)
+                rate = self._rate.reading(now, prune=now == clock_now)
                 seen_dropped, self._seen_dropped = self._seen_dropped, []
             break
         seen_dropped.clear()  # freed here, outside the lock
