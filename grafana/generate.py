@@ -221,7 +221,8 @@ def forecast_stat() -> stat.Panel:
     return (stat.Panel().reduce_options(last_value()).title("Time to the stop band").description(
         "The exporter's forecast: when the headroom reaches the stop edge at the least-squares trend of the last "
         f"{t.FORECAST_TREND_SECONDS / 3600:g}h (the same estimate as predict_linear). Red within "
-        f"{t.FORECAST_HORIZON_SECONDS / 3600:g}h; no value while the headroom is not falling.")
+        f"{t.FORECAST_HORIZON_SECONDS / 3600:g}h; 0 once the headroom is in the stop band; no value while it is above "
+        "the band and not falling, or the pair is blind.")
         .datasource(DATASOURCE)
         .with_target(query(f"min by (pair) (krakenbot_forecast_seconds_to_stop_band{{{RAW}}})", "A", instant=True))
         .unit("s").thresholds(thresholds((None, RED), (t.FORECAST_HORIZON_SECONDS, GREEN)))
@@ -290,7 +291,7 @@ def band_history() -> statetimeline.Panel:
 
 
 def firing_alerts() -> table.Panel:
-    return (table.Panel().title("Firing alerts").description("KrakenBot alerts firing now (see the README's playbook).")
+    return (table.Panel().title("Firing alerts").description("KrakenBot alerts firing now (runbooks: the exporter's /runbooks).")
         .datasource(DATASOURCE)
         .with_target(query(f'ALERTS{{alertstate="firing", alertname=~"KrakenBot.*", {PAIR}}}', "A",
                            legend="{{alertname}}", instant=True, fmt=PromQueryFormat.TABLE))

@@ -2,7 +2,7 @@
 
     python scripts/card_screenshot.py docs/card.png
 
-Makes the README's screenshot; needs `chromium` (Debian) and `playwright` (PyPI, no browser download).
+Makes the card's screenshot (docs/card.png); needs `chromium` (Debian) and `playwright` (PyPI, no browser download).
 """
 
 import sys

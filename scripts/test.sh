@@ -28,6 +28,6 @@ sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNA
 fi
 
 "$PY" -m pip install --quiet --disable-pip-version-check -e '.[test]'
-"$PY" -m ruff check exporter tests bench grafana scripts alerts
+"$PY" -m ruff check exporter tests bench grafana scripts alerts docs
 "$PY" -m mypy exporter
 exec "$PY" -m pytest "$@"

@@ -95,5 +95,5 @@ def make_pki(directory: Path, server_name: str = "server", ca_name: str = "test 
 
 
 def bcrypt_hash(password: str, cost: int = 4) -> str:
-    """A bcrypt hash; cost 4 keeps tests fast (the README tells operators to use the default, 12)."""
+    """A bcrypt hash; cost 4 keeps tests fast (the docs tell operators to use the default, 12)."""
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=cost)).decode()

@@ -245,7 +245,7 @@ def _json_points(points: list[tuple[float, float | None]]) -> str:
     return f'"values":{values},"timestamps":{stamps}'
 
 
-if __name__ == "__main__":  # python3 -m tests.rollout_week week.om [END]: the week the README's examples ran on
+if __name__ == "__main__":  # python3 -m tests.rollout_week week.om [END]: the week docs/rollout.md's examples ran on
     import sys
     import time
 

@@ -29,9 +29,10 @@ PAIRS = ("XDGUSD", "XBTUSD")
 class StreamRig:
     def __init__(self, secret: str, *, permissions: frozenset[str] = READ_ONLY_PERMISSIONS, silence: float = 5.0,
                  max_backoff: float = 0.3, poll_interval: float = 0.2, heartbeat: float = 0.1,
-                 clock: Clock | None = None, stale_after: float = 30.0) -> None:
+                 clock: Clock | None = None, stale_after: float = 30.0,
+                 rest_counter: tuple[float, float] | None = None, rest_pace: float = 0.05) -> None:
         self.account = FakeAccount()
-        self.fake = FakeKraken(KEY, secret, account=self.account, permissions=permissions)
+        self.fake = FakeKraken(KEY, secret, account=self.account, permissions=permissions, rest_counter=rest_counter)
         url = self.fake.start()
         self.server = FakeKrakenStream(self.account, self.fake.tokens, heartbeat_seconds=heartbeat)
         ws_url = self.server.start()
@@ -47,7 +48,7 @@ class StreamRig:
         self.source_metrics = KrakenSourceMetrics(self.registry)
         self.stream = KrakenStream(self.client, list(self.telemetries.values()), StreamMetrics(self.registry),
                                    self.source_metrics, url=ws_url, silence=silence, max_backoff=max_backoff,
-                                   rng=random.Random(7), rest_pace=0.05)
+                                   rng=random.Random(7), rest_pace=rest_pace)
         for telemetry in self.telemetries.values():
             self.exporter.add_source(StandaloneSource(telemetry, events=self.stream))
         self.poller = KrakenOpenOrdersPoller(self.client, list(self.telemetries.values()), self.source_metrics,

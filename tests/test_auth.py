@@ -3,6 +3,7 @@ check that cannot start gets. bcrypt is counted by a spy around the real `bcrypt
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -91,25 +92,38 @@ def test_no_password_is_kept_in_plain_form(config):
     assert PASSWORD not in kept and b"a wrong one" not in kept and len(kept) == 2 * 32  # two HMAC-SHA256 digests
 
 
-@pytest.mark.integration
-def test_a_check_that_cannot_start_at_once_is_answered_429_at_once_while_cached_scrapes_pass(exporter, tmp_path,
-                                                                                               monkeypatch):
+@pytest.fixture
+def alice_server(exporter, tmp_path):
+    """A server whose one user, alice, has the password `right`: its /livez URL."""
     path = tmp_path / "web.yml"
     path.write_text(f"basic_auth_users:\n  alice: {bcrypt_hash('right')}\n")
     server = start_server(create_app(exporter, WebConfigFile(path)))
-    url = server.url + "/livez"
+    yield server.url + "/livez"
+    server.stop()
+
+
+def hold_checks(monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """From now on every bcrypt check waits for `release` (set) once it has said it started: (release, started)."""
     release, started = threading.Event(), threading.Event()
     real = auth.bcrypt.checkpw
 
-    def slow(password: bytes, hashed: bytes) -> bool:
+    def held(password: bytes, hashed: bytes) -> bool:
         started.set()
-        release.wait(30)
+        release.wait(60)
         return real(password, hashed)
 
+    monkeypatch.setattr(auth.bcrypt, "checkpw", held)
+    return release, started
+
+
+@pytest.mark.integration
+def test_a_check_that_cannot_start_at_once_is_answered_429_at_once_while_cached_scrapes_pass(alice_server,
+                                                                                               monkeypatch):
+    url = alice_server
+    assert requests.get(url, auth=("alice", "right"), timeout=10).status_code == 200  # cached from here on
+    release, started = hold_checks(monkeypatch)
+    held = threading.Thread(target=requests.get, args=(url,), kwargs={"auth": ("alice", "guess"), "timeout": 60})
     try:
-        assert requests.get(url, auth=("alice", "right"), timeout=10).status_code == 200  # cached from here on
-        monkeypatch.setattr(auth.bcrypt, "checkpw", slow)
-        held = threading.Thread(target=requests.get, args=(url,), kwargs={"auth": ("alice", "guess"), "timeout": 30})
         held.start()
         assert started.wait(10)  # the one check allowed is running
         begin = time.monotonic()
@@ -122,7 +136,33 @@ def test_a_check_that_cannot_start_at_once_is_answered_429_at_once_while_cached_
         assert wait_for(lambda: requests.get(url, auth=("nobody", "another guess"), timeout=10).status_code == 401)
     finally:
         release.set()
-        server.stop()
+
+
+@pytest.mark.integration
+def test_cached_scrapes_are_answered_while_64_wrong_passwords_wait_on_checks_that_never_end(alice_server,
+                                                                                          monkeypatch):
+    """Every check is held until the end: a cached scrape that queued behind checks (as on the shared worker pool
+    before issue 16) would wait until they are released and time out here; it must not need them at all."""
+    url = alice_server
+
+    def guess(n: int) -> None:
+        with contextlib.suppress(requests.RequestException):
+            requests.get(url, auth=(f"user{n % 4}", f"guess {n}"), timeout=60)
+
+    assert requests.get(url, auth=("alice", "right"), timeout=10).status_code == 200  # cached from here on
+    release, started = hold_checks(monkeypatch)
+    guessers = [threading.Thread(target=guess, args=(n,)) for n in range(64)]
+    try:
+        for thread in guessers:
+            thread.start()
+        assert started.wait(10)  # a check is running and will not end until released
+        answers = [requests.get(url, auth=("alice", "right"), timeout=5).status_code for _ in range(20)]
+        assert not release.is_set() and any(thread.is_alive() for thread in guessers)  # still held meanwhile
+        assert answers == [200] * 20
+    finally:
+        release.set()
+        for thread in guessers:
+            thread.join(timeout=60)
 
 
 @pytest.mark.integration

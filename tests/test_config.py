@@ -10,7 +10,7 @@ from pathlib import Path
 from exporter.config import SETTINGS, Config, _show, load_config
 
 BY_NAME = {s.name: s for s in SETTINGS}
-README = (Path(__file__).parent.parent / "README.md").read_text()
+CONFIGURATION = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
 
 
 def default_of(function, parameter: str):
@@ -60,9 +60,8 @@ def test_the_sources_and_the_http_edge_default_to_the_table():
     assert f"(default {demo_stale:g})" in BY_NAME["kraken_stale_after"].help["demo"]
 
 
-def test_the_readme_configuration_table_shows_each_fixed_default_as_the_table_has_it():
-    start = README.index("## Configuration")
-    table = README[start:README.find("\n## ", start + 1)]
+def test_the_docs_configuration_table_shows_each_fixed_default_as_the_table_has_it():
+    table = CONFIGURATION
     rows = dict(re.findall(r"^\| `(--[a-z-]+)` \| `[A-Z_]+` \| ([^|]+) \|", table, flags=re.M))
     for setting in SETTINGS:
         shown = rows[setting.flag].strip()

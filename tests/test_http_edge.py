@@ -1,7 +1,7 @@
 """The HTTP edge under load and abuse, on 127.0.0.1: many clients, idle and slow connections, slowloris, garbage.
 
 Every loop is bounded; waits poll with generous limits; nothing here asserts a duration. The figures printed
-(`-s` shows them) are what the README's "The HTTP edge" reports.
+(`-s` shows them) are what docs/security.md's "The HTTP edge" reports.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from exporter.core.telemetry import CANARY_MARKER, CapacityTelemetry
 from exporter.core.windows import DAY_SECONDS, RollingEventWindow, RollingValueWindow
 from tests.naive_model import NaiveTelemetry
 
-SEQUENCES = 10_000  # hook sequences generated per run of the telemetry property (the README quotes this)
+SEQUENCES = 10_000  # hook sequences generated per run of the telemetry property (docs/reliability.md quotes this)
 WINDOW_CASES = 2_000
 CAP = 4  # a tiny window cap, so overflow happens
 STALE, THRESHOLD, PERSIST = 120.0, 3, 600.0

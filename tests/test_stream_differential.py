@@ -99,7 +99,7 @@ def script(seed: int, orders: int, transient: bool) -> list[Lifecycle]:
         if life.ends is None:
             life.end_at = None
         # the one thing a disconnect truly costs: a partial fill that starts and is filled while the stream is
-        # away is not seen (REST tells only the end). Scripted elsewhere, not here; docs/kraken-stream.md says so.
+        # away is not seen (REST tells only the end). Scripted elsewhere, not here; docs/modes.md says so.
         if life.ends == "filled" and life.in_window(life.partial_at) and life.in_window(life.end_at):
             continue
         out.append(life)

@@ -23,7 +23,7 @@ from tests.harness import Prometheus
 pytestmark = pytest.mark.integration
 
 PASSWORD = "correct horse battery staple"
-ENDPOINTS = ["/metrics", "/api/status", "/healthz", "/livez", "/", "/card", "/no/such/route"]
+ENDPOINTS = ["/metrics", "/api/status", "/healthz", "/livez", "/", "/card", "/runbooks", "/no/such/route"]
 
 
 @pytest.fixture(scope="module")

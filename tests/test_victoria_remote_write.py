@@ -2,7 +2,7 @@
 VictoriaMetrics behind TLS and basic auth (the remote_write block `prometheus.yml` documents). Then, at one moment:
 the exporter's series, the recorded series and ALERTS are in VictoriaMetrics with Prometheus' values; every
 recording rule, every alert expression and every dashboard query answers the same from both (the few that differ,
-and why, are listed here and in the README); vmalert accepts the rule file but for one field; and `baseline` and
+and why, are listed here and in docs/rollout.md); vmalert accepts the rule file but for one field; and `baseline` and
 `advise` read the same from both."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ RULES = yaml.safe_load((ROOT / "alerts" / "rules.yml").read_text())
 DASHBOARD = json.loads((ROOT / "grafana" / "dashboards" / "capacity-fill-health.json").read_text())
 USER, PASSWORD = "prometheus", "rw-Kk19-never-shown"
 
-# Expressions whose answer differs by design, with the reason (the README's "Other stores" says the same):
+# Expressions whose answer differs by design, with the reason (docs/rollout.md's "Other stores" says the same):
 # increase() and rate() in VictoriaMetrics do not extrapolate to the window's edges as Prometheus does; they take
 # the last sample before the window as the base, so one event counts exactly 1 where Prometheus says 1.0x.
 NOT_EXTRAPOLATED = "increase()/rate() without Prometheus' extrapolation"
@@ -251,9 +251,9 @@ def test_prometheus_yml_shows_remote_write_to_victoriametrics_and_mimir_and_prom
         assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_the_readme_shows_the_same_remote_write_entries_as_prometheus_yml():
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### Other stores: VictoriaMetrics, Mimir"):]
+def test_the_docs_show_the_same_remote_write_entries_as_prometheus_yml():
+    rollout = (ROOT / "docs" / "rollout.md").read_text()
+    section = rollout[rollout.index("## Other stores: VictoriaMetrics, Mimir"):]
     block = section[section.index("```yaml\n") + 8:section.index("```", section.index("```yaml\n") + 8)]
     examples = remote_write_examples()
     assert yaml.safe_load(block)["remote_write"] == [examples["VictoriaMetrics"], examples["Mimir"]]

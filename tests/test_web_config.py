@@ -252,13 +252,13 @@ def test_the_dummy_hash_is_kept_while_the_highest_cost_is_unchanged(tmp_path):
     assert higher.dummy_hash != first.dummy_hash and higher.dummy_hash.startswith(b"$2b$06$")
 
 
-def test_the_readme_web_config_and_prometheus_job_are_the_ones_tested(tmp_path, pki):
+def test_the_docs_web_config_and_prometheus_job_are_the_ones_tested(tmp_path, pki):
     import re
 
     import yaml
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme.split("### TLS and basic auth", 1)[1].split("\n## ", 1)[0]
+    security = (Path(__file__).resolve().parent.parent / "docs" / "security.md").read_text()
+    section = security.split("## TLS and basic auth", 1)[1]
     web_text, job_text = re.findall(r"```yaml\n(.*?)```", section, flags=re.S)[:2]
     for name, path in (("exporter.crt", pki.server_cert), ("exporter.key", pki.server_key), ("clients-ca.crt", pki.ca)):
         web_text = web_text.replace(name, str(path))

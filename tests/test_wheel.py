@@ -43,6 +43,7 @@ def test_the_wheel_ships_every_subpackage_and_the_card(installed):
     for package in ("core", "sources", "web", "demo"):
         assert f"exporter/{package}/__init__.py" in names
     assert "exporter/web/card.html" in names
+    assert "exporter/web/runbooks.md" in names  # served at /runbooks
 
 
 def test_the_installed_command_prints_its_version(installed, tmp_path):
@@ -71,6 +72,8 @@ def test_the_installed_demo_serves_api_status(installed, tmp_path):
         assert payload["capacity_fill_health"]["open_order_limit_configured"] == 225
         card = requests.get(f"http://127.0.0.1:{port}/", timeout=5)
         assert card.status_code == 200 and b"Capacity" in card.content
+        runbooks = requests.get(f"http://127.0.0.1:{port}/runbooks", timeout=5)
+        assert runbooks.status_code == 200 and b'id="krakenbotstopband"' in runbooks.content
     finally:
         proc.terminate()
         proc.communicate(timeout=15)

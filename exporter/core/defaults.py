@@ -1,6 +1,6 @@
 """The default of every setting that is a plain value, in one place.
 
-`config.SETTINGS` (flags, environment, `--help`, the README's Configuration table) takes its defaults from here,
+`config.SETTINGS` (flags, environment, `--help`, docs/configuration.md) takes its defaults from here,
 and so do the constructors that run without a `Config`: the Kraken poller and client, the status scraper, the
 HTTP edge, the demo. The limit and the safety ratio live with the other thresholds (`thresholds.py`).
 """

@@ -135,6 +135,7 @@ class Applied(NamedTuple):
     contradictions: list[str]  # snapshot only: order_ids whose listed state contradicts what we know
 
 
+_observation = tuple.__new__  # Observation(*fields) without its Python-level __new__ (all eight fields given)
 _IMPLAUSIBLE = "\x00not a pair"  # what `_pair_of` says of a symbol that cannot be a pair name
 _NOTHING_SKIPPED: Counter[str] = Counter()  # shared and never written: an update without a bad row allocates none
 _NONE: list[str] = []  # (updates have no missing orders or contradictions; never written)
@@ -158,7 +159,7 @@ def _quantity(value: Any) -> float | None:
     if type(value) not in _NUMBER:
         return None
     number = float(value)
-    return number if 0.0 <= number < float("inf") else None
+    return number if 0.0 <= number < _INF else None
 
 
 class _RecentIds:
@@ -280,14 +281,21 @@ class ExecutionBook:
     def apply_update(self, rows: Any) -> Applied:
         """An `update` message's `data`: each row one event of one order, in Kraken's order."""
         out: list[Observation] = []
-        skipped: Counter[str] = _NOTHING_SKIPPED
-        for row in rows if type(rows) is list else ():
-            reason = self._update(row, out)
+        skipped = self.update(rows if type(rows) is list else [], out)
+        return Applied(out, _NOTHING_SKIPPED if skipped is None else skipped, _NONE, _NONE)
+
+    def update(self, rows: list[Any], out: list[Observation]) -> Counter[str] | None:
+        """`apply_update` for the stream's hot path: observations added to `out`, the skipped rows by reason (None
+        when none was)."""
+        skipped: Counter[str] | None = None
+        update = self._update
+        for row in rows:
+            reason = update(row, out)
             if reason is not None:
-                if skipped is _NOTHING_SKIPPED:
+                if skipped is None:
                     skipped = Counter()
                 skipped[reason] += 1
-        return Applied(out, skipped, _NONE, _NONE)
+        return skipped
 
     def apply_snapshot(self, rows: Any, trust: Collection[str] = ()) -> Applied:
         """A `snapshot` message's `data`: the account's open orders now. Orders we held open that it does not
@@ -356,7 +364,12 @@ class ExecutionBook:
                 self._latest = text  # rows come in Kraken's order: the last timed one is where a gap would begin
             if exec_type in ENDING_EXEC_TYPES:
                 stamp = parse_time(text)
-                bad = stamp is None or (type(state._placed) is str and state.placed_at is None)
+                placed = state._placed
+                if type(placed) is str:
+                    placed = state._placed = parse_time(placed)
+                    bad = stamp is None or placed is None
+                else:
+                    bad = stamp is None
                 self._end(state, exec_type, stamp, get("reason"), out)
                 return "bad_timestamp" if bad else None
             if exec_type == "new":
@@ -372,7 +385,7 @@ class ExecutionBook:
         if not state.partial_reported and status in OPEN_STATUSES and 0.0 < cum < qty:
             state.partial_reported = True
             if state.pair is not None:
-                out.append(Observation(state.pair, order_id, "open", qty, cum))
+                out.append(_observation(Observation, (state.pair, order_id, "open", qty, cum, None, None, None)))
         return None
 
     def _rate(self, state: OrderState, exec_type: str, row: dict[str, Any]) -> None:
@@ -451,16 +464,21 @@ class ExecutionBook:
 
     def _new_state(self, order_id: str, row: dict[str, Any]) -> OrderState | str:
         """A state for an order first seen in `row`, or the reason it cannot have one."""
-        symbol = row.get("symbol")
-        qty = _quantity(row.get("order_qty"))
+        symbol, qty = row.get("symbol"), row.get("order_qty")
+        if not (type(qty) is float and 0.0 <= qty < _INF):
+            qty = _quantity(qty)
         if symbol is None or qty is None:
             return "unknown_order"
-        pair = self._pair_of(symbol)
+        pair = self._symbols.get(symbol, _IMPLAUSIBLE) if type(symbol) is str else _IMPLAUSIBLE
         if pair is _IMPLAUSIBLE:
-            return "unknown_symbol"
+            pair = self._pair_of(symbol)
+            if pair is _IMPLAUSIBLE:
+                return "unknown_symbol"
         state = OrderState(order_id, pair, qty)
         self._orders[order_id] = state
-        self._count(state)
+        if pair is not None:  # `_count`, written out
+            self._open[pair] = self._open.get(pair, 0) + 1
+            self.changes += 1
         if self._unknown:
             self._unknown.discard(order_id)
         return state
@@ -474,23 +492,28 @@ class ExecutionBook:
     def _end(self, state: OrderState, exec_type: str, stamp: float | None, reason: Any,
              out: list[Observation]) -> None:
         """The order ended: a fill (timed when its start is known) or a cancel/expiry (a canary when it had fills)."""
-        self._drop(state)
-        if state.order_id in self._ended:  # a reopened order (see `apply_snapshot`): its end was counted
+        order_id, pair = state.order_id, state.pair
+        if self._orders.pop(order_id, None) is not None and pair is not None:  # `_drop`, written out
+            self._open[pair] = max(0, self._open.get(pair, 0) - 1)
+            self.changes += 1
+        ended = self._ended
+        if order_id in ended:  # a reopened order (see `apply_snapshot`): its end was counted
             return
-        self._ended.add(state.order_id)
-        if state.pair is None:
+        ended.add(order_id)
+        if pair is None:
             return
         if exec_type == "filled":
-            if state.placed_at is None or stamp is None:
-                self._waiting_fill[state.order_id] = (state, stamp)  # REST's opentm/closetm complete it
+            placed = state.placed_at
+            if placed is None or stamp is None:
+                self._waiting_fill[order_id] = (state, stamp)  # REST's opentm/closetm complete it
                 return
-            out.append(Observation(state.pair, state.order_id, "closed", state.qty, state.cum, state.placed_at, stamp))
+            out.append(_observation(Observation, (pair, order_id, "closed", state.qty, state.cum, placed, stamp, None)))
             return
         if 0.0 < state.cum < state.qty and not state.partial_reported:  # it was open and partly filled: a
             state.partial_reported = True  # partial-open too, as the hooks count it (even when only REST tells)
-            out.append(Observation(state.pair, state.order_id, "open", state.qty, state.cum))
-        out.append(Observation(state.pair, state.order_id, exec_type, state.qty, state.cum,
-                               reason=reason if type(reason) is str else None))
+            out.append(Observation(pair, order_id, "open", state.qty, state.cum))
+        out.append(_observation(Observation, (pair, order_id, exec_type, state.qty, state.cum, None, None,
+                                              reason if type(reason) is str else None)))
 
     def _snapshot_row(self, row: Any, out: list[Observation], listed: set[str], contradictions: list[str],
                       trust: Collection[str]) -> str | None:
@@ -637,13 +660,13 @@ def _rest_quantity(value: Any) -> float | None:
             number = float(value)
         except ValueError:
             return None
-        return number if 0.0 <= number < float("inf") else None
+        return number if 0.0 <= number < _INF else None
     return _quantity(value)
 
 
 def _rest_time(info: Any, key: str) -> float | None:
     """REST's `opentm`/`closetm`: Unix seconds as a JSON number, > 0."""
     value = info.get(key) if isinstance(info, Mapping) else None
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 < float(value) < float("inf"):
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 < float(value) < _INF:
         return float(value)
     return None

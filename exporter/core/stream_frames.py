@@ -1,7 +1,7 @@
 """The frames of Kraken's WebSocket v2 as the stream client meets them: what each one is, and whether the
 `executions` sequence holds. Pure: the client reads text off the socket and asks these.
 
-Shapes (Kraken's documentation; see docs/kraken-stream.md for the sources):
+Shapes (Kraken's documentation; see docs/modes.md, "What Kraken's documentation says", for the sources):
 
     {"channel": "status", "type": "update", "data": [{"system": "online", "api_version": "v2", ...}]}
     {"method": "subscribe", "success": true, "result": {"channel": "executions", ...}, "time_in": ..., "time_out": ...}
@@ -31,12 +31,21 @@ class Frame(NamedTuple):
 HEARTBEAT = Frame("heartbeat")
 
 
+NOT_JSON = Frame("malformed", error="not JSON")
+loads = orjson.loads  # (orjson: a third of json's time, and the same answers)
+
+
 def read_frame(text: str | bytes) -> Frame:
     """What one text frame is. Never raises: anything unexpected is `malformed` (with why) or `other`."""
     try:
-        message = orjson.loads(text)  # (orjson: a third of json's time, and the same answers)
+        message = loads(text)
     except (ValueError, TypeError):
-        return Frame("malformed", error="not JSON")
+        return NOT_JSON
+    return frame_of(message)
+
+
+def frame_of(message: Any) -> Frame:
+    """What one parsed message is (`read_frame` after the JSON)."""
     if type(message) is not dict:
         return Frame("malformed", error="not a JSON object")
     channel = message.get("channel")

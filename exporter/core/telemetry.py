@@ -236,7 +236,9 @@ class CapacityTelemetry:
             # `open`, the common poll: inlined, the cheapest path (`EventRecord.accept` is written out here on
             # purpose: calling it costs the common poll about 7% of issue 11's 3x hook-cost target)
             volume = executed = -1.0
-            if type(vol) is str and type(vol_exec) is str:  # Kraken's own form: parsed inline
+            if type(vol) is float and type(vol_exec) is float:  # the stream's form: range-checked below
+                volume, executed = vol, vol_exec
+            elif type(vol) is str and type(vol_exec) is str:  # Kraken's own form: parsed inline
                 try:
                     volume = float(vol)
                 except ValueError:
@@ -516,7 +518,9 @@ class CapacityTelemetry:
 
     def _closed(self, now: float, txid: str, placed_at: Any, closed_at: Any) -> None:
         closed = now
-        if closed_at is not None:
+        if type(closed_at) is float and 0.0 < closed_at <= now + MAX_CLOCK_AHEAD_SECONDS:
+            closed = closed_at  # the stream's common case (a float on Kraken's clock), checked inline
+        elif closed_at is not None:
             checked_close = check_timestamp(closed_at, now + MAX_CLOCK_AHEAD_SECONDS, "invalid_closed_at")
             if isinstance(checked_close, Rejected):
                 return self._errors.reject(now, *checked_close, "closed_at", closed_at)

@@ -11,8 +11,11 @@ It binds 127.0.0.1 only.
 
 `GetWebSocketsToken` hands out tokens for the fake's WebSocket v2 stream (`fake_kraken_stream.py`), as Kraken does:
 good for 15 minutes until a subscription uses them, refused with `EGeneral:Permission denied` when the key lacks the
-"WebSocket interface" permission (`permissions=`). With an `account=` (`fake_account.FakeAccount`) the REST side reads
-its orders: `OpenOrders`, `QueryOrders` (open or closed) and `ClosedOrders` (`start`, `ofs`, 50 a page).
+"WebSocket interface" permission (`permissions=`); `OpenOrders`, `ClosedOrders` and `QueryOrders` check the
+"Query Open/Closed Orders & Trades" permissions as Kraken does. With an `account=` (`fake_account.FakeAccount`) the
+REST side reads its orders: `OpenOrders`, `QueryOrders` (open or closed) and `ClosedOrders` (`start`, `ofs`, 50 a page). With
+`rest_counter=(max, decay)` (e.g. `STARTER`) it keeps Kraken's private call counter per key, each call +1, and refuses a
+call that would pass the max with `EAPI:Rate limit exceeded`.
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ QUERY_OPEN = "Query Open Orders & Trades"
 QUERY_CLOSED = "Query Closed Orders & Trades"
 WEBSOCKET = "WebSocket interface"
 READ_ONLY_PERMISSIONS = frozenset({QUERY_OPEN, QUERY_CLOSED, WEBSOCKET})
+# Kraken's private REST call counter per key (max, decay per second): Starter, Intermediate, Pro.
+STARTER, INTERMEDIATE, PRO = (15.0, 0.33), (20.0, 0.5), (20.0, 1.0)
 TOKEN_LIFETIME = 900.0  # seconds a WebSocket token may wait for its first subscription
 CLOSED_ORDERS_PAGE = 50
 
@@ -140,8 +145,12 @@ class FakeKraken:
         trickle_seconds: float = 1.0,
         account: Account | None = None,
         permissions: frozenset[str] = READ_ONLY_PERMISSIONS,
+        rest_counter: tuple[float, float] | None = None,
     ) -> None:
         self.key = key
+        self.rest_counter = rest_counter  # (max, decay/s): Kraken's call counter, off when None
+        self._counter_level, self._counter_at = 0.0, time.monotonic()
+        self.rate_limited = 0  # calls refused with EAPI:Rate limit exceeded
         self._secret = secret
         self.account = account
         self.permissions = permissions
@@ -304,10 +313,32 @@ class FakeKraken:
             return self._reply(request, [], found)
         return self._reply(request, ["EGeneral:Unknown method"])
 
+    def _count_call(self) -> bool:
+        """Kraken's private call counter: +1 a call, decaying at the tier's rate; False (refused, not counted) when
+        the call would take it past its max."""
+        if self.rest_counter is None:
+            return True
+        top, decay = self.rest_counter
+        with self._lock:
+            now = time.monotonic()
+            level = max(0.0, self._counter_level - (now - self._counter_at) * decay)
+            self._counter_at = now
+            if level + 1.0 > top:
+                self._counter_level = level
+                self.rate_limited += 1
+                return False
+            self._counter_level = level + 1.0
+            return True
+
     def _private(self, request: BaseHTTPRequestHandler, endpoint: str, form: dict[str, list[str]]) -> None:
+        if not self._count_call():
+            return self._reply(request, ["EAPI:Rate limit exceeded"])
         with self._lock:
             source = self._open_orders
         orders = source() if callable(source) else source
+        denied = self._denied(endpoint, form)
+        if denied:
+            return self._reply(request, [denied])
         if endpoint == "OpenOrders":
             if getattr(request, "fault", None) == WRONG_OPEN:
                 return self._reply(request, [], {"open": list(orders.values())})
@@ -317,7 +348,10 @@ class FakeKraken:
             if len(txids) > CLOSED_ORDERS_PAGE:
                 return self._reply(request, ["EGeneral:Invalid arguments:txid"])
             if self.account is not None:
-                return self._reply(request, [], self.account.query(txids))
+                found = self.account.query(txids)
+                if len(found) < len(set(txids)):  # as Kraken: one txid it does not know fails the whole call
+                    return self._reply(request, ["EOrder:Invalid order"])
+                return self._reply(request, [], found)
             return self._reply(request, [], {t: orders[t] for t in txids if t in orders})
         if endpoint == "ClosedOrders" and self.account is not None:
             start = float((form.get("start") or ["0"])[0])
@@ -330,6 +364,20 @@ class FakeKraken:
                 return self._reply(request, ["EGeneral:Permission denied"])
             return self._reply(request, [], {"token": self.tokens.issue(), "expires": int(TOKEN_LIFETIME)})
         return self._reply(request, ["EGeneral:Permission denied"])  # this fake never trades
+
+    def _denied(self, endpoint: str, form: dict[str, list[str]]) -> str | None:
+        """Kraken's key permissions: `OpenOrders` needs Query Open Orders & Trades, `ClosedOrders` Query Closed
+        Orders & Trades, and `QueryOrders` either, depending on each order's status (Kraken's documentation)."""
+        needed: set[str] = set()
+        if endpoint == "OpenOrders":
+            needed.add(QUERY_OPEN)
+        elif endpoint == "ClosedOrders":
+            needed.add(QUERY_CLOSED)
+        elif endpoint == "QueryOrders" and self.account is not None:
+            found = self.account.query((form.get("txid") or [""])[0].split(","))
+            for info in found.values():
+                needed.add(QUERY_OPEN if info.get("status") in ("open", "pending") else QUERY_CLOSED)
+        return "EGeneral:Permission denied" if needed - self.permissions else None
 
     def _reply(self, request: BaseHTTPRequestHandler, errors: list[str], result: Any = None) -> None:
         payload: dict[str, Any] = {"error": errors}

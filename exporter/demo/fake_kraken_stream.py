@@ -11,7 +11,8 @@ Scriptable faults: `disconnect()` drops every connection mid-stream; `refuse_tok
 subscriptions (an expired or invalid token; `FakeKraken.tokens.expire_all()` expires real ones); `garbage(n)` sends
 n malformed frames (not JSON, wrong types, an unknown exec_type, an unknown symbol); `gap()` skips a sequence
 number; `silence(seconds)` sends nothing at all for that long (events keep happening and are lost to that
-connection); `slow_reader()` drops the connection mid-burst as Kraken drops a reader that falls behind (close code
+connection); `withhold_snapshots = n` acknowledges the next n subscriptions and sends them heartbeats but never a snapshot;
+`slow_reader()` drops the connection mid-burst as Kraken drops a reader that falls behind (close code
 1008); a key without the "WebSocket interface" permission is the REST side's (`FakeKraken(permissions=...)`).
 `connections` and `subscriptions` count what happened.
 """
@@ -84,6 +85,7 @@ class FakeKrakenStream:
         self._live: set[_Connection] = set()
         self._gap_next = False
         self._slow_reader_next = False
+        self.withhold_snapshots = 0  # the next N subscriptions are acknowledged and get heartbeats, but no snapshot
         self._connection_ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: Server | None = None
@@ -250,6 +252,11 @@ class FakeKrakenStream:
             "ratecounter": params.get("ratecounter", False),
             "warnings": ["cancel_reason is deprecated, use reason"]},
             "success": True, "time_in": _now_text(), "time_out": _now_text()}))
+
+        if self.withhold_snapshots > 0:  # a scripted fault: acknowledged, heartbeats, and nothing else
+            self.withhold_snapshots -= 1
+            connection.subscribed = True
+            return lambda: None
 
         def on_change(rows: Rows) -> None:  # called on the account's thread, under its lock
             loop.call_soon_threadsafe(self._update, connection, rows)

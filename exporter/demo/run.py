@@ -25,6 +25,7 @@ from ..sources.credentials import KrakenCredentials
 from ..sources.kraken_api import ReadOnlyKraken
 from ..sources.kraken_poller import KrakenOpenOrdersPoller, KrakenSourceMetrics, resolve_pairs
 from ..sources.kraken_stream import KrakenStream, StreamMetrics
+from ..sources.standalone import StreamEventsSource
 from ..sources.worker import BackgroundWorker
 from .fake_account import FakeAccount
 from .fake_kraken import ASSET_PAIRS, FakeKraken
@@ -172,6 +173,8 @@ class Demo:
                                        url=self.fake_stream.start(), silence=settings.stream_silence,
                                        max_backoff=STREAM_MAX_BACKOFF, rng=random.Random(settings.seed),
                                        rest_pace=0.2)
+            for telemetry in telemetries:  # /api/status says the events come from the stream
+                self.exporter.add_source(StreamEventsSource(telemetry, self.stream))
         self.poller = KrakenOpenOrdersPoller(client, telemetries, source_metrics, interval=POLL_WALL_SECONDS,
                                              stream=self.stream)
         self.operator = SimulatedOperator(bots, OutageSchedule(self.fake, settings.outage_every, self.fake_stream),
@@ -179,8 +182,8 @@ class Demo:
 
     def _add_pair(self, pair: str, names: dict) -> CapacityTelemetry:
         stale_sim_seconds = self.settings.kraken_stale_after * self.settings.speedup
-        telemetry = self.exporter.add_pair(pair, self.settings.limit, self.settings.safety_ratio,
-                                           kraken_stale_after=stale_sim_seconds)
+        add = self.exporter.new_telemetry if self.settings.stream else self.exporter.add_pair  # (the stream's: below)
+        telemetry = add(pair, self.settings.limit, self.settings.safety_ratio, kraken_stale_after=stale_sim_seconds)
         if pair in names:
             telemetry.set_pair_names(names[pair])
         return telemetry

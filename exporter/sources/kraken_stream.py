@@ -10,7 +10,8 @@ once a second while the stream is live (so a quiet account stays fresh).
 Reconnects, counted by reason in `krakenbot_kraken_stream_reconnects_total`: the connection drops (`disconnect`),
 cannot be opened (`connect_failed`), no token (`token_error`), the subscription is refused (`subscribe_rejected`),
 a `sequence` number is skipped (`sequence_gap`), a snapshot contradicts what we saw (`snapshot_contradiction`),
-nothing arrives for `silence` seconds (`silence`: Kraken sends a heartbeat every second), or malformed frames
+nothing arrives for `silence` seconds, or no snapshot within `silence` seconds of subscribing (`silence`: Kraken
+sends a heartbeat every second), or malformed frames
 persist (`malformed`). Between attempts it waits with jitter, doubling up to 60 s, so a flapping stream never
 storms. What happened while it was away is settled through REST after the next snapshot (`kraken_settle.py`:
 `ClosedOrders` since the gap began, `QueryOrders` 50 txids a call), and each order is counted once.
@@ -42,22 +43,25 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from ..core import defaults
-from ..core.executions import SKIP_REASONS, ExecutionBook, Observation, PairMatcher
+from ..core.executions import SKIP_REASONS, ExecutionBook, Observation, PairMatcher, parse_time
 from ..core.naming import PREFIX
-from ..core.stream_frames import FRAME_KINDS, Frame, SequenceCheck, read_frame
+from ..core.stream_frames import FRAME_KINDS, NOT_JSON, Frame, SequenceCheck, frame_of
+from ..core.stream_frames import loads as _loads
 from ..core.telemetry import CapacityTelemetry
-from .kraken_api import KrakenError, ReadOnlyKraken
+from .kraken_api import RESULTS, KrakenError, ReadOnlyKraken
 from .kraken_poller import KrakenSourceMetrics
 from .kraken_settle import DEFAULT_PACE, Settler
 
 log = logging.getLogger("kraken_capacity_exporter.kraken_stream")
+_monotonic = time.monotonic
 
 KRAKEN_WS_URL = defaults.KRAKEN_WS_URL
 DEFAULT_SILENCE = defaults.KRAKEN_STREAM_SILENCE
 MAX_BACKOFF = 60.0
 STABLE_AFTER = 60.0  # a connection live this long resets the backoff
-MAX_MALFORMED_RUN = 100  # malformed frames in a row before the connection is dropped
-CLOCK_SKEW = 60.0  # seconds Kraken's clock may be ahead of ours (as the hooks allow for closed_at)
+MAX_MALFORMED_RUN = 100  # malformed frames with no readable executions message between them: the connection is dropped
+CLOCK_SKEW = 60.0  # seconds Kraken's clock may be ahead of ours (as the hooks allow for closed_at), when not measured
+MEASURED_SKEW = 5.0  # margin on Kraken's clock as measured by a subscribe ack's `time_out` (network delay, rounding)
 COUNT_REFRESH = 1.0  # seconds between count refreshes of a quiet, live stream
 COUNT_SETTLE = 0.05  # a changed count reaches the telemetry within this (a burst of orders is one update, not many)
 RECONNECT_REASONS = ("disconnect", "connect_failed", "token_error", "subscribe_rejected", "sequence_gap",
@@ -67,6 +71,25 @@ PERMISSION_HINT = ("the API key lacks Kraken's \"WebSocket interface\" permissio
                    "interface, nothing that can trade)")
 SUBSCRIBE_PARAMS = {"channel": "executions", "snap_orders": True, "snap_trades": False, "order_status": True,
                     "ratecounter": True}  # Kraken's own order rate counter in the rows, where it sends one
+
+
+class _NoFramePayloads(logging.Filter):
+    """`websockets` logs every frame it sends at DEBUG, and the subscribe frame holds the WebSocket token: what the
+    stream sends is logged by kind and size only (frames received are Kraken's and carry no token)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if type(args) is tuple and len(args) == 1 and record.msg == "> %s":
+            frame = args[0]
+            opcode, data = getattr(frame, "opcode", None), getattr(frame, "data", None)
+            if opcode is not None and isinstance(data, (bytes, bytearray, memoryview)) and opcode.name != "CLOSE":
+                record.args = (f"{opcode.name} [payload not logged, {len(data)} bytes]",)
+        return True
+
+
+# The `websockets` connection's logger: `websockets.client`'s place, without the payloads we send.
+WS_LOG = logging.getLogger("kraken_capacity_exporter.kraken_stream.websockets")
+WS_LOG.addFilter(_NoFramePayloads())
 
 
 class ConnectionState:
@@ -187,6 +210,7 @@ class KrakenStream:
         self._disagree: dict[str, int] = {}
         self._contradicted: set[str] = set()
         self._gap_began: float | None = None  # our clock (the telemetries'): the last message before a gap
+        self._kraken_ahead: float | None = None  # Kraken's clock less ours, from the last subscribe ack's `time_out`
         self._failed_attempts = 0  # attempts since the stream was last live
         self._age, self._message_counts = metrics.age, metrics.messages.counts  # touched by every message
         self._counts_seen = -1  # the book's `changes` when the counts were last told
@@ -203,6 +227,8 @@ class KrakenStream:
                                lambda n: backoff_delay(n, self._rng, self.max_backoff), pace=rest_pace,
                                stopping=self._stopping.is_set)
         self._stream_gauges = {pair: metrics.reported.labels(pair=pair, source="stream") for pair in self.telemetries}
+        for result in RESULTS:  # at 0 up front, as OpenOrders': a rejected key's first token call pages too
+            source_metrics.requests.labels(endpoint="GetWebSocketsToken", result=result)
         for telemetry in self.telemetries.values():
             telemetry.rate_from_hooks = False  # the book's rate events feed the order rate counter instead
 
@@ -291,7 +317,7 @@ class KrakenStream:
             return "token_error"
         try:
             ws = await connect(self.url, open_timeout=10, close_timeout=2, ping_interval=None, max_size=2**24, compression=None,
-                               max_queue=4096)
+                               max_queue=4096, logger=WS_LOG)
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
             self._detail = f": {type(exc).__name__}: {exc}"
             return "connect_failed"
@@ -320,7 +346,11 @@ class KrakenStream:
         started = time.monotonic()
         while True:
             last = self._age.last if self._age.last is not None and self._age.last > started else started
-            quiet = time.monotonic() - last
+            now = time.monotonic()
+            quiet = now - last
+            if not self.live and now - started >= self.silence:  # heartbeats, but no snapshot: as good as silent
+                quiet = now - started
+                self._detail = f": no snapshot within {self.silence:g} s of subscribing"
             if quiet >= self.silence:
                 connection.silent = True
                 ws.transport.abort()  # no closing handshake with a peer that says nothing
@@ -330,37 +360,60 @@ class KrakenStream:
     def on_text(self, text: str | bytes, connection: ConnectionState) -> str | None:
         """One message of `connection`, applied; the reason to reconnect, or None. (The whole per-message work,
         which the bench times.)"""
-        now = self._age.last = time.monotonic()
-        frame = read_frame(text)
+        now = self._age.last = _monotonic()
+        try:
+            message = _loads(text)
+        except (ValueError, TypeError):
+            message = None
+        # The common message, an `executions` update of a live stream, written out: `frame_of` and
+        # `SequenceCheck.check` inline (each call and tuple here costs the bench's per-event ratio a few percent).
+        if type(message) is dict and message.get("type") == "update" and message.get("channel") == "executions" \
+                and self.live:
+            rows, sequence = message.get("data"), message.get("sequence")
+            if type(rows) is list and (sequence is None or type(sequence) is int and sequence >= 0):
+                self._message_counts["update"] += 1
+                connection.malformed_run = 0
+                check = connection.sequence
+                last = check.last
+                if not check.snapshot_seen:
+                    return "sequence_gap"
+                if sequence is not None and last is not None:
+                    if sequence <= last:  # a duplicate: skipped
+                        self._refresh_counts(now)
+                        return None
+                    if sequence != last + 1:
+                        return "sequence_gap"
+                    check.last = sequence
+                book = self.book
+                out: list[Observation] = []
+                skipped = book.update(rows, out)
+                if out:
+                    self._apply(out)
+                if book.rate_events:
+                    self._apply_rate()
+                if skipped is not None:
+                    self._count_skipped(skipped)
+                if book.has_pending:
+                    self.settler.poke()
+                if (book.changes != self._counts_seen and (now >= self._hold_until or not self._flush_due)) \
+                        or now >= self._refresh_due:  # (a change in a burst whose push is due already: nothing to do)
+                    self._refresh_counts(now)
+                return None
+        frame = NOT_JSON if message is None else frame_of(message)
         kind = frame.kind
         self._message_counts[kind] += 1
-        if kind == "update" and self.live:  # the common message, written out
-            connection.malformed_run = 0
-            verdict = connection.sequence.check(frame)
-            if verdict == "gap":
-                return "sequence_gap"
-            if verdict == "ok":
-                applied = self.book.apply_update(frame.rows)
-                if applied.observations:
-                    self._apply(applied.observations)
-                if self.book.rate_events:
-                    self._apply_rate()
-                if applied.skipped:
-                    self._count_skipped(applied.skipped)
-                if self.book.has_pending:
-                    self.settler.poke()
-            self._refresh_counts(now)
-            return None
         if kind == "malformed":
             connection.malformed_run += 1
             return "malformed" if connection.malformed_run >= MAX_MALFORMED_RUN else None
-        connection.malformed_run = 0
         if frame.kind in ("snapshot", "update"):
+            connection.malformed_run = 0  # (a heartbeat between malformed frames does not end their run)
             verdict = connection.sequence.check(frame)
             if verdict == "gap":
                 return "sequence_gap"
             if verdict == "ok" and self._executions(frame):
                 return "snapshot_contradiction"
+        elif kind == "subscribed":
+            self._measure_clock(text)
         elif frame.kind == "rejected":
             self._detail = f": {frame.error}; a fresh token comes with the retry"
             return "subscribe_rejected"
@@ -414,6 +467,14 @@ class KrakenStream:
     def _clock_now(self) -> float:
         return next(iter(self.telemetries.values())).clock.now() if self.telemetries else time.time()
 
+    def _measure_clock(self, text: str | bytes) -> None:
+        """How far Kraken's clock is ahead of ours, from the ack's `time_out` (RFC 3339, Kraken's clock): where a gap
+        began is then known on Kraken's clock, which `ClosedOrders` is asked in."""
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            kraken = parse_time(json.loads(text).get("time_out"))
+            if kraken is not None:
+                self._kraken_ahead = kraken - self._clock_now()
+
     def _note_gap(self) -> None:
         """A connection ended: its last message, on our clock, is where the gap began (unless an earlier gap is
         still to be settled)."""
@@ -425,7 +486,10 @@ class KrakenStream:
         """Where the gap before this snapshot began, on Kraken's clock: the last event seen, or our last message
         less the clock skew Kraken may have."""
         began, self._gap_began = self._gap_began, None
-        candidates = [t for t in (self.book.latest, None if began is None else began - CLOCK_SKEW) if t is not None]
+        ahead = self._kraken_ahead
+        if began is not None:
+            began = began - CLOCK_SKEW if ahead is None else began + ahead - MEASURED_SKEW
+        candidates = [t for t in (self.book.latest, began) if t is not None]
         return min(candidates) if candidates else None
 
     def _settled(self, observations: list[Observation]) -> None:
@@ -434,16 +498,32 @@ class KrakenStream:
         self._refresh_counts()
 
     def _apply(self, observations: list[Observation]) -> None:
+        telemetries = self.telemetries
+        now = None
         for o in observations:
-            telemetry = self.telemetries.get(o.pair)
+            telemetry = telemetries.get(o.pair)
             if telemetry is None:
                 continue
-            if o.reason is None:
-                telemetry.observe_order_status(o.order_id, o.status, o.vol, o.vol_exec, placed_at=o.placed_at,
-                                               closed_at=o.closed_at)
+            if o.closed_at is not None:
+                if now is None:
+                    now = telemetry.clock.now()  # (one clock: the exporter's)
+                if o.closed_at > now:
+                    o = self._on_our_clock(o, now)
+            if o.reason is None:  # (positional: keywords cost the call a tenth)
+                telemetry.observe_order_status(o.order_id, o.status, o.vol, o.vol_exec, o.placed_at, o.closed_at)
             else:
                 telemetry.observe_order_status(o.order_id, o.status, o.vol, o.vol_exec, placed_at=o.placed_at,
                                                closed_at=o.closed_at, reason=o.reason)
+
+    @staticmethod
+    def _on_our_clock(o: Observation, now: float) -> Observation:
+        """A fill Kraken dates after our now (our clock behind Kraken's): moved back to now with its start, so that
+        its time (Kraken's end minus Kraken's start) is kept and the hooks' future-time check does not reject it."""
+        ahead = o.closed_at - now if o.closed_at is not None else 0.0
+        if ahead <= 0.0:
+            return o
+        placed = o.placed_at - ahead if o.placed_at is not None else None
+        return o._replace(placed_at=placed if placed is None or placed > 0.0 else None, closed_at=now)
 
     def _refresh_counts(self, now: float | None = None) -> None:
         """Tell each pair's telemetry its count: a change within `COUNT_SETTLE` (many changes in a burst are one
@@ -454,12 +534,15 @@ class KrakenStream:
             now = time.monotonic()
         changed = self.book.changes != self._counts_seen
         if now < self._hold_until:
-            if changed and not self._flush_due and self._loop is not None and self._loop.is_running():
-                self._flush_due = True
-                self._loop.call_later(self._hold_until - now, self._flush_counts)
+            if changed and not self._flush_due:
+                self._flush_due = True  # one push at the hold's end: the loop's timer (without a loop: the next message)
+                loop = self._loop
+                if loop is not None and loop.is_running():
+                    loop.call_later(self._hold_until - now, self._flush_counts)
             return
         if not changed and now < self._refresh_due:
             return  # the common message: nothing to tell
+        self._flush_due = False
         self._counts_seen = self.book.changes
         self._hold_until, self._refresh_due = now + COUNT_SETTLE, now + COUNT_REFRESH
         for pair, telemetry in self.telemetries.items():

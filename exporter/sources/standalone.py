@@ -76,3 +76,21 @@ class StandaloneSource:
         )
         return dataclasses.replace(reading, health=health, slot_count=None, unknown_fields=unknown, events_source=source,
                                    blind=False, problem=None)  # a fresh Kraken count is all serve needs
+
+
+class StreamEventsSource:
+    """A `PairSource` over a bot-fed telemetry whose partial fills and fill times come from Kraken's stream (the
+    demo: the simulated bot tells its own counts, the stream its orders): the reading as it is, with `events_source`
+    once the stream knows them."""
+
+    def __init__(self, telemetry: CapacityTelemetry, events: EventsSource) -> None:
+        self.telemetry = telemetry
+        self.events = events
+
+    @property
+    def pair(self) -> str:
+        return self.telemetry.pair
+
+    def reading(self) -> PairReading:
+        reading = self.telemetry.reading()
+        return dataclasses.replace(reading, events_source=EVENTS_FROM_STREAM) if self.events.events_known else reading

@@ -1,4 +1,4 @@
-"""The HTTP side: one WSGI app serving /metrics, /api/status, /healthz, /livez and the card.
+"""The HTTP side: one WSGI app serving /metrics, /api/status, /healthz, /livez, the card and /runbooks.
 
 An app factory (`create_app`) keeps the routes testable in-process; `start_server` (in `server.py`, re-exported
 here) binds a real socket. With a web config, every route sits behind its basic auth and headers.
@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 
 from .auth import protect
 from .health import health_payload
+from .runbooks import RUNBOOKS_CSP, RUNBOOKS_HTML
 from .server import HttpSettings, RunningServer, start_server
 from .status import UnknownPair, status_payload
 from .view import ExporterView
@@ -59,7 +60,7 @@ def _json(start_response: StartResponse, status: str, body: Any, *extra: tuple[s
 
 
 def create_app(exporter: ExporterView, web: WebConfigFile | None = None) -> WSGIApp:
-    """The exporter's routes: /metrics, /api/status, /healthz, /livez, and the card at /.
+    """The exporter's routes: /metrics, /api/status, /healthz, /livez, the card at /, and /runbooks.
 
     `web`: a loaded `--web-config-file`; its basic auth and headers then apply to every route, and
     `krakenbot_web_config_reload_failed` joins the exporter's registry."""
@@ -88,6 +89,11 @@ def create_app(exporter: ExporterView, web: WebConfigFile | None = None) -> WSGI
             body = CARD_HTML
             start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body))),
                                       ("Cache-Control", "no-store"), ("Content-Security-Policy", CARD_CSP)])
+            return [body]
+        if path == "/runbooks":
+            body = RUNBOOKS_HTML
+            start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body))),
+                                      ("Content-Security-Policy", RUNBOOKS_CSP)])
             return [body]
         if path == "/healthz":
             code, health = health_payload(exporter, web)

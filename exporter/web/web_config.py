@@ -166,7 +166,7 @@ def _users(raw: Any) -> dict[str, bytes]:
             raise WebConfigError(f"basic_auth_users: {user!r} is not a valid user name")
         if not isinstance(hashed, str) or not BCRYPT_HASH.match(hashed):
             raise WebConfigError(f"basic_auth_users.{user}: not a bcrypt hash ($2b$..., 60 characters; "
-                                 "the README's 'TLS and basic auth' shows how to make one)")
+                                 "docs/security.md, 'TLS and basic auth', shows how to make one)")
         users[user] = hashed.encode()
     return users
 
