@@ -91,8 +91,7 @@ def test_another_runbook_base_rewrites_every_url_and_the_unit_tests_still_pass(t
     (tmp_path / "rules.yml").write_text(GENERATOR["render"](base))
     GENERATOR["rebase_unit_tests"](GENERATOR["committed_base"](), base, tmp_path / "tests")
     urls = re.findall(r"runbook_url: (\S+)", (tmp_path / "rules.yml").read_text())
-    rate_base = GENERATOR["rate_runbook_base"](base)  # the order rate counter's runbooks: docs/order-rate.md beside it
-    assert len(urls) == len(alert_rules()) and all(u.startswith((base + "#", rate_base + "#")) for u in urls)
+    assert len(urls) == len(alert_rules()) and all(u.startswith(base + "#") for u in urls)
     for path in sorted((tmp_path / "tests").glob("*.yml")):
         result = run(require_binary("promtool"), "test", "rules", str(path))
         assert result.returncode == 0, result.stdout + result.stderr
@@ -157,13 +156,8 @@ def test_every_runbook_url_is_absolute_from_one_base_and_its_anchor_is_a_heading
     base = GENERATOR["committed_base"]()
     assert re.match(r"https?://[^#\s]+$", base)
     anchors = runbook_anchors()
-    rate_doc = (ROOT / "docs" / "order-rate.md").read_text()
     for rule in alert_rules():
         url = rule["annotations"]["runbook_url"]
-        if rule["alert"] in GENERATOR["RATE_ALERTS"]:  # the order rate counter's runbooks are in docs/order-rate.md
-            assert url == f"{GENERATOR['rate_runbook_base'](base)}#{rule['alert'].lower()}", rule["alert"]
-            assert f"\n### {rule['alert']}\n" in rate_doc, rule["alert"]
-            continue
         assert url == f"{base}#{rule['alert'].lower()}", rule["alert"]
         assert url.split("#", 1)[1] in anchors, rule["alert"]
         assert f"\n## {rule['alert']}\n" in RUNBOOKS, rule["alert"]
