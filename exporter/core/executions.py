@@ -97,14 +97,16 @@ class OrderState:
         self.cum = 0.0
         self.status = "pending_new"
         self.partial_reported = False
-        self._submitted: str | None = None  # its `pending_new`: when the order was placed (the rate counter's +1)
+        # its `pending_new`: when the order was placed (the rate counter's +1); Kraken's text, or already read (float)
+        self._submitted: str | float | None = None
         self._placed: str | float | None = placed_at  # its `new` (or REST's `opentm`): where a fill time starts
         self._amended: list[str] | None = None  # each `amended` (the rate counter charges amends by age)
         self.exec_ids: set[str] | None = None  # trades already added when Kraken sends no cum_qty
 
     @property
     def submitted_at(self) -> float | None:
-        return parse_time(self._submitted)
+        submitted = self._submitted
+        return submitted if type(submitted) is float else parse_time(submitted)
 
     @property
     def placed_at(self) -> float | None:
@@ -397,8 +399,10 @@ class ExecutionBook:
         reason = row.get("reason")
         refused = type(reason) is str and RATE_LIMIT_REASON in reason
         counter = row.get("ratecounter")
+        placed_now = False
         if exec_type == "pending_new":
             kind = "placed" if state._submitted is None else None
+            placed_now = kind is not None
         elif exec_type == "new":
             kind = "placed" if state._submitted is None and state._placed is None else None
         elif exec_type in ("canceled", "amended") and not refused:
@@ -417,10 +421,14 @@ class ExecutionBook:
             events.append(("rejected", at, 0.0))
         if kind == "placed":
             events.append(("placed", at, 0.0))
+            if placed_now:
+                state._submitted = at  # read once: a cancel's age starts here
         elif kind is not None:
             amends = state._amended
+            submitted = state._submitted
             start = self._time(amends[-1]) if amends else (
-                self._time(state._submitted) if state._submitted is not None else state.placed_at)
+                submitted if type(submitted) is float else
+                self._time(submitted) if submitted is not None else state.placed_at)
             age = _INF if start is None else max(0.0, at - start)  # unknown: as an old order (no penalty)
             events.append((kind, at, age))
         if isinstance(counter, (int, float)) and not isinstance(counter, bool) and 0.0 <= counter < 1e9:
