@@ -65,6 +65,11 @@ HEADROOM = "pair:krakenbot_open_orders_headroom:min"
 CANCELS_24H = "pair:krakenbot_partial_fill_cancel_events:increase24h"
 SLOT_STEPS = "pair:krakenbot_slots:clamp_min_idelta"
 FORECAST = "pair:krakenbot_open_orders_headroom:predict_linear6h"
+RATE = "pair:krakenbot_order_rate_utilization_ratio:max"
+RATE_LIMITED_24H = "pair:krakenbot_order_rate_limited:increase24h"
+RATE_HIGH_RATIO = t.ORDER_RATE_HIGH_RATIO
+RATE_HIGH_FOR = t.ORDER_RATE_HIGH_FOR_SECONDS  # bursts of a minute or two are normal
+RATE_LIMITED_WINDOW = t.ORDER_RATE_LIMITED_WINDOW_SECONDS  # a rejection pages this long, then resolves on its own
 
 
 def duration(seconds: float) -> str:
@@ -116,6 +121,9 @@ def recording_rules() -> list[dict[str, Any]]:
          "expr": "pair:krakenbot_open_orders_safe_cap:min - pair:krakenbot_open_orders_current:max_or_sum"},
         {"record": "pair:krakenbot_open_orders_current_per_safe_cap:ratio",
          "expr": "pair:krakenbot_open_orders_current:max_or_sum / pair:krakenbot_open_orders_safe_cap:min"},
+        {"record": RATE, "expr": "max by (pair) (krakenbot_order_rate_utilization_ratio)"},
+        {"record": RATE_LIMITED_24H,
+         "expr": f"sum by (pair) (increase(krakenbot_order_rate_limited_total[{duration(DAY_SECONDS)}]))"},
         {"record": "pair:krakenbot_open_orders_drift:max", "expr": "max by (pair) (krakenbot_open_orders_drift)"},
         {"record": "pair:krakenbot_open_orders_drift:min", "expr": "min by (pair) (krakenbot_open_orders_drift)"},
         {"record": "pair:krakenbot_slots:sum", "expr": "sum by (pair) (krakenbot_slots)"},
@@ -221,6 +229,26 @@ def band_alerts() -> list[dict[str, Any]]:
     ]
 
 
+def rate_alerts() -> list[dict[str, Any]]:
+    """Kraken's order rate counter, the second capacity: high for a while (a warning), a rejection (a page)."""
+    window = duration(RATE_LIMITED_WINDOW)
+    return [
+        alert("KrakenBotOrderRateHigh", f"{RATE} > {num(RATE_HIGH_RATIO)}\n", "warning",
+              f"{{{{ $labels.pair }}}}: the order rate counter is above {RATE_HIGH_RATIO:.0%} of its threshold",
+              f"Kraken's order rate counter of {{{{ $labels.pair }}}} has stayed above {RATE_HIGH_RATIO:.0%} of its "
+              f"threshold for {duration(RATE_HIGH_FOR)} (at {{{{ $value | humanizePercentage }}}}): over the threshold "
+              "every order on the pair fails with EOrder:Rate limit exceeded. Young cancels cost the most (+8 within "
+              "5 s); see krakenbot_order_rate_counter against krakenbot_order_rate_threshold.",
+              RATE_HIGH_FOR),
+        alert("KrakenBotOrderRateLimited",
+              f"sum by (pair) (increase(krakenbot_order_rate_limited_total[{window}])) > 0\n", "critical",
+              "{{ $labels.pair }}: Kraken refused orders with EOrder:Rate limit exceeded",
+              f"Kraken refused {{{{ $value }}}} order(s) of {{{{ $labels.pair }}}} in the last {window} with "
+              "EOrder:Rate limit exceeded: the bot's grid is not being placed as it thinks. Slow its re-placing and "
+              "cancelling on the pair until krakenbot_order_rate_counter is well below krakenbot_order_rate_threshold."),
+    ]
+
+
 def data_alerts() -> list[dict[str, Any]]:
     blind = duration(t.BLIND_AFTER_SECONDS)
     return [
@@ -308,7 +336,11 @@ def playbook_alerts() -> list[dict[str, Any]]:
         alert("KrakenBotClearToScale",
               f"{BAND} == 0\n"
               f"and on (pair) max_over_time({BAND}[{resume}]) < 2\n"
-              f"and on (pair) max_over_time({BAND}[{duration(t.RESUME_NORMAL_SECONDS + CLEAR_NOTICE_SECONDS)}]) == 2\n",
+              f"and on (pair) max_over_time({BAND}[{duration(t.RESUME_NORMAL_SECONDS + CLEAR_NOTICE_SECONDS)}]) == 2\n"
+              # advise waits while the order rate counter peaked near its threshold or refused an order (issue 18)
+              f"unless on (pair) max by (pair) (krakenbot_order_rate_peak_1d / krakenbot_order_rate_threshold) "
+              f"> {num(t.ORDER_RATE_HIGH_RATIO)}\n"
+              f"unless on (pair) {RATE_LIMITED_24H} > 0\n",
               "info", f"{{{{ $labels.pair }}}}: no stop for {resume} and NORMAL now: clear to scale",
               f"The last stop of {{{{ $labels.pair }}}} ended more than {resume} ago and the band is normal "
               "({{ $value }}): the playbook allows scaling again."),
@@ -318,7 +350,7 @@ def playbook_alerts() -> list[dict[str, Any]]:
 def rules(runbook_base: str) -> dict[str, Any]:
     groups = [
         {"name": "krakenbot.recording", "rules": recording_rules()},
-        {"name": "krakenbot.bands", "rules": band_alerts()},
+        {"name": "krakenbot.bands", "rules": band_alerts() + rate_alerts()},
         {"name": "krakenbot.data", "rules": data_alerts()},
         {"name": "krakenbot.playbook", "rules": playbook_alerts()},
     ]

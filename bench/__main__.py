@@ -439,8 +439,8 @@ def case_hook_cost(repeats: int) -> None:
         current["t"] = exporter.add_pair("XDGUSD")
 
     fresh()
-    txids = iter([f"T{i}" for i in range(n * repeats * 8)])
-    ones = iter([1] * (n * repeats * 8))
+    txids = iter([f"T{i}" for i in range(n * repeats * 16)])
+    ones = iter([1] * (n * repeats * 16))
     placed = time.time() - 30.0
     cases = [
         ("observe_order_status, open and unfilled (the common poll)", lambda: current["t"].observe_order_status(
@@ -449,6 +449,16 @@ def case_hook_cost(repeats: int) -> None:
             next(txids), "open", "13.00000000", "4.00000000"), 5.0, lambda: inc(next(ones))),
         ("observe_order_status, a fill (closed with placed_at)", lambda: current["t"].observe_order_status(
             next(txids), "closed", "13.00000000", "13.00000000", placed_at=placed), 5.0, lambda: inc(next(ones))),
+        # issue 18: the order rate counter (O(1) per event) on the hooks' paths
+        ("observe_order_status, a new order seen open (a placement: the rate counter +1)",
+         lambda: current["t"].observe_order_status(next(txids), "open", "13.00000000", "0.00000000"), 5.0,
+         lambda: inc(next(ones))),
+        # (a cancel had no target before: it validates both volumes the careful way; 8x, twice main's 4x today)
+        ("observe_order_status, a cancel with placed_at (the rate counter charges its age)",
+         lambda: current["t"].observe_order_status(next(txids), "canceled", "13.00000000", "0.00000000",
+                                                   placed_at=placed), 8.0, lambda: inc(next(ones))),
+        ("observe_rate_counter, Kraken's own value", lambda: current["t"].observe_rate_counter(12.5), 5.0,
+         lambda: inc(next(ones))),
     ]  # the baselines have the same call shape as the hooks (a lambda, and next() where the hook takes a txid)
     for name, fn, target, base in cases:
         b, c = interleaved(base, fn, n, repeats, setup=fresh)

@@ -111,6 +111,7 @@ def run_demo(config: Config, stop: threading.Event, *, web: WebConfigFile | None
         pairs=config.pair_list, limit=config.limit, safety_ratio=config.safety_ratio, speedup=config.speedup,
         seed=config.seed, kraken_stale_after=config.kraken_stale_after or defaults.DEMO_KRAKEN_STALE_AFTER,
         canary_every_hours=config.canary_every, outage_every=config.outage_every, stream=config.kraken_stream,
+        tier=config.kraken_tier,
     )
     try:
         demo = Demo(settings)
@@ -152,7 +153,7 @@ def run_serve(
 def build_serve(config: Config, credentials: KrakenCredentials) -> tuple[CapacityExporter, KrakenOpenOrdersPoller]:
     """What `serve` runs: one StandaloneSource per pair, fed by Kraken's executions stream (`poller.stream`, unless
     `--kraken-stream off`) and one OpenOrders poller, its cross-check and stand-in (neither started)."""
-    exporter = CapacityExporter(mode="serve")
+    exporter = CapacityExporter(mode="serve", tier=config.kraken_tier)
     client = ReadOnlyKraken(credentials, config.kraken_url, timeout=config.kraken_timeout)
     names = resolve_or_explain(client, config.pair_list)
     stale = config.kraken_stale_after or default_stale_after(config.kraken_poll_interval, config.kraken_timeout)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from .core import defaults
+from .core.order_rate import tier
 from .core.pairs import PairError, PairNames
 from .core.thresholds import DEFAULT_LIMIT, DEFAULT_SAFETY_RATIO
 
@@ -64,6 +65,10 @@ def _pairs(raw: str) -> tuple[str, ...]:
             raise ValueError(f"pair {item!r} is given twice (as {given[label]!r})")
         given[label] = item
     return tuple(given.values())
+
+
+def _tier(raw: str) -> str:
+    return tier(raw).name
 
 
 def _log_level(raw: str) -> str:
@@ -129,8 +134,12 @@ SETTINGS: tuple[Setting, ...] = (
             {"demo": "pair(s) to simulate, comma-separated (XDGUSD, XBTUSD, ETHUSD, SOLUSD; default XDGUSD)",
              "serve": "pair(s) to export, comma-separated, any spelling (XDGUSD, DOGE/USD, XBTUSD...; default XDGUSD)",
              "scrape": "the bot's pair, overriding the one its payload names (default: the payload's)"}, ALL),
+    Setting("kraken_tier", "--kraken-tier", "KRAKEN_TIER", defaults.KRAKEN_TIER, _tier,
+            "the account's verification tier: starter, intermediate or pro; sets the open-order limit (60/80/225) "
+            "and the order rate counter's threshold (60/125/180) and decay (1/2.34/3.75 per s)", ("demo", "serve")),
     Setting("limit", "--limit", "KRAKEN_OPEN_ORDERS_PER_PAIR_LIMIT", DEFAULT_LIMIT, _int(1, 1_000_000),
-            "Kraken open-order limit per pair (Starter 60, Intermediate 80, Pro 225)", ("demo", "serve")),
+            "Kraken open-order limit per pair (Starter 60, Intermediate 80, Pro 225; without it, the tier's)",
+            ("demo", "serve")),
     Setting("safety_ratio", "--safety-ratio", "OPEN_ORDER_SAFETY_RATIO", DEFAULT_SAFETY_RATIO, _ratio,
             "share of the limit treated as usable, in (0, 1]", ("demo", "serve")),
     Setting("kraken_stale_after", "--kraken-stale-after", "EXPORTER_KRAKEN_STALE_AFTER", None, _float_positive,
@@ -206,6 +215,7 @@ class Config:
     host: str = _default("host")
     port: int = _default("port")
     pairs: tuple[str, ...] = ()  # empty: the table's default for demo and serve, the payload's pair for scrape
+    kraken_tier: str = _default("kraken_tier")
     limit: int = _default("limit")
     safety_ratio: float = _default("safety_ratio")
     kraken_stale_after: float | None = _default("kraken_stale_after")
@@ -259,6 +269,8 @@ def load_config(command: str, args: argparse.Namespace | None = None, env: Mappi
             values[s.name] = s.parse(raw)
         except ValueError as exc:
             raise ConfigError(f"{origin}: {exc}") from None
+    if "kraken_tier" in values and "limit" not in values:  # an explicit --limit wins over the tier's
+        values["limit"] = tier(values["kraken_tier"]).open_order_limit
     if command == "scrape" and not values.get("status_url"):
         raise ConfigError("--status-url / EXPORTER_STATUS_URL: required (the bot's /api/status URL)")
     return Config(**values)

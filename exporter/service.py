@@ -16,9 +16,10 @@ from .core import defaults
 from .core.clock import Clock, SystemClock
 from .core.forecast import HeadroomHistory
 from .core.naming import PREFIX
+from .core.order_rate import tier as tier_walls
 from .core.reading import PairReading, PairSource
 from .core.telemetry import CapacityTelemetry
-from .core.thresholds import DEFAULT_LIMIT, DEFAULT_SAFETY_RATIO
+from .core.thresholds import DEFAULT_SAFETY_RATIO
 from .core.version import __version__
 from .web.app import HttpSettings, RunningServer, WebConfigFile, create_app, start_server
 from .web.metrics import CapacityCollector
@@ -28,19 +29,22 @@ MODES = ("demo", "serve", "scrape", "embedded")
 
 class CapacityExporter:
     """`mode` says where the data comes from (demo|serve|scrape|embedded): exported in
-    `krakenbot_exporter_info{version, mode}` and /api/status, so simulated data never passes for production."""
+    `krakenbot_exporter_info{version, mode, tier}` and /api/status, so simulated data never passes for production."""
 
     def __init__(
-        self, registry: CollectorRegistry | None = None, clock: Clock | None = None, mode: str = "embedded"
+        self, registry: CollectorRegistry | None = None, clock: Clock | None = None, mode: str = "embedded",
+        tier: str | None = defaults.KRAKEN_TIER,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        # the pairs' default tier (both walls' defaults); a scraped bot's tier is the bot's, not known here
+        self.tier: str | None = None if mode == "scrape" or tier is None else tier_walls(tier).name
         self.registry = registry if registry is not None else CollectorRegistry()
         self.clock = clock or SystemClock()
         self.mode = mode
         add_standard_collectors(self.registry)
         Info(f"{PREFIX}_exporter", "The exporter's version and where its data comes from (demo is simulated).",
-             registry=self.registry).info({"version": __version__, "mode": mode})
+             registry=self.registry).info({"version": __version__, "mode": mode, "tier": self.tier or "unknown"})
         self._sources: list[PairSource] = []  # a list: a scraped source learns its pair from the payload
         self._lock = threading.Lock()
         self._headroom: dict[str, HeadroomHistory] = {}  # pair -> its recent headroom, for the forecast
@@ -48,17 +52,21 @@ class CapacityExporter:
         self.registry.register(CapacityCollector(self.readings))
 
     def add_pair(
-        self, pair: str, limit: int = DEFAULT_LIMIT, safety_ratio: float = DEFAULT_SAFETY_RATIO, **options: Any
+        self, pair: str, limit: int | None = None, safety_ratio: float = DEFAULT_SAFETY_RATIO, **options: Any
     ) -> CapacityTelemetry:
-        """Create the telemetry a bot feeds for `pair`, wired to this registry's counters, and export it."""
+        """Create the telemetry a bot feeds for `pair`, wired to this registry's counters, and export it.
+        `tier=` (starter|intermediate|pro; default the exporter's) sets the open-order limit unless `limit` is
+        given, and the order rate counter's threshold and decay."""
         telemetry = self.new_telemetry(pair, limit, safety_ratio, **options)
         self.add_source(telemetry)
         return telemetry
 
     def new_telemetry(
-        self, pair: str, limit: int = DEFAULT_LIMIT, safety_ratio: float = DEFAULT_SAFETY_RATIO, **options: Any
+        self, pair: str, limit: int | None = None, safety_ratio: float = DEFAULT_SAFETY_RATIO, **options: Any
     ) -> CapacityTelemetry:
         """A telemetry on this exporter's clock, not exported by itself (a wrapper source is)."""
+        if self.tier is not None:
+            options.setdefault("tier", self.tier)
         return CapacityTelemetry(pair, limit, safety_ratio, clock=self.clock, **options)
 
     def add_source(self, source: PairSource) -> None:

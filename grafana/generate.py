@@ -249,12 +249,45 @@ def fill_heatmap() -> heatmap.Panel:
         .calculate(False).unit("s").grid_pos(at(12, 26, 12, 8)))
 
 
+def order_rate_series() -> timeseries.Panel:
+    return (timeseries.Panel().title("Order rate counter vs threshold").description(
+        "Kraken's per-pair order rate counter (placements +1, young cancels up to +8, decaying by tier) against its "
+        f"threshold: over it, orders fail with EOrder:Rate limit exceeded. KrakenBotOrderRateHigh warns above "
+        f"{t.ORDER_RATE_HIGH_RATIO:.0%} for {t.ORDER_RATE_HIGH_FOR_SECONDS / 60:g} minutes. See docs/order-rate.md.")
+        .datasource(DATASOURCE)
+        .with_target(query(f"max by (pair) (krakenbot_order_rate_counter{{{RAW}}})", "A", "{{pair}} counter"))
+        .with_target(query(f"min by (pair) (krakenbot_order_rate_threshold{{{RAW}}})", "B", "{{pair}} threshold"))
+        .unit("short").min(0).grid_pos(at(0, 34, 12, 8)))
+
+
+def order_rate_peak_stat() -> stat.Panel:
+    return (stat.Panel().reduce_options(last_value()).title("Order rate peak, 24h").description(
+        "The rate counter's highest value in the last 24h as a share of its threshold: above "
+        f"{t.ORDER_RATE_HIGH_RATIO:.0%}, advise says wait (a slot adds order traffic).")
+        .datasource(DATASOURCE)
+        .with_target(query(f"max by (pair) (krakenbot_order_rate_peak_1d{{{RAW}}} / krakenbot_order_rate_threshold{{{RAW}}})",
+                           "A", instant=True))
+        .unit("percentunit").thresholds(thresholds((None, GREEN), (t.ORDER_RATE_HIGH_RATIO, ORANGE), (1, RED)))
+        .graph_mode(common.BigValueGraphMode.NONE).text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+        .no_value("no order rate counter exported").grid_pos(at(12, 34, 6, 8)))
+
+
+def order_rate_rejections_stat() -> stat.Panel:
+    return (stat.Panel().reduce_options(last_value()).title("Rate-limit rejections, 24h").description(
+        "Orders Kraken refused with EOrder:Rate limit exceeded in the last 24h: any one pages KrakenBotOrderRateLimited.")
+        .datasource(DATASOURCE)
+        .with_target(query(f"pair:krakenbot_order_rate_limited:increase24h{{{PAIR}}}", "A", instant=True))
+        .unit("short").decimals(0).thresholds(thresholds((None, GREEN), (1, RED)))
+        .graph_mode(common.BigValueGraphMode.NONE).text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+        .no_value("no order rate counter exported").grid_pos(at(18, 34, 6, 8)))
+
+
 def band_history() -> statetimeline.Panel:
     return (statetimeline.Panel().title("Band history").description("The band per pair over time.")
         .datasource(DATASOURCE)
         .with_target(query(f"pair:krakenbot_status_band:max{{{PAIR}}}", "A"))
         .unit("none").mappings(BAND_MAPPINGS).thresholds(band_thresholds())
-        .grid_pos(at(0, 34, 24, 6)))
+        .grid_pos(at(0, 42, 24, 6)))
 
 
 def firing_alerts() -> table.Panel:
@@ -262,12 +295,12 @@ def firing_alerts() -> table.Panel:
         .datasource(DATASOURCE)
         .with_target(query(f'ALERTS{{alertstate="firing", alertname=~"KrakenBot.*", {PAIR}}}', "A",
                            legend="{{alertname}}", instant=True, fmt=PromQueryFormat.TABLE))
-        .unit("none").no_value("no KrakenBot alert is firing").grid_pos(at(0, 40, 24, 6)))
+        .unit("none").no_value("no KrakenBot alert is firing").grid_pos(at(0, 48, 24, 6)))
 
 
 PANELS = (band_stat, hints_stat, utilization_gauge, orders_stat, headroom_stat, source_stat, blind_stat, partials_stat,
           open_orders_series, drift_series, headroom_forecast_series, forecast_stat, fill_time_series, fill_heatmap,
-          band_history, firing_alerts)
+          order_rate_series, order_rate_peak_stat, order_rate_rejections_stat, band_history, firing_alerts)
 
 
 def label_variable(name: str, query_text: str) -> db.QueryVariable:

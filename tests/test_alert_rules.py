@@ -247,6 +247,18 @@ def test_playbook_counts_and_durations_are_the_codes():
     clear = alert("KrakenBotClearToScale")["expr"]
     assert ("<", STOP) in promql.comparisons(clear) and ("==", STOP) in promql.comparisons(clear)
     assert min(promql.ranges(clear)) == t.RESUME_NORMAL_SECONDS
+    assert (">", t.ORDER_RATE_HIGH_RATIO) in promql.comparisons(clear)  # advise's edges for the rate counter
+    assert "pair:krakenbot_order_rate_limited:increase24h > 0" in clear
+    assert promql.ranges(record("pair:krakenbot_order_rate_limited:increase24h")) == [DAY_SECONDS]
+
+
+def test_the_order_rate_alerts_use_the_codes_edges():
+    high = alert("KrakenBotOrderRateHigh")
+    assert promql.comparisons(high["expr"]) == [(">", t.ORDER_RATE_HIGH_RATIO)]
+    assert for_seconds("KrakenBotOrderRateHigh") == t.ORDER_RATE_HIGH_FOR_SECONDS
+    assert "pair:krakenbot_order_rate_utilization_ratio:max" in high["expr"]
+    limited = alert("KrakenBotOrderRateLimited")["expr"]
+    assert promql.ranges(limited) == [t.ORDER_RATE_LIMITED_WINDOW_SECONDS] and (">", 0) in promql.comparisons(limited)
 
 
 def test_the_forecast_rule_and_alert_use_the_forecast_edges():

@@ -295,3 +295,15 @@ def test_the_card_says_the_stop_band_is_here_now_when_the_headroom_is_in_it(brow
         assert (block["status_band"], block["forecast_hours_to_stop"]) == ("stop", 0)
     assert card_text(browser, server.url + "/", "badge") == "STOP"
     assert card_text(browser, server.url + "/", "forecast") == "in the stop band now"
+
+
+def test_the_card_shows_the_order_rate_counter_against_its_threshold_with_the_peak_and_refusals(browser, served, clock):
+    telemetry, server = served
+    telemetry.set_internal_counts(active_orders=10, recovery_orders=0, slot_count=1)
+    clock.advance(120)  # past the first minute: orders first seen now were placed now
+    telemetry.observe_order_status("ONEW1-AAAAA-AAAAAA", "open", "13", "0")
+    telemetry.observe_order_status("ONEW1-AAAAA-AAAAAA", "canceled", "13", "0", placed_at=clock.now() - 1)  # +8
+    telemetry.observe_order_rejected("EOrder:Rate limit exceeded")
+    block = requests.get(server.url + "/api/status", timeout=5).json()["capacity_fill_health"]
+    assert (block["order_rate_counter"], block["order_rate_threshold"], block["order_rate_limited_1d"]) == (9.0, 180.0, 1)
+    assert card_text(browser, server.url + "/", "order-rate") == "9.0 / 180 (peak 1d 9.0, 1 refused 1d)"

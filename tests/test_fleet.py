@@ -161,9 +161,10 @@ def test_baseline_over_200_pairs_asks_as_many_queries_as_for_one(fleet_prom):
     assert all(data["days"][-1]["coverage_ratio"] > 0 for data in all_pairs["pairs"].values())
     assert all(data["days"][0]["coverage_ratio"] == 0 for data in all_pairs["pairs"].values())  # a week ago: nothing
     assert len(asked_for_all) == len(asked_for_one) and sorted(asked_for_all) == sorted(asked_for_one)
-    # a day per query for each of the 8 series over 8 days and the band again (for the scrape interval); the 2 fill
-    # gauges at each of the 7 day ends (+2 for the histogram at a day end where a pair has no gauge)
-    raw = 9 * 8
+    # a day per query for each of the 11 series (8, and the order rate counter's 3 since issue 18) over 8 days and the
+    # band again (for the scrape interval); the 2 fill gauges at each of the 7 day ends (+2 for the histogram at a day
+    # end where a pair has no gauge)
+    raw = 12 * 8
     assert asked_for_one == ["/p/api/v1/query"] * len(asked_for_one)
     assert len(asked_for_one) - raw - 2 * 7 in range(0, 2 * 7 + 1, 2), len(asked_for_one)
     assert all_pairs["pairs"][fleet.pairs[0]] == one["pairs"][fleet.pairs[0]]  # a pair reads the same among 200

@@ -66,7 +66,8 @@ def test_the_panels_the_issues_ask_for_are_there():
             "Open-order source", "Data", "Partial fills, 24h", "Kraken vs internal open orders",
             "Drift (Kraken - internal)", "Headroom and its 24h forecast", "Time to the stop band",
             "Fill time, median and p95 over 24h", "Fill time distribution", "Band history",
-            "Firing alerts"} == set(PANELS)
+            "Firing alerts", "Order rate counter vs threshold", "Order rate peak, 24h",
+            "Rate-limit rejections, 24h"} == set(PANELS)
     assert PANELS["Band"]["type"] == "stat" and PANELS["Band history"]["type"] == "state-timeline"
     assert PANELS["Fill time distribution"]["type"] == "heatmap"
     assert PANELS["Utilization of the safe cap"]["type"] == "gauge"
@@ -75,6 +76,14 @@ def test_the_panels_the_issues_ask_for_are_there():
     mapping = PANELS["Band"]["fieldConfig"]["defaults"]["mappings"][0]["options"]
     assert {k: v["text"] for k, v in mapping.items()} == {"0": "NORMAL", "1": "CAUTION", "2": "STOP"}
     assert {k: v["color"] for k, v in mapping.items()} == {"0": "green", "1": "orange", "2": "red"}
+
+
+def test_the_order_rate_row_shows_the_counter_against_its_threshold_the_peak_and_the_rejections():
+    counter = PANELS["Order rate counter vs threshold"]["targets"]
+    assert "krakenbot_order_rate_counter" in counter[0]["expr"] and "krakenbot_order_rate_threshold" in counter[1]["expr"]
+    assert "krakenbot_order_rate_peak_1d" in PANELS["Order rate peak, 24h"]["targets"][0]["expr"]
+    assert PANELS["Rate-limit rejections, 24h"]["targets"][0]["expr"].startswith(
+        "pair:krakenbot_order_rate_limited:increase24h")
 
 
 # ---- every colour edge and mapping from exporter/core/thresholds.py -------------------------------------------------

@@ -87,3 +87,87 @@ def test_a_gap_in_the_72h_window_is_said():
     advice = advise("XDGUSD", AdviceInputs(at=100 * H, band=samples))
     assert advice.decision == "add_slot"
     assert any(r.startswith("Band data has 1 gap(s) in the 72 h before, 10.0 h in all") for r in advice.reasons)
+
+
+# ---- issue 18: the order rate counter makes advise wait, and the baseline reports its daily peak and rejections
+
+def rate_inputs(at: float, peak: float, threshold: float = 180.0, limited_at: float | None = None,
+                peak_reached: float | None = None) -> AdviceInputs:
+    band = band_run([(0.0, at, 0)])
+    reached = at - H if peak_reached is None else peak_reached
+    return AdviceInputs(
+        at=at, band=band, slots=[(t, 10.0) for t, _ in band], partial_cancel_total=[(t, 0.0) for t, _ in band],
+        rate_peak=[(t, peak if t >= reached else 10.0) for t, _ in band],
+        rate_threshold=[(t, threshold) for t, _ in band],
+        rate_limited_total=[(t, 1.0 if limited_at is not None and t >= limited_at else 0.0) for t, _ in band],
+    )
+
+
+def test_a_rate_peak_above_80_percent_makes_advise_wait_even_in_normal_and_says_the_numbers():
+    at = 100 * H
+    advice = advise("XDGUSD", rate_inputs(at, peak=152.0, peak_reached=at - 3 * H))
+    assert (advice.decision, advice.exit_code, advice.band) == ("wait", 1, "normal")
+    assert any("Adding a slot adds order traffic: the rate counter of XDGUSD peaked at 152 of 180" in r
+               for r in advice.reasons), advice.reasons
+    assert advice.wait_seconds == pytest.approx(21 * H)  # until the peak is a day old
+    assert (advice.order_rate_peak_1d, advice.order_rate_threshold, advice.order_rate_limited_24h) == (152.0, 180.0, 0)
+
+
+def test_a_peak_at_80_percent_or_below_changes_nothing():
+    advice = advise("XDGUSD", rate_inputs(100 * H, peak=144.0))
+    assert advice.decision == "add_slot"
+
+
+def test_any_rate_limit_rejection_in_the_24h_makes_advise_wait_until_it_is_a_day_old():
+    at = 100 * H
+    advice = advise("XDGUSD", rate_inputs(at, peak=20.0, limited_at=at - 2 * H))
+    assert advice.decision == "wait" and advice.order_rate_limited_24h == 1
+    assert any("EOrder:Rate limit exceeded" in r for r in advice.reasons)
+    assert advice.wait_seconds == pytest.approx(22 * H)
+    later = advise("XDGUSD", rate_inputs(at + 23 * H, peak=20.0, limited_at=at - 2 * H))
+    assert later.decision == "add_slot"
+
+
+def test_the_playbook_rules_before_it_keep_their_answer():
+    at = 100 * H
+    inputs = rate_inputs(at, peak=170.0)
+    stopped = AdviceInputs(at=at, band=band_run([(0.0, at, 2)]), rate_peak=inputs.rate_peak,
+                           rate_threshold=inputs.rate_threshold)
+    assert advise("XDGUSD", stopped).decision == "stop"
+
+
+def test_without_rate_series_advise_is_as_before():
+    at = 100 * H
+    band = band_run([(0.0, at, 0)])
+    advice = advise("XDGUSD", AdviceInputs(at=at, band=band))
+    assert advice.decision == "add_slot" and advice.order_rate_peak_1d is None
+
+
+def test_a_baseline_day_reports_the_rate_counters_peak_at_its_end_and_its_rejections():
+    day = 86400.0
+    peak = [(t, 150.0 if t < 500.0 else 90.0) for t in range(60, int(day) + 1, 60)]  # yesterday's 150 left the day
+    history = PairHistory(rate_peak=[(float(t), v) for t, v in peak],
+                          rate_threshold=[(float(t), 180.0) for t, _ in peak],
+                          rate_limited_total=[(float(t), 0.0 if t < 40_000 else 2.0) for t, _ in peak])
+    row = day_report(history, 0.0, day, 60.0, FillTimes())
+    assert (row["order_rate_peak"], row["order_rate_threshold"], row["order_rate_limited"]) == (90, 180, 2)
+    empty = day_report(PairHistory(), 0.0, day, 60.0, FillTimes())
+    assert (empty["order_rate_peak"], empty["order_rate_limited"]) == (None, None)
+
+
+def test_the_baseline_table_shows_each_days_rate_peak_against_its_threshold_and_the_refusals():
+    from exporter.core.baseline import pair_report
+    from exporter.rollout.tables import format_baseline
+
+    day = 86400.0
+    times = [float(t) for t in range(300, int(day) + 1, 300)]
+    history = PairHistory(band=[(t, 0.0) for t in times], rate_peak=[(t, 152.0) for t in times],
+                          rate_threshold=[(t, 180.0) for t in times],
+                          rate_limited_total=[(t, 0.0 if t < 50_000 else 3.0) for t in times])
+    report = {"prometheus": "http://prom", "start": 0.0, "end": day,
+              "pairs": {"XDGUSD": pair_report(history, day, 1, [FillTimes()])}}
+    text = format_baseline(report)
+    lines = text.splitlines()
+    assert lines[3].rstrip().endswith("rate peak  rate refused")
+    first, total = lines[5].split(), lines[7].split()
+    assert first[-2:] == ["152/180", "3"] and total[-2:] == ["152/180", "3"]

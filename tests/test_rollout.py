@@ -91,6 +91,8 @@ def expected_xdg_day(week: Week, k: int) -> dict:
                             for v, name in enumerate(("normal", "caution", "stop"))},
         "seconds_kraken_fallback": STEP * sum(1 for t in times if week.xdg_outage(t)),
         "drift_max_abs": max(drift),
+        # the week has no order rate counter series (issue 18's fields are tested in test_playbook.py): null, not 0
+        "order_rate_peak": None, "order_rate_threshold": None, "order_rate_limited": None,
     }
 
 
@@ -107,6 +109,7 @@ def expected_xbt_day(week: Week, k: int) -> dict:
         "utilization_peak_ratio": max(utilization), "utilization_mean_ratio": statistics.fmean(utilization),
         "headroom_min": min(headroom), "slots_start": 5, "slots_end": 5, "slots_added": 0,
         "seconds_in_band": {"normal": DAY, "caution": 0, "stop": 0}, "seconds_kraken_fallback": 0, "drift_max_abs": 1,
+        "order_rate_peak": None, "order_rate_threshold": None, "order_rate_limited": None,
     }
 
 
@@ -250,7 +253,8 @@ def advise(prom: Prometheus, at: float, pair: str = "XDGUSD", url: str | None = 
     body = json.loads(out)
     assert body["exit_code"] == code
     assert set(body) == {"pair", "at", "decision", "exit_code", "band", "reasons", "stop_last_seen", "normal_since",
-                         "wait_seconds", "slots_added_24h", "partial_cancel_24h"}
+                         "wait_seconds", "slots_added_24h", "partial_cancel_24h", "order_rate_peak_1d",
+                         "order_rate_threshold", "order_rate_limited_24h"}
     assert body["reasons"] and all(r.endswith(".") for r in body["reasons"])
     return code, body
 

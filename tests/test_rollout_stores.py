@@ -380,7 +380,7 @@ def test_the_advisor_reads_a_bounded_window_and_the_baseline_one_day_per_query(v
             elif query.endswith(f"[{DAY}s]"):
                 raw.setdefault(query, []).append(when)
         days = [week.end - 2 * DAY, week.end - DAY, week.end]
-        assert len(raw) == 8  # one per series the baseline reads
+        assert len(raw) == 11  # one per series the baseline reads (8, and the order rate counter's 3 since issue 18)
         assert all(times == (days + days if "status_band" in query else days) for query, times in raw.items()), raw
         assert len(fills) == 2 and all(times == days[1:] for times in fills.values()), fills
         assert all(query.endswith("[300s])") for query in fills)

@@ -12,7 +12,10 @@ and this module turns them into the report. Definitions, so that any two correct
 - `headroom_min`, `drift_max_abs`: min headroom, max |drift| of the day's samples;
 - `slots_start`/`slots_end`: first and last slot sample of the day; `slots_added`: sum of the rises;
 - `seconds_in_band`, `seconds_kraken_fallback`: samples times the scrape interval seen in the band series;
-- `coverage_ratio`: band samples times that interval over the day's length, at most 1.
+- `coverage_ratio`: band samples times that interval over the day's length, at most 1;
+- `order_rate_peak`: the order rate counter's 24h peak gauge at the day's end (its last sample in the day: the
+  peak of that day), `order_rate_threshold` its threshold then, `order_rate_limited`: the day's increase of the
+  rate-limit rejections (issue 18).
 
 A field whose series has no sample in the day is None (null), never 0; a day without band samples has
 `coverage_ratio` 0.
@@ -46,6 +49,9 @@ class PairHistory:
     drift: Sequence[Sample] = ()
     partial_open_total: Sequence[Sample] = ()
     partial_cancel_total: Sequence[Sample] = ()
+    rate_peak: Sequence[Sample] = ()
+    rate_threshold: Sequence[Sample] = ()
+    rate_limited_total: Sequence[Sample] = ()
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,9 @@ def day_report(history: PairHistory, start: float, end: float, interval: float |
     opens = counter_increase(history.partial_open_total, start, end)
     cancels = counter_increase(history.partial_cancel_total, start, end)
     added = positive_steps(history.slots, start, end)
+    peak = in_window(history.rate_peak, start, end)
+    threshold = in_window(history.rate_threshold, start, end)
+    limited = counter_increase(history.rate_limited_total, start, end)
     return {
         "start": as_number(start),
         "end": as_number(end),
@@ -102,6 +111,9 @@ def day_report(history: PairHistory, start: float, end: float, interval: float |
         ),
         "seconds_kraken_fallback": count_where(available, 0) * interval if available and interval else None,
         "drift_max_abs": as_number(max(drift)) if drift else None,
+        "order_rate_peak": as_number(peak[-1][1]) if peak else None,
+        "order_rate_threshold": as_number(threshold[-1][1]) if threshold else None,
+        "order_rate_limited": None if limited is None else limited[0],
     }
 
 
@@ -177,4 +189,7 @@ def summarize(rows: Sequence[dict[str, Any]], utilization_mean: float | None) ->
         "seconds_in_band": {b: sum(d[b] for d in bands) for b in BANDS} if bands else None,
         "seconds_kraken_fallback": total("seconds_kraken_fallback"),
         "drift_max_abs": max(present("drift_max_abs"), default=None),
+        "order_rate_peak": max(present("order_rate_peak"), default=None),
+        "order_rate_threshold": (present("order_rate_threshold") or [None])[-1],
+        "order_rate_limited": total("order_rate_limited"),
     }

@@ -10,6 +10,7 @@ PORT = 9477
 PAIR = "XDGUSD"
 LOG_LEVEL = "INFO"
 
+KRAKEN_TIER = "pro"  # the account's verification tier: both walls' defaults (order_rate.TIER_WALLS)
 KRAKEN_URL = "https://api.kraken.com"
 KRAKEN_POLL_INTERVAL = 15.0  # 1 OpenOrders call / 15 s: 20% of a Starter key's 0.33/s decay, less on higher tiers
 KRAKEN_TIMEOUT = 10.0

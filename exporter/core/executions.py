@@ -12,7 +12,11 @@ and went live, its amends) and turns each row into `Observation`s, the arguments
 - **fill**: `filled`, timed from the order's `new` event (for an order already open when the stream connected,
   from its `opentm`, which REST tells: `note_open_orders`, `resolve`) to the `filled` event, on Kraken's clock. A
   fill whose start is not known yet waits for it (`pending_lookups`);
-- the **open-order count** per pair: the snapshot, then every transition.
+- the **open-order count** per pair: the snapshot, then every transition;
+- the **order rate counter**'s events (`rate_events`, drained by the stream): a placement (`pending_new`, or `new`
+  when none came), an amend and a cancel with the order's age then (from its `pending_new`, or its last amend), a
+  rejection (`reason` `EOrder:Rate limit exceeded`, never charged as a cancel), and Kraken's own counter when a
+  row carries one (`ratecounter`), each at Kraken's timestamp. Snapshot rows add nothing.
 
 Nothing is counted twice: an order that ended is remembered (bounded, as the hooks' txid tables) and any later
 row for it is a replay; a partial-open is reported once per order. A snapshot replaces what we held: orders we
@@ -32,6 +36,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from .order_rate import RATE_LIMIT_REASON
 from .pairs import PairNames
 
 # Kraken's v2 vocabulary (documented values; `iceberg_refill` and `triggered` are in the public clients too).
@@ -41,6 +46,8 @@ ORDER_STATUSES = frozenset({"pending_new", "new", "partially_filled", "filled", 
 ENDING_EXEC_TYPES = frozenset({"filled", "canceled", "expired"})
 OPEN_STATUSES = frozenset({"new", "partially_filled", "triggered"})
 _TIMED = frozenset({"pending_new", "new", "amended", *ENDING_EXEC_TYPES})  # exec_types whose timestamp is used
+_RATED = frozenset({"pending_new", "new", "amended", "canceled", "expired"})  # exec_types the rate counter reads
+
 
 # Why a row was skipped (`krakenbot_kraken_stream_bad_rows_total{reason}`); created up front.
 SKIP_REASONS = (
@@ -90,14 +97,16 @@ class OrderState:
         self.cum = 0.0
         self.status = "pending_new"
         self.partial_reported = False
-        self._submitted: str | None = None  # its `pending_new`: when the order was placed (the rate counter's +1)
+        # its `pending_new`: when the order was placed (the rate counter's +1); Kraken's text, or already read (float)
+        self._submitted: str | float | None = None
         self._placed: str | float | None = placed_at  # its `new` (or REST's `opentm`): where a fill time starts
         self._amended: list[str] | None = None  # each `amended` (the rate counter charges amends by age)
         self.exec_ids: set[str] | None = None  # trades already added when Kraken sends no cum_qty
 
     @property
     def submitted_at(self) -> float | None:
-        return parse_time(self._submitted)
+        submitted = self._submitted
+        return submitted if type(submitted) is float else parse_time(submitted)
 
     @property
     def placed_at(self) -> float | None:
@@ -223,6 +232,9 @@ class ExecutionBook:
         self._latest: str | None = None  # the last event time seen, as Kraken wrote it
         self._symbols: dict[Any, str | None] = {}  # symbol -> label (None: not configured; _IMPLAUSIBLE: no pair)
         self.snapshots = 0
+        # the rate counter's events since the stream last drained them: pair -> [(kind, at, amount)], in order
+        self.rate_events: dict[str, list[tuple[str, float, float]]] = {}
+        self._minutes: dict[str, float] = {}  # "YYYY-MM-DDTHH:MM" -> its start in Unix seconds (for `_time`)
 
     # ---- reading ------------------------------------------------------------------------------------------
 
@@ -346,6 +358,8 @@ class ExecutionBook:
             if cum is None:
                 return "bad_field"
         state.qty, state.cum, state.status = qty, cum, status
+        if exec_type in _RATED or "ratecounter" in row:
+            self._rate(state, exec_type, row)
         if exec_type in _TIMED:
             text = get("timestamp")
             if type(text) is str:
@@ -375,6 +389,72 @@ class ExecutionBook:
             if state.pair is not None:
                 out.append(_observation(Observation, (state.pair, order_id, "open", qty, cum, None, None, None)))
         return None
+
+    def _rate(self, state: OrderState, exec_type: str, row: dict[str, Any]) -> None:
+        """The rate counter's events in one row (before the row's times are recorded in `state`): the time is read
+        only for a row that makes one (a `new` after its `pending_new` makes none)."""
+        pair = state.pair
+        if pair is None:
+            return
+        reason = row.get("reason")
+        refused = type(reason) is str and RATE_LIMIT_REASON in reason
+        counter = row.get("ratecounter")
+        placed_now = False
+        if exec_type == "pending_new":
+            kind = "placed" if state._submitted is None else None
+            placed_now = kind is not None
+        elif exec_type == "new":
+            kind = "placed" if state._submitted is None and state._placed is None else None
+        elif exec_type in ("canceled", "amended") and not refused:
+            kind = exec_type
+        else:
+            kind = None
+        if kind is None and not refused and counter is None:
+            return
+        at = self._time(row.get("timestamp"))
+        if at is None:
+            return
+        events = self.rate_events.get(pair)
+        if events is None:
+            events = self.rate_events[pair] = []
+        if refused:
+            events.append(("rejected", at, 0.0))
+        if kind == "placed":
+            events.append(("placed", at, 0.0))
+            if placed_now:
+                state._submitted = at  # read once: a cancel's age starts here
+        elif kind is not None:
+            amends = state._amended
+            submitted = state._submitted
+            start = self._time(amends[-1]) if amends else (
+                submitted if type(submitted) is float else
+                self._time(submitted) if submitted is not None else state.placed_at)
+            age = _INF if start is None else max(0.0, at - start)  # unknown: as an old order (no penalty)
+            events.append((kind, at, age))
+        if isinstance(counter, (int, float)) and not isinstance(counter, bool) and 0.0 <= counter < 1e9:
+            events.append(("reported", at, float(counter)))
+
+    def _time(self, text: Any) -> float | None:
+        """`parse_time`, fast for Kraken's own form (`2024-05-18T12:58:40.165132Z`): each minute's start is cached."""
+        if type(text) is str and len(text) == 27 and text[26] == "Z":
+            minute = self._minutes.get(text[:16])
+            if minute is None:
+                minute = parse_time(text[:16] + ":00Z")
+                if minute is None or text[16] != ":":
+                    return parse_time(text)
+                if len(self._minutes) >= 64:
+                    self._minutes.clear()
+                self._minutes[text[:16]] = minute
+            try:
+                seconds = float(text[17:26])
+            except ValueError:
+                return None
+            return minute + seconds if 0.0 <= seconds < 61.0 else parse_time(text)
+        return parse_time(text)
+
+    def take_rate_events(self) -> dict[str, list[tuple[str, float, float]]]:
+        events, self.rate_events = self.rate_events, {}
+        return events
 
     def _trade_without_cum(self, state: OrderState, row: dict[str, Any]) -> float | None:
         """The executed quantity after a trade that did not say it: `last_qty` added once per `exec_id`."""

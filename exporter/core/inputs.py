@@ -26,6 +26,8 @@ HOOK_ERROR_KINDS = (
     "invalid_count",
     "invalid_fetched_at",
     "invalid_clock",
+    "invalid_rate_counter",
+    "invalid_reason",
     "malformed_kraken_reply",
     "malformed_kraken_row",
     "clock_went_backwards",

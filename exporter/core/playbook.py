@@ -9,6 +9,10 @@ Rules, first match wins (thresholds from `thresholds.py`, shared with the alert 
    after that addition;
 5. normal now -> `add_slot` (exit 0).
 
+And the second capacity (issue 18): where the rules would allow a slot, the answer is `wait` (exit 1) instead when
+Kraken's order rate counter peaked above 80% of its threshold in the 24h before, or an order was refused with
+`EOrder:Rate limit exceeded` then: a slot adds order traffic. The wait runs until that peak or refusal is a day old.
+
 "Now" is the latest band sample no older than `BLIND_AFTER_SECONDS` before `at`; with none, the answer is
 `unknown` (exit 3), as it is when Prometheus cannot be read or does not know the pair.
 """
@@ -26,6 +30,7 @@ from .thresholds import (
     BLIND_AFTER_SECONDS,
     CAUTION_MAX_SLOTS_PER_DAY,
     CAUTION_SLOT_WINDOW_SECONDS,
+    ORDER_RATE_HIGH_RATIO,
     PARTIAL_CANCEL_FREEZE_SECONDS,
     RESUME_NORMAL_SECONDS,
 )
@@ -45,6 +50,9 @@ class AdviceInputs:
     band: Sequence[Sample]
     slots: Sequence[Sample] = ()
     partial_cancel_total: Sequence[Sample] = ()
+    rate_peak: Sequence[Sample] = ()  # krakenbot_order_rate_peak_1d
+    rate_threshold: Sequence[Sample] = ()  # krakenbot_order_rate_threshold
+    rate_limited_total: Sequence[Sample] = ()  # krakenbot_order_rate_limited_total
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,9 @@ class Advice:
     wait_seconds: float | None = None
     slots_added_24h: int | None = None
     partial_cancel_24h: int | None = None
+    order_rate_peak_1d: float | None = None
+    order_rate_threshold: float | None = None
+    order_rate_limited_24h: int | None = None
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,6 +126,9 @@ def advise(pair: str, inputs: AdviceInputs) -> Advice:
     last_stop = stops[-1] if stops else None
     normal_since = normal_run_start(inputs.band, at) if band == BAND_NORMAL else None
     decision, wait, reasons = _decide(pair, at, band, last_stop, normal_since, cancels, added)
+    peak, threshold, limited = _rate(inputs, at)
+    if decision == ADD_SLOT:
+        decision, wait, reasons = _rate_decision(pair, at, decision, wait, reasons, peak, threshold, limited)
     return Advice(
         pair=pair, at=at, decision=decision, exit_code=EXIT_CODES[decision], band=band,
         reasons=reasons + notes + _coverage_note(inputs.band, at),
@@ -123,7 +137,45 @@ def advise(pair: str, inputs: AdviceInputs) -> Advice:
         wait_seconds=wait,
         slots_added_24h=added[0] if added else 0,
         partial_cancel_24h=cancels[0] if cancels else 0,
+        order_rate_peak_1d=None if peak is None else peak[0],
+        order_rate_threshold=threshold,
+        order_rate_limited_24h=limited[0] if limited else (None if not inputs.rate_limited_total else 0),
     )
+
+
+def _rate(inputs: AdviceInputs, at: float) -> tuple[tuple[float, float] | None, float | None,
+                                                    tuple[int, float | None] | None]:
+    """The order rate counter's 24h peak now (with when it was first reached), its threshold, and the rejections
+    of the 24h before (with the last one's time); None where the store has no such series."""
+    peak_now = current_band(inputs.rate_peak, at)
+    threshold_now = current_band(inputs.rate_threshold, at)
+    peak = None
+    if peak_now is not None:
+        value = peak_now[1]
+        reached = next((t for t, v in in_window(inputs.rate_peak, at - 86400.0, at) if v >= value), peak_now[0])
+        peak = (value, reached)
+    limited = counter_increase(inputs.rate_limited_total, at - 86400.0, at) if inputs.rate_limited_total else None
+    return peak, None if threshold_now is None else threshold_now[1], limited
+
+
+def _rate_decision(pair: str, at: float, decision: str, wait: float | None, reasons: list[str],
+                   peak: tuple[float, float] | None, threshold: float | None,
+                   limited: tuple[int, float | None] | None) -> tuple[str, float | None, list[str]]:
+    """`wait` instead of `add_slot` when the rate counter was near its threshold or refused an order in the 24h."""
+    extra: list[str] = []
+    until = at
+    if peak is not None and threshold and peak[0] > ORDER_RATE_HIGH_RATIO * threshold:
+        extra.append(f"Adding a slot adds order traffic: the rate counter of {pair} peaked at {peak[0]:g} of "
+                     f"{threshold:g} in the 24 h before {stamp(at)} (above {ORDER_RATE_HIGH_RATIO:.0%}).")
+        until = max(until, peak[1] + 86400.0)
+    if limited and limited[0] > 0:
+        extra.append(f"Kraken refused {limited[0]} order(s) of {pair} with EOrder:Rate limit exceeded in the 24 h "
+                     f"before {stamp(at)}, the last at {stamp(limited[1] or at)}: adding a slot adds order traffic.")
+        until = max(until, (limited[1] or at) + 86400.0)
+    if not extra:
+        return decision, wait, reasons
+    left = until - at
+    return WAIT, left, reasons + extra + [f"Wait until that is a day old: {hours(left)}, at {stamp(until)}."]
 
 
 def _decide(pair: str, at: float, band: str, last_stop: float | None, normal_since: float | None,

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from .capacity import SOURCE_KRAKEN, CapacityFillHealth
 from .counters import EventCounts
+from .order_rate import RateReading
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class PairReading:
     forecast_seconds_to_stop: float | None = None  # the headroom's 6h trend reaches the stop edge in this long
     counts: EventCounts | None = None  # event counters of a telemetry fed by hooks (None: the source has none)
     events_source: str | None = None  # where partial fills and fill times come from, when a source says (serve)
+    order_rate: RateReading | None = None  # Kraken's order rate counter (None: this source cannot know it)
 
     def __post_init__(self) -> None:
         if self.health is None and not self.blind:  # no data at all is blind, whatever the source said

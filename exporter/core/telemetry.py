@@ -11,6 +11,8 @@ What a telemetry holds, each part in its own module, all behind one lock:
   with the read and expiry side (how a read moves them on and counts them);
 - `KrakenCount` (kraken_count.py): Kraken's count of the pair and the drift run against the bot's count;
 - `HookErrors` (hook_errors.py): rejection accounting and rate-limited logging;
+- `RateCounter` (order_rate.py): Kraken's per-pair order rate counter, fed by the same hooks (an order first seen
+  open is a placement, a cancel is charged by the order's age) or, in `serve`, by the executions stream;
 - the bot's own counts (active, recovery, slots).
 A read copies a handful of numbers under the lock (`_capture`) and evaluates outside it. Another capacity fed by the
 same hooks is one more such part: the hook paths below are where an order is seen open (`see_open`), ends, or is
@@ -23,13 +25,14 @@ import logging
 import math
 import threading
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from . import logtext
 from .capacity import CapacityFillHealth, CapacityInputs, evaluate
 from .clock import Clock, SystemClock
 from .counters import FILL_DURATION_BUCKETS, EventCounts
+from .defaults import KRAKEN_TIER
 from .event_record import EventRecord, release
 from .hook_errors import HookErrors
 from .inputs import (
@@ -44,10 +47,11 @@ from .inputs import (
     check_volume,
 )
 from .kraken_count import KrakenCount, count_rows
+from .order_rate import PENDING_MAX, PLACE_COST, RATE_LIMIT_REASON, RateCounter, RateReading, amend_cost, cancel_cost
+from .order_rate import tier as tier_walls
 from .pairs import PairNames
 from .reading import PairReading
 from .thresholds import (
-    DEFAULT_LIMIT,
     DEFAULT_SAFETY_RATIO,
     DRIFT_PERSIST_SECONDS,
     DRIFT_THRESHOLD,
@@ -61,6 +65,11 @@ log = logging.getLogger("kraken_capacity_exporter")
 CANARY_MARKER = "PHANTOM_POSITION_CANARY"
 MAX_CLOCK_AHEAD_SECONDS = 60.0  # how far Kraken's clock (a `closed_at`) may run ahead of ours
 MAX_TRACKED_TXIDS = 200_000  # orders remembered: seen partially filled, or ended (one table)
+MAX_SEEN_OPEN = 200_000  # orders remembered as seen open, for the rate counter (two generations of half each)
+_SEEN_ROTATE_AT = MAX_SEEN_OPEN // 2 - 1  # the young generation rotates when it holds half (in `_first_seen`)
+SNAPSHOT_GRACE_SECONDS = 60.0  # orders first seen this soon after creation without a placed_at: already open
+MAX_REASON_LENGTH = 256
+MAX_RATE_COUNTER = 1e9  # Kraken's counter is below its threshold plus one burst; more is not a counter
 _BUCKETS = tuple(float(edge) for edge in FILL_DURATION_BUCKETS)  # floats: a float key bisects them twice as fast
 _bucket = bisect_left
 _INF = math.inf
@@ -75,6 +84,7 @@ class _State(NamedTuple):
     kraken_at: float | None
     last_update: float | None
     counts: EventCounts
+    rate: RateReading | None
 
 
 class CapacityTelemetry:
@@ -88,7 +98,7 @@ class CapacityTelemetry:
     def __init__(
         self,
         pair: str,
-        limit: int = DEFAULT_LIMIT,
+        limit: int | None = None,
         safety_ratio: float = DEFAULT_SAFETY_RATIO,
         *,
         clock: Clock | None = None,
@@ -97,7 +107,11 @@ class CapacityTelemetry:
         drift_threshold: int = DRIFT_THRESHOLD,
         drift_persist_seconds: float = DRIFT_PERSIST_SECONDS,
         max_window_events: int = 100_000,
+        tier: str = KRAKEN_TIER,
     ) -> None:
+        walls = tier_walls(tier)  # ValueError naming the tiers
+        if limit is None:
+            limit = walls.open_order_limit  # the tier's, unless the caller says
         self.limit, self.safety_ratio = check_settings(
             limit, safety_ratio, kraken_stale_after=kraken_stale_after, stale_after=stale_after,
             drift_persist_seconds=drift_persist_seconds, drift_threshold=drift_threshold,
@@ -113,9 +127,30 @@ class CapacityTelemetry:
         self._active = 0
         self._recovery = 0
         self._slots = 0
+        self.tier = walls.name
+        self._rate = RateCounter(walls)
+        self._placements = self._rate.pending  # a hook appends a placement's time; the counter applies it later
+        self._seen: dict[str, float] = {}  # txid -> when placed: orders seen open (young generation) ...
+        self._seen_old: dict[str, float] = {}  # ... and the previous one
+        self._seen_dropped: list[dict[str, float]] = []  # generations let go, freed by a reader outside the lock
         self._match_cache: dict[str, bool] = {}
         started = self._now()
         self.window_started_at: float | None = float(started) if _finite(started) else None
+        # orders first seen before this without a placed_at were already open: not placed by the bot now
+        self._rate_after = _INF if self.window_started_at is None else self.window_started_at + SNAPSHOT_GRACE_SECONDS
+        self._from_hooks = True
+
+    @property
+    def rate_from_hooks(self) -> bool:
+        """Whether the hooks feed the order rate counter; False when a source (the executions stream) feeds it."""
+        return self._from_hooks
+
+    @rate_from_hooks.setter
+    def rate_from_hooks(self, value: bool) -> None:
+        with self._lock:
+            self._from_hooks = bool(value)
+            started = self.window_started_at
+            self._rate_after = _INF if started is None or not value else started + SNAPSHOT_GRACE_SECONDS
 
     @property
     def clock(self) -> Clock:
@@ -196,7 +231,7 @@ class CapacityTelemetry:
                     with self._lock:
                         self._events.accept(now)
                 else:
-                    self._ended(now, txid, kind, vol, vol_exec, context)
+                    self._ended(now, txid, kind, vol, vol_exec, context, placed_at)
                 return
             # `open`, the common poll: inlined, the cheapest path (`EventRecord.accept` is written out here on
             # purpose: calling it costs the common poll about 7% of issue 11's 3x hook-cost target)
@@ -234,8 +269,30 @@ class CapacityTelemetry:
                         events.mark = now - DAY_SECONDS
                 events.last_update = now
                 hw, mark = events.hw, events.mark
-                if not events.txids.see_open(txid, hw, mark, 0.0 < executed < volume):
+                partial = 0.0 < executed < volume
+                if not partial:  # the common poll: a new order is seen open here first (the rate counter's +1)
+                    seen = self._seen
+                    if txid not in seen:
+                        if placed_at is None and not self._seen_old and len(seen) < _SEEN_ROTATE_AT:
+                            seen[txid] = hw  # the usual case, written out
+                            if hw >= self._rate_after:
+                                placements = self._placements
+                                placements.append(hw)
+                                if len(placements) >= PENDING_MAX:
+                                    self._rate.fold()
+                        else:
+                            self._first_seen(txid, hw, placed_at, True)
+                if not events.txids.see_open(txid, hw, mark, partial):
                     return  # not a new partial-open: unfilled, already seen partially filled, or already ended
+                if txid not in self._seen:  # first seen already partly filled: a new order too (the txid table
+                    if placed_at is None and not self._seen_old:  # remembers it from here on, not `_seen`)
+                        if hw >= self._rate_after:
+                            placements = self._placements
+                            placements.append(hw)
+                            if len(placements) >= PENDING_MAX:
+                                self._rate.fold()
+                    else:
+                        self._first_seen(txid, hw, placed_at, False)
                 events.opens_total += 1
                 out = events.partial_open.append(hw)
                 if out is not None and out >= mark:
@@ -335,6 +392,79 @@ class CapacityTelemetry:
         except Exception as exc:
             self._errors.internal_error(exc)
 
+    def observe_rate_counter(self, value: Any, fetched_at: Any = None) -> None:
+        """Kraken's own order rate counter for this pair (a bot that knows it hands it over): preferred to our
+        estimate from here on, and the difference exported. `fetched_at` (Unix seconds) dates it; one before the last
+        order event recorded is dropped (`invalid_fetched_at`)."""
+        try:
+            now = self._now()
+            if not 0.0 < now < _INF:
+                return self._errors.reject(None, "invalid_clock", _BAD_CLOCK, "now", now)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= MAX_RATE_COUNTER:
+                return self._errors.reject(now, "invalid_rate_counter", f"is not a number in [0, {MAX_RATE_COUNTER:g}]",
+                                           "rate_counter", value)
+            at = None if fetched_at is None else check_timestamp(fetched_at, now, "invalid_fetched_at")
+            if isinstance(at, Rejected):
+                return self._errors.reject(now, *at, "fetched_at", fetched_at)
+            with self._lock:
+                self._events.accept(now)
+                stamp = self._events.hw if at is None else at
+                self._rate.fold()
+                late = stamp < self._rate.at
+                if not late:
+                    self._rate.report(float(value), stamp)
+            if late:
+                self._errors.reject(now, "invalid_fetched_at", "is before the last order event recorded",
+                                    "fetched_at", fetched_at)
+        except Exception as exc:
+            self._errors.internal_error(exc)
+
+    def observe_order_rejected(self, reason: Any) -> None:
+        """An order of this pair that Kraken refused, with its error text: `EOrder:Rate limit exceeded` counts in
+        `krakenbot_order_rate_limited_total`; any other reason is accepted and changes nothing."""
+        try:
+            now = self._now()
+            if not 0.0 < now < _INF:
+                return self._errors.reject(None, "invalid_clock", _BAD_CLOCK, "now", now)
+            if type(reason) is not str or not 0 < len(reason) <= MAX_REASON_LENGTH:
+                return self._errors.reject(now, "invalid_reason", "is not a non-empty string of at most "
+                                           f"{MAX_REASON_LENGTH} characters", "reason", reason)
+            with self._lock:
+                self._events.accept(now)
+                if RATE_LIMIT_REASON in reason:
+                    self._rate.rejected(self._events.hw)
+        except Exception as exc:
+            self._errors.internal_error(exc)
+
+    def observe_rate_events(self, events: Iterable[tuple[str, float, float]]) -> None:
+        """A source's order events (the executions stream, on Kraken's clock), in order, as (kind, at, amount):
+        `placed`, `canceled` and `amended` (`amount`: the order's age in seconds), `rejected` (a rate-limit
+        refusal), `reported` (`amount`: Kraken's own counter). Events dated before the last are applied at the last
+        one's time. One lock for the whole batch."""
+        try:
+            rate, bad = self._rate, None
+            with self._lock:
+                for kind, at, amount in events:
+                    if not (0.0 < at < _INF and 0.0 <= amount <= _INF):  # (an age may be infinite: unknown, as old)
+                        bad = (kind, at, amount)
+                    elif kind == "placed":
+                        rate.add(PLACE_COST, at)
+                    elif kind == "canceled":
+                        rate.add(cancel_cost(amount), at)
+                    elif kind == "amended":
+                        rate.add(amend_cost(amount), at)
+                    elif kind == "rejected":
+                        rate.rejected(at)
+                    elif kind == "reported":
+                        rate.fold()
+                        if at >= rate.at:
+                            rate.report(amount, at)
+            if bad is not None:
+                self._errors.reject(self._now(), "invalid_rate_counter", "is not a finite time and amount",
+                                    "rate_event", bad)
+        except Exception as exc:
+            self._errors.internal_error(exc)
+
     # ---- reads -------------------------------------------------------------------------------
 
     def snapshot(self, now: float | None = None) -> CapacityFillHealth:
@@ -369,6 +499,7 @@ class CapacityTelemetry:
             blind=problem is not None,
             window_started_at=self.window_started_at,
             counts=state.counts,
+            order_rate=state.rate,
         )
 
     def kraken_data_age(self, now: float | None = None) -> float | None:
@@ -426,7 +557,37 @@ class CapacityTelemetry:
         finally:
             lock.release()
 
-    def _ended(self, now: float, txid: str, status: str, vol: Any, vol_exec: Any, context: dict[str, Any]) -> None:
+    def _first_seen(self, txid: str, hw: float, placed_at: Any, remember: bool) -> None:
+        """`txid` is open and not in the young generation of orders seen open (the lock is held): moved up from the
+        old one, or a new order, counted as placed unless it was already open when the telemetry started (placed
+        before then, or first seen in its first minute without a `placed_at`). `remember` False: an order seen
+        partly filled, which the txid table remembers instead."""
+        seen = self._seen
+        if self._seen_old:
+            old = self._seen_old.pop(txid, None)
+            if old is not None:
+                seen[txid] = old
+                return
+        if not remember:
+            seen = {}  # (written to and forgotten)
+        if placed_at is None:
+            seen[txid] = hw
+            if hw >= self._rate_after:
+                self._rate.add(1.0, hw)
+        else:
+            given = _valid_time(placed_at) and placed_at <= hw + MAX_CLOCK_AHEAD_SECONDS
+            placed = float(placed_at) if given else hw
+            seen[txid] = placed
+            started = self.window_started_at
+            if self._from_hooks and started is not None and placed >= started and (given or hw >= self._rate_after):
+                self._rate.add(1.0, placed)
+        if len(seen) * 2 >= MAX_SEEN_OPEN:
+            if self._seen_old:
+                self._seen_dropped.append(self._seen_old)
+            self._seen_old, self._seen = seen, {}
+
+    def _ended(self, now: float, txid: str, status: str, vol: Any, vol_exec: Any, context: dict[str, Any],
+               placed_at: Any = None) -> None:
         executed = check_volume(vol_exec)
         if isinstance(executed, Rejected):
             return self._errors.reject(now, *executed, "vol_exec", vol_exec)
@@ -443,7 +604,15 @@ class CapacityTelemetry:
         events = self._events
         with self._lock:
             behind = events.accept(now)
-            if not events.txids.end(txid, events.hw, events.mark) or not executed > 0.0:
+            seen = self._seen.get(txid)  # kept: a late open row of an ended order is no new placement
+            if seen is None and self._seen_old:
+                seen = self._seen_old.get(txid)
+            first = events.txids.end(txid, events.hw, events.mark)
+            if first and status == "canceled" and self._from_hooks:
+                placed = placed_at if _valid_time(placed_at) else seen
+                if placed is not None:  # an order whose placing we never saw nor were told: its age is unknown
+                    self._rate.cancelled(events.hw, events.hw - placed)
+            if not first or not executed > 0.0:
                 return
             if events.add_partial_cancel():
                 self._errors.note("window_overflow")
@@ -496,7 +665,10 @@ class CapacityTelemetry:
                 counts = events.totals(self._errors.copy(), self.window_started_at)
                 kraken_at, last_update, slots = kraken.at, events.last_update, self._slots
                 dropped, mark = events.txids.take_dropped(), events.mark
+                rate = self._rate.reading(now, prune=now == clock_now)
+                seen_dropped, self._seen_dropped = self._seen_dropped, []
             break
+        seen_dropped.clear()  # freed here, outside the lock
         if dropped:
             early = release(dropped, mark)
             if early:
@@ -509,7 +681,7 @@ class CapacityTelemetry:
             partial_cancel_1d=window.partial_cancel, median_fill_seconds_1d=window.median,
             p95_fill_seconds_1d=window.p95, drift_persistent=drift,
         )
-        return _State(inputs, kraken_at, last_update, counts)
+        return _State(inputs, kraken_at, last_update, counts, rate)
 
     def _collect_forgotten(self) -> None:
         """Count the txids the table let go early while freeing a backlog itself (the lock is held)."""
@@ -537,6 +709,11 @@ def _caller_time(now: Any) -> float:
     except OverflowError:
         pass
     raise ValueError(f"now must be a finite Unix time in seconds, got {logtext.text(now)}")
+
+
+def _valid_time(value: Any) -> bool:
+    """A caller's Unix time we can use: a finite int or float > 0."""
+    return (type(value) is float and 0.0 < value < _INF) or (type(value) is int and 0 < value < 10**15)
 
 
 def _finite(value: Any) -> bool:

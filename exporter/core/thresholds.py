@@ -25,3 +25,7 @@ FORECAST_TREND_SECONDS = 21600.0  # predict_linear over 6h
 FORECAST_HORIZON_SECONDS = 86400.0  # warn when the stop edge is forecast within 24h ...
 FORECAST_WARN_HEADROOM = 2 * CAUTION_HEADROOM  # ... and the headroom is already within twice the caution edge
 FORECAST_ALERT_FOR_SECONDS = 3600.0
+
+ORDER_RATE_HIGH_RATIO = 0.8  # the order rate counter above 80% of its threshold: the warning, and advise waits
+ORDER_RATE_HIGH_FOR_SECONDS = 300.0  # ... for this long before the warning
+ORDER_RATE_LIMITED_WINDOW_SECONDS = 600.0  # a rate-limit rejection pages while it is this recent

@@ -104,6 +104,9 @@ class FakeAccount:
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
         self._exec_ids = itertools.count(1)
+        # Kraken's own order rate counter as rows carry it with `ratecounter: true` (the field name of v1's openOrders;
+        # v2's is not spelled out in Kraken's pages): a test sets a value, and every later row carries it
+        self.ratecounter: float | None = None
 
     # ---- changes -----------------------------------------------------------------------------------------
 
@@ -167,6 +170,26 @@ class FakeAccount:
         with self._lock:
             order = self._orders[txid]
             self.trade(txid, order.qty - order.cum, at)
+
+    def amend(self, txid: str, qty: float | str | Decimal | None = None, at: float | None = None) -> None:
+        """Kraken's `amend_order` (the order keeps its id): an `amended` row, optionally with a new quantity."""
+        at = self.clock() if at is None else at
+        with self._lock:
+            order = self._orders[txid]
+            if qty is not None:
+                order.qty = Decimal(str(qty))
+            self._emit([{"timestamp": rfc3339(at), "order_status": order.ws_status(), "exec_type": "amended",
+                         "order_qty": float(order.qty), "cum_qty": float(order.cum), "order_userref": 0,
+                         "reason": "User requested", "amended": True, "order_id": txid}])
+
+    def refuse(self, pair: str, qty: float | str | Decimal, reason: str = "EOrder:Rate limit exceeded",
+               at: float | None = None) -> str:
+        """An order Kraken takes and refuses at once (`pending_new`, then `canceled` with `reason`): what an order
+        over the rate counter's threshold gets."""
+        at = self.clock() if at is None else at
+        txid = self.place(pair, qty, at=at, live_after=None)
+        self._end(txid, "canceled", reason, at)
+        return txid
 
     def cancel(self, txid: str, reason: str = "User requested", at: float | None = None) -> None:
         self._end(txid, "canceled", reason, at)
@@ -234,6 +257,8 @@ class FakeAccount:
         return rows, stop
 
     def _emit(self, rows: Rows) -> None:
+        if self.ratecounter is not None:
+            rows = [{**row, "ratecounter": self.ratecounter} for row in rows]
         for listener in list(self._listeners):
             listener(rows)
 

@@ -249,6 +249,7 @@ class FakeKrakenStream:
         connection.queue.put_nowait(_dumps({"method": "subscribe", "result": {
             "channel": "executions", "snapshot": True, "snap_orders": params.get("snap_orders", True),
             "snap_trades": params.get("snap_trades", False), "order_status": params.get("order_status", True),
+            "ratecounter": params.get("ratecounter", False),
             "warnings": ["cancel_reason is deprecated, use reason"]},
             "success": True, "time_in": _now_text(), "time_out": _now_text()}))
 

@@ -52,6 +52,7 @@ class DemoSettings:
     outage_every: float = 0.0  # wall seconds; 0: no scripted outage
     stream: bool = defaults.KRAKEN_STREAM  # the fake Kraken's executions stream reports the orders (False: the hooks)
     stream_silence: float = defaults.KRAKEN_STREAM_SILENCE  # wall seconds
+    tier: str = defaults.KRAKEN_TIER
 
 
 def simulated_pairs() -> list[str]:
@@ -144,7 +145,7 @@ class Demo:
     def __init__(self, settings: DemoSettings) -> None:
         self.settings = settings
         self.clock = AcceleratedClock(settings.speedup)
-        self.exporter = CapacityExporter(clock=self.clock, mode="demo")
+        self.exporter = CapacityExporter(clock=self.clock, mode="demo", tier=settings.tier)
         rng = random.Random(settings.seed)
         self.account = FakeAccount(clock=self.clock.now) if settings.stream else None
         self.exchange = SimulatedExchange(rng, account=self.account)

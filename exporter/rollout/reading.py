@@ -30,9 +30,12 @@ HISTORY_SERIES = {
     "drift": f"{PREFIX}_open_orders_drift",
     "partial_open_total": f"{PREFIX}_partial_fill_open_events_total",
     "partial_cancel_total": f"{PREFIX}_partial_fill_cancel_events_total",
+    "rate_peak": f"{PREFIX}_order_rate_peak_1d",
+    "rate_threshold": f"{PREFIX}_order_rate_threshold",
+    "rate_limited_total": f"{PREFIX}_order_rate_limited_total",
 }
 # The advisor's series: each an AdviceInputs field of the same name, read over LOOKBACK_SECONDS.
-ADVICE_SERIES = ("band", "slots", "partial_cancel_total")
+ADVICE_SERIES = ("band", "slots", "partial_cancel_total", "rate_peak", "rate_threshold", "rate_limited_total")
 FILL_MEDIAN = f"{PREFIX}_fill_duration_median_1d_seconds"
 FILL_P95 = f"{PREFIX}_fill_duration_p95_1d_seconds"
 FILL_BUCKETS = f"{PREFIX}_fill_duration_seconds_bucket"

@@ -25,7 +25,17 @@ COLUMNS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
     ("stop h", lambda d: _band_hours(d, "stop")),
     ("fallback h", lambda d: _hours(d["seconds_kraken_fallback"])),
     ("drift max", lambda d: _num(d["drift_max_abs"])),
+    ("rate peak", lambda d: _rate_peak(d)),
+    ("rate refused", lambda d: _num(d.get("order_rate_limited"))),
 )
+
+
+def _rate_peak(day: dict[str, Any]) -> str:
+    """The order rate counter's peak of the day against its threshold, e.g. `152/180`."""
+    peak, threshold = day.get("order_rate_peak"), day.get("order_rate_threshold")
+    if peak is None:
+        return "-"
+    return f"{peak:.0f}/{threshold:.0f}" if threshold is not None else f"{peak:.0f}"
 
 
 def _num(value: float | None, digits: int = 0) -> str:

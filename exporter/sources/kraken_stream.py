@@ -64,12 +64,14 @@ CLOCK_SKEW = 60.0  # seconds Kraken's clock may be ahead of ours (as the hooks a
 MEASURED_SKEW = 5.0  # margin on Kraken's clock as measured by a subscribe ack's `time_out` (network delay, rounding)
 COUNT_REFRESH = 1.0  # seconds between count refreshes of a quiet, live stream
 COUNT_SETTLE = 0.05  # a changed count reaches the telemetry within this (a burst of orders is one update, not many)
+RATE_SETTLE = 0.05  # the rate counter's events reach the telemetry within this in a burst (a heartbeat hands over the rest)
 RECONNECT_REASONS = ("disconnect", "connect_failed", "token_error", "subscribe_rejected", "sequence_gap",
                      "snapshot_contradiction", "silence", "malformed")
 PERMISSION_HINT = ("the API key lacks Kraken's \"WebSocket interface\" permission (Kraken > Settings > API; a "
                    "monitoring key needs Query Open Orders & Trades, Query Closed Orders & Trades and WebSocket "
                    "interface, nothing that can trade)")
-SUBSCRIBE_PARAMS = {"channel": "executions", "snap_orders": True, "snap_trades": False, "order_status": True}
+SUBSCRIBE_PARAMS = {"channel": "executions", "snap_orders": True, "snap_trades": False, "order_status": True,
+                    "ratecounter": True}  # Kraken's own order rate counter in the rows, where it sends one
 
 
 class _NoFramePayloads(logging.Filter):
@@ -216,6 +218,7 @@ class KrakenStream:
         self._hold_until = 0.0  # no push before this (the last was just now)
         self._refresh_due = 0.0  # when an unchanged count is told again
         self._flush_due = False  # a timer will push a changed count
+        self._rate_due = 0.0  # an update hands the rate counter's events over from then on (`_apply_rate`)
         self._detail = ""  # what the last session's end was, for the log line
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main: asyncio.Task[None] | None = None
@@ -228,6 +231,8 @@ class KrakenStream:
         self._stream_gauges = {pair: metrics.reported.labels(pair=pair, source="stream") for pair in self.telemetries}
         for result in RESULTS:  # at 0 up front, as OpenOrders': a rejected key's first token call pages too
             source_metrics.requests.labels(endpoint="GetWebSocketsToken", result=result)
+        for telemetry in self.telemetries.values():
+            telemetry.rate_from_hooks = False  # the book's rate events feed the order rate counter instead
 
     @property
     def events_known(self) -> bool:
@@ -386,6 +391,8 @@ class KrakenStream:
                 skipped = book.update(rows, out)
                 if out:
                     self._apply(out)
+                if book.rate_events and now >= self._rate_due:  # (a burst's events go over in one batch)
+                    self._apply_rate(now)
                 if skipped is not None:
                     self._count_skipped(skipped)
                 if book.has_pending:
@@ -412,6 +419,8 @@ class KrakenStream:
         elif frame.kind == "rejected":
             self._detail = f": {frame.error}; a fresh token comes with the retry"
             return "subscribe_rejected"
+        if self.book.rate_events:  # any other message (a heartbeat, every second) hands over what a burst left
+            self._apply_rate(now)
         self._refresh_counts(now)
         return None
 
@@ -440,11 +449,23 @@ class KrakenStream:
             self._set_live(True)
         if applied.observations:
             self._apply(applied.observations)
+        if self.book.rate_events:
+            self._apply_rate(_monotonic())
         if applied.skipped:
             self._count_skipped(applied.skipped)
         if self.book.has_pending:
             self.settler.poke()
         return False
+
+    def _apply_rate(self, now: float) -> None:
+        """The order rate counter's events, to each pair's telemetry (one batch per pair): from an update at most
+        every RATE_SETTLE seconds, from any other message (Kraken's heartbeat comes every second) always. Each event
+        carries Kraken's time, so a batch handed over later counts exactly as it would have at once."""
+        self._rate_due = now + RATE_SETTLE
+        for pair, events in self.book.take_rate_events().items():
+            telemetry = self.telemetries.get(pair)
+            if telemetry is not None:
+                telemetry.observe_rate_events(events)
 
     def _count_skipped(self, skipped: Mapping[str, int]) -> None:
         for reason, n in skipped.items():

@@ -60,6 +60,8 @@ class StandaloneSource:
         streamed = self.events is not None and self.events.events_known
         unknown = INTERNAL_FIELDS if streamed else BOT_SIDE_FIELDS
         source = EVENTS_FROM_STREAM if streamed else None
+        if not streamed:  # the order rate counter comes from the stream's order events: unknown without them
+            reading = dataclasses.replace(reading, order_rate=None)
         if health is None or health.open_orders_kraken is None:
             return dataclasses.replace(
                 reading, health=None, slot_count=None, unknown_fields=unknown, blind=True, events_source=source,

@@ -30,6 +30,7 @@ from ..core.capacity import BAND_VALUE, BANDS, HINTS, SOURCES, CapacityFillHealt
 from ..core.counters import FILL_DURATION_BUCKETS, EventCounts
 from ..core.inputs import HOOK_ERROR_KINDS
 from ..core.naming import PREFIX  # noqa: E402  (re-exported for the collector)
+from ..core.order_rate import RateReading
 from ..core.reading import PairReading
 
 # Gauges of one value per pair: (name, help, value from the block). A None value is left out, never NaN.
@@ -73,6 +74,19 @@ _READING_GAUGES: tuple[tuple[str, str, Callable[[PairReading], float | None]], .
 )
 
 
+# Kraken's order rate counter (the second capacity), for a source that knows it: (name, help, value).
+_RATE_GAUGES: tuple[tuple[str, str, Callable[[RateReading], float | None]], ...] = (
+    ("order_rate_counter", "Kraken's per-pair order rate counter now: ours, estimated from the account's order "
+     "events with Kraken's arithmetic, or Kraken's own value when it reports one.", lambda r: r.counter),
+    ("order_rate_threshold", "The counter's threshold for the tier: over it, orders fail with "
+     "EOrder:Rate limit exceeded.", lambda r: r.threshold),
+    ("order_rate_utilization_ratio", "The counter / its threshold (0-1).", lambda r: r.utilization),
+    ("order_rate_peak_1d", "The counter's highest value in the last 24h.", lambda r: r.peak_1d),
+    ("order_rate_estimate_error", "Kraken's last reported counter minus our estimate at that moment; absent "
+     "until Kraken reports one.", lambda r: r.estimate_error),
+)
+
+
 def _one(value: str | None) -> tuple[str, ...] | None:
     return None if value is None else (value,)
 
@@ -106,8 +120,16 @@ class CapacityCollector(Collector):
         reading_gauges = [(family(n, d), get) for n, d, get in _READING_GAUGES]
         state_sets = [(family(n, d, label), values, get) for n, d, label, values, get in _STATE_SETS]
         events = _EventFamilies()
+        rate_gauges = [(family(n, d), get) for n, d, get in _RATE_GAUGES]
+        limited = CounterMetricFamily(f"{PREFIX}_order_rate_limited", "Orders refused with EOrder:Rate limit "
+                                      "exceeded (the stream's reason, or observe_order_rejected).", labels=["pair"])
         for reading in self._readings():
             pair = reading.pair
+            rate = reading.order_rate
+            if rate is not None:
+                for metric, of_rate in rate_gauges:
+                    _add(metric, [pair], of_rate(rate))
+                limited.add_metric([pair], rate.limited_total)
             for metric, of_reading in reading_gauges:
                 _add(metric, [pair], of_reading(reading))
             if reading.counts is not None:
@@ -123,6 +145,8 @@ class CapacityCollector(Collector):
                     for value in values:
                         metric.add_metric([pair, value], 1 if value in current else 0)
         yield from events.families()
+        yield from (m for m, _ in rate_gauges)
+        yield limited
         yield from (m for m, _ in pair_gauges)
         yield from (m for m, _ in reading_gauges)
         yield from (m for m, _, _ in state_sets)

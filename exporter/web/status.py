@@ -43,6 +43,12 @@ def health_dict(reading: PairReading, now: float | None = None) -> dict[str, Any
     block["window_complete"] = started is not None and now is not None and now - started >= DAY_SECONDS
     if reading.events_source is not None or reading.unknown_fields:  # serve: where the partial fills come from
         block = _after(block, "open_orders_source", "events_source", reading.events_source)
+    rate = reading.order_rate
+    if rate is not None:  # the second capacity, beside the spec's fields (which stay as they are)
+        block["order_rate_counter"] = rate.counter
+        block["order_rate_threshold"] = rate.threshold
+        block["order_rate_peak_1d"] = rate.peak_1d
+        block["order_rate_limited_1d"] = rate.limited_1d
     if reading.unknown_fields:
         block["unknown_fields"] = list(reading.unknown_fields)
     if reading.invalid_fields:
@@ -83,6 +89,7 @@ def status_payload(exporter: ExporterView, pair: str | None = None) -> dict[str,
     if problems:
         payload["problems"] = problems
     payload["mode"] = exporter.mode  # demo|serve|scrape|embedded: simulated data never passes for production
+    payload["kraken_tier"] = exporter.tier  # the verification tier whose walls are in force
     return payload
 
 

@@ -16,6 +16,7 @@ class ExporterView(Protocol):
     registry: CollectorRegistry
     clock: Clock
     mode: str  # demo|serve|scrape|embedded
+    tier: str | None  # the Kraken verification tier in force (starter|intermediate|pro; None: not known, scrape)
 
     @property
     def pairs(self) -> list[str]: ...
