@@ -238,14 +238,14 @@ def rate_alerts() -> list[dict[str, Any]]:
               f"Kraken's order rate counter of {{{{ $labels.pair }}}} has stayed above {RATE_HIGH_RATIO:.0%} of its "
               f"threshold for {duration(RATE_HIGH_FOR)} (at {{{{ $value | humanizePercentage }}}}): over the threshold "
               "every order on the pair fails with EOrder:Rate limit exceeded. Young cancels cost the most (+8 within "
-              "5 s); see krakenbot_order_rate_counter against krakenbot_order_rate_threshold.",
+              "5 s); see krakenbot_order_rate_level against krakenbot_order_rate_threshold.",
               RATE_HIGH_FOR),
         alert("KrakenBotOrderRateLimited",
               f"sum by (pair) (increase(krakenbot_order_rate_limited_total[{window}])) > 0\n", "critical",
               "{{ $labels.pair }}: Kraken refused orders with EOrder:Rate limit exceeded",
               f"Kraken refused {{{{ $value }}}} order(s) of {{{{ $labels.pair }}}} in the last {window} with "
               "EOrder:Rate limit exceeded: the bot's grid is not being placed as it thinks. Slow its re-placing and "
-              "cancelling on the pair until krakenbot_order_rate_counter is well below krakenbot_order_rate_threshold."),
+              "cancelling on the pair until krakenbot_order_rate_level is well below krakenbot_order_rate_threshold."),
     ]
 
 

@@ -255,7 +255,7 @@ def order_rate_series() -> timeseries.Panel:
         f"threshold: over it, orders fail with EOrder:Rate limit exceeded. KrakenBotOrderRateHigh warns above "
         f"{t.ORDER_RATE_HIGH_RATIO:.0%} for {t.ORDER_RATE_HIGH_FOR_SECONDS / 60:g} minutes. See docs/order-rate.md.")
         .datasource(DATASOURCE)
-        .with_target(query(f"max by (pair) (krakenbot_order_rate_counter{{{RAW}}})", "A", "{{pair}} counter"))
+        .with_target(query(f"max by (pair) (krakenbot_order_rate_level{{{RAW}}})", "A", "{{pair}} counter"))
         .with_target(query(f"min by (pair) (krakenbot_order_rate_threshold{{{RAW}}})", "B", "{{pair}} threshold"))
         .unit("short").min(0).grid_pos(at(0, 34, 12, 8)))
 

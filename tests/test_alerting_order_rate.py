@@ -63,7 +63,7 @@ def test_young_cancels_over_80_percent_of_a_starter_threshold_warn_and_a_rate_li
     account, prom, receiver, port = stack
     assert prom.wait_value('krakenbot_order_rate_threshold{pair="XDGUSD"}', 60) == 60  # the tier's
     assert prom.wait_value('krakenbot_exporter_info{tier="starter"}', 1) == 1
-    assert prom.value('krakenbot_order_rate_counter{pair="XDGUSD"}') == 0
+    assert prom.value('krakenbot_order_rate_level{pair="XDGUSD"}') == 0
     assert prom.value('krakenbot_open_orders_limit{pair="XDGUSD"}') == 60  # the tier's, with no --limit
 
     now = time.time()  # a grid re-placed in a hurry: 11 orders cancelled 1 s after they were placed

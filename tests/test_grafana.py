@@ -80,7 +80,7 @@ def test_the_panels_the_issues_ask_for_are_there():
 
 def test_the_order_rate_row_shows_the_counter_against_its_threshold_the_peak_and_the_rejections():
     counter = PANELS["Order rate counter vs threshold"]["targets"]
-    assert "krakenbot_order_rate_counter" in counter[0]["expr"] and "krakenbot_order_rate_threshold" in counter[1]["expr"]
+    assert "krakenbot_order_rate_level" in counter[0]["expr"] and "krakenbot_order_rate_threshold" in counter[1]["expr"]
     assert "krakenbot_order_rate_peak_1d" in PANELS["Order rate peak, 24h"]["targets"][0]["expr"]
     assert PANELS["Rate-limit rejections, 24h"]["targets"][0]["expr"].startswith(
         "pair:krakenbot_order_rate_limited:increase24h")

@@ -43,9 +43,7 @@ def test_metrics_over_real_http_are_promtool_clean(served):
     assert reply.status_code == 200
     assert 'krakenbot_open_orders_headroom{pair="XDGUSD"} 166.0' in reply.text
     check = subprocess.run([promtool, "check", "metrics"], input=reply.content, capture_output=True, timeout=30)
-    # the one finding by design (see tests/test_metrics.py): issue 18's gauge is named after Kraken's "rate counter"
-    accepted = b"krakenbot_order_rate_counter metric name should not include type 'counter'"
-    findings = [line for line in (check.stdout + check.stderr).splitlines() if line.strip() and line != accepted]
+    findings = [line for line in (check.stdout + check.stderr).splitlines() if line.strip()]
     assert findings == [], check.stdout + check.stderr
 
 

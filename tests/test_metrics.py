@@ -108,11 +108,8 @@ def test_exposition_passes_promtool_check_metrics(exporter, registry, clock):
     t.observe_order_status("D", "open", "x", "1")
     text = generate_latest(registry)
     result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=30)
-    # one finding is by design: issue 18 names the gauge after Kraken's "rate counter" (a gauge, not a counter)
-    accepted = b"krakenbot_order_rate_counter metric name should not include type 'counter'"
-    findings = [line for line in (result.stdout + result.stderr).splitlines() if line.strip() and line != accepted]
+    findings = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     assert findings == [], findings
-    assert accepted in result.stderr  # the exception is still needed (drop it when the gauge is renamed)
 
 
 def test_every_hint_is_exported_as_zero_when_none_is_raised(exporter, registry):

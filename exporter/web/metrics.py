@@ -76,7 +76,7 @@ _READING_GAUGES: tuple[tuple[str, str, Callable[[PairReading], float | None]], .
 
 # Kraken's order rate counter (the second capacity), for a source that knows it: (name, help, value).
 _RATE_GAUGES: tuple[tuple[str, str, Callable[[RateReading], float | None]], ...] = (
-    ("order_rate_counter", "Kraken's per-pair order rate counter now: ours, estimated from the account's order "
+    ("order_rate_level", "Kraken's per-pair order rate counter now: ours, estimated from the account's order "
      "events with Kraken's arithmetic, or Kraken's own value when it reports one.", lambda r: r.counter),
     ("order_rate_threshold", "The counter's threshold for the tier: over it, orders fail with "
      "EOrder:Rate limit exceeded.", lambda r: r.threshold),
