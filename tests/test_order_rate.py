@@ -183,6 +183,22 @@ def test_orders_already_open_when_the_telemetry_started_add_nothing(clock):
     assert rate(t).counter == 1.0
 
 
+def test_cancelling_orders_already_open_at_start_charges_nothing_and_counts_their_unknown_age(clock):
+    from exporter.core.telemetry import CapacityTelemetry
+
+    t = CapacityTelemetry("XDGUSD", clock=clock, tier="starter")
+    for i in range(40):  # a grid open for hours before the restart, no placed_at: its age is unknown
+        t.observe_order_status(f"S{i}", "open", "13", "0")
+    t.observe_order_status("P", "open", "13", "0")
+    clock.advance(10.0)
+    for i in range(40):  # the bot re-places its grid 10 s after the restart
+        t.observe_order_status(f"S{i}", "canceled", "13", "0")
+    t.observe_order_status("P", "canceled", "13", "0", placed_at=clock.now() - 100.0)  # 100 s old: +1
+    reading = rate(t)
+    assert reading.counter == 1.0 and reading.peak_1d == 1.0
+    assert t.hook_errors == {"order_rate_unknown_age": 40}
+
+
 def test_krakens_own_value_and_rejections_through_the_library_hooks(clock):
     t = started(clock, "pro")
     t.observe_order_status("A", "open", "13", "0")

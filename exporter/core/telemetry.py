@@ -73,6 +73,7 @@ MAX_RATE_COUNTER = 1e9  # Kraken's counter is below its threshold plus one burst
 _BUCKETS = tuple(float(edge) for edge in FILL_DURATION_BUCKETS)  # floats: a float key bisects them twice as fast
 _bucket = bisect_left
 _INF = math.inf
+UNKNOWN_PLACED = -math.inf  # in the seen-open table: an order already open when the telemetry started (age unknown)
 _STATUSES = {status: status for status in ORDER_STATUSES}  # the exact spellings, found without lowering
 _BAD_CLOCK = "is not a positive finite time"
 
@@ -274,12 +275,14 @@ class CapacityTelemetry:
                     seen = self._seen
                     if txid not in seen:
                         if placed_at is None and not self._seen_old and len(seen) < _SEEN_ROTATE_AT:
-                            seen[txid] = hw  # the usual case, written out
-                            if hw >= self._rate_after:
+                            if hw >= self._rate_after:  # the usual case, written out
+                                seen[txid] = hw
                                 placements = self._placements
                                 placements.append(hw)
                                 if len(placements) >= PENDING_MAX:
                                     self._rate.fold()
+                            else:  # already open when the telemetry started: its age is unknown
+                                seen[txid] = UNKNOWN_PLACED
                         else:
                             self._first_seen(txid, hw, placed_at, True)
                 if not events.txids.see_open(txid, hw, mark, partial):
@@ -571,9 +574,11 @@ class CapacityTelemetry:
         if not remember:
             seen = {}  # (written to and forgotten)
         if placed_at is None:
-            seen[txid] = hw
             if hw >= self._rate_after:
+                seen[txid] = hw
                 self._rate.add(1.0, hw)
+            else:  # already open when the telemetry started: its age is unknown
+                seen[txid] = UNKNOWN_PLACED
         else:
             given = _valid_time(placed_at) and placed_at <= hw + MAX_CLOCK_AHEAD_SECONDS
             placed = float(placed_at) if given else hw
@@ -610,7 +615,11 @@ class CapacityTelemetry:
             first = events.txids.end(txid, events.hw, events.mark)
             if first and status == "canceled" and self._from_hooks:
                 placed = placed_at if _valid_time(placed_at) else seen
-                if placed is not None:  # an order whose placing we never saw nor were told: its age is unknown
+                if placed == UNKNOWN_PLACED:
+                    # already open when the telemetry started, no placed_at: its true age is unknown (Kraken charges
+                    # nothing past 300 s, and we cannot vouch for a young one), so not charged -- and counted
+                    self._errors.note("order_rate_unknown_age")
+                elif placed is not None:  # (None: never seen open nor told its placing; docs/order-rate.md)
                     self._rate.cancelled(events.hw, events.hw - placed)
             if not first or not executed > 0.0:
                 return
