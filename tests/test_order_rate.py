@@ -3,6 +3,8 @@ tiers, peaks and rejections by hand-worked examples."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -199,6 +201,25 @@ def test_cancelling_orders_already_open_at_start_charges_nothing_and_counts_thei
     assert t.hook_errors == {"order_rate_unknown_age": 40}
 
 
+@pytest.mark.parametrize("bad", [0, -5, float("nan"), float("inf"), "125", None, True, 10**9])
+def test_a_bad_maxratecount_is_counted_and_leaves_the_tiers_threshold(clock, bad):
+    t = started(clock, "pro")
+    assert t.observe_rate_threshold(bad) is None
+    assert rate(t).threshold == 180.0 and rate(t).threshold_source == "tier"
+    assert t.hook_errors == {"invalid_rate_threshold": 1}
+
+
+def test_the_accounts_maxratecount_is_preferred_to_the_tiers_threshold_with_that_tiers_decay(clock):
+    t = started(clock, "pro")
+    assert t.observe_rate_threshold(125) == "pro"  # disagrees with the configured tier: named for the warning
+    t.observe_order_status("A", "open", "13", "0")
+    clock.advance(0.25)
+    reading = rate(t)
+    assert (reading.threshold, reading.threshold_source) == (125.0, "kraken")
+    assert reading.counter == pytest.approx(1.0 - 2.34 * 0.25)  # Intermediate decays 2.34 a second
+    assert t.observe_rate_threshold(125.0) == "pro" and started(clock, "intermediate").observe_rate_threshold(125) is None
+
+
 def test_krakens_own_value_and_rejections_through_the_library_hooks(clock):
     t = started(clock, "pro")
     t.observe_order_status("A", "open", "13", "0")
@@ -268,7 +289,7 @@ def test_the_stream_charges_placements_young_cancels_amends_and_counts_rate_limi
         rig.stop()
 
 
-def test_the_status_block_keeps_the_specs_17_fields_and_adds_the_four_rate_fields_after_them(clock):
+def test_the_status_block_keeps_the_specs_17_fields_and_adds_the_rate_fields_and_pair_tier_after_them(clock):
     from exporter.core.capacity import SPEC_FIELDS
     from exporter.web.status import add_capacity_fill_health
 
@@ -276,10 +297,28 @@ def test_the_status_block_keeps_the_specs_17_fields_and_adds_the_four_rate_field
     t.observe_order_status("A", "open", "13", "0")
     block = add_capacity_fill_health({}, t)["capacity_fill_health"]
     assert len(SPEC_FIELDS) == 17 and list(block)[:17] == list(SPEC_FIELDS)
-    rate_fields = ["order_rate_counter", "order_rate_threshold", "order_rate_peak_1d", "order_rate_limited_1d"]
-    assert [k for k in block if k.startswith("order_rate_")] == rate_fields
+    rate_fields = ["order_rate_counter", "order_rate_threshold", "order_rate_peak_1d", "order_rate_limited_1d",
+                   "order_rate_threshold_source", "kraken_tier"]
+    assert list(block)[-len(rate_fields):] == rate_fields
     assert (block["order_rate_counter"], block["order_rate_threshold"], block["order_rate_peak_1d"],
-            block["order_rate_limited_1d"]) == (1.0, 60.0, 1.0, 0)
+            block["order_rate_limited_1d"], block["order_rate_threshold_source"], block["kraken_tier"]) == (
+        1.0, 60.0, 1.0, 0, "tier", "starter")
+
+
+def test_a_pair_added_with_another_tier_says_its_own_tier_in_its_status_block():
+    from prometheus_client import CollectorRegistry
+
+    from exporter.core.clock import ManualClock
+    from exporter.service import CapacityExporter
+    from exporter.web.status import status_payload
+
+    exporter = CapacityExporter(CollectorRegistry(), clock=ManualClock(1_700_000_000.0))  # the default tier: pro
+    exporter.add_pair("XDGUSD", tier="starter").observe_order_status("A", "open", "1", "0")
+    payload = status_payload(exporter)
+    block = payload["capacity_fill_health"]
+    assert payload["kraken_tier"] == "pro"  # the exporter's default
+    assert (block["kraken_tier"], block["order_rate_threshold"], block["open_order_limit_configured"]) == (
+        "starter", 60.0, 60)
 
 
 def test_without_the_stream_serve_exports_no_rate_counter():
@@ -321,6 +360,25 @@ def test_krakens_own_counter_in_the_stream_is_preferred_and_the_difference_expor
         rig.account.cancel(txid, at=t0 + 1.0)  # our arithmetic goes on from Kraken's value: 30 - 3.75 + 8
         assert wait_for(lambda: telemetry.reading(now=t0 + 1.0).order_rate.counter > 31.0, timeout=10)
         assert telemetry.reading(now=t0 + 1.0).order_rate.counter == pytest.approx(30.0 - 3.75 + 8)
+    finally:
+        rig.stop()
+
+
+@pytest.mark.integration
+def test_the_streams_ack_threshold_is_in_force_and_a_tier_mismatch_is_warned_once(kraken_secret, caplog):
+    from tests.stream_rig import StreamRig
+
+    caplog.set_level(logging.WARNING)
+    rig = StreamRig(kraken_secret, fake_tier="intermediate")  # the exporter is left at the default tier, pro
+    try:
+        rig.start()
+        reading = rig.telemetries["XDGUSD"].reading().order_rate
+        assert (reading.threshold, reading.threshold_source) == (125.0, "kraken")
+        assert rig.value("krakenbot_order_rate_threshold", pair="XBTUSD") == 125.0
+        assert rig.value("krakenbot_order_rate_threshold_from_kraken", pair="XDGUSD") == 1.0
+        warnings = [r.getMessage() for r in caplog.records if "maxratecount" in r.getMessage()
+                    or "order rate threshold" in r.getMessage()]
+        assert len(warnings) == 1 and "125" in warnings[0] and "pro" in warnings[0] and "180" in warnings[0]
     finally:
         rig.stop()
 

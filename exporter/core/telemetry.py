@@ -47,7 +47,16 @@ from .inputs import (
     check_volume,
 )
 from .kraken_count import KrakenCount, count_rows
-from .order_rate import PENDING_MAX, PLACE_COST, RATE_LIMIT_REASON, RateCounter, RateReading, amend_cost, cancel_cost
+from .order_rate import (
+    PENDING_MAX,
+    PLACE_COST,
+    RATE_LIMIT_REASON,
+    RateCounter,
+    RateReading,
+    amend_cost,
+    cancel_cost,
+    check_max_rate_count,
+)
 from .order_rate import tier as tier_walls
 from .pairs import PairNames
 from .reading import PairReading
@@ -394,6 +403,24 @@ class CapacityTelemetry:
                 self._kraken.clear()
         except Exception as exc:
             self._errors.internal_error(exc)
+
+    def observe_rate_threshold(self, value: Any) -> str | None:
+        """The account's own order rate threshold (Kraken's `maxratecount`, from the executions stream's ack):
+        preferred to the tier's. Returns the tier's name when the two disagree (for the caller's one warning), else
+        None; a bad value is counted (`invalid_rate_threshold`) and changes nothing."""
+        try:
+            threshold = check_max_rate_count(value)
+            if threshold is None:
+                self._errors.reject(self._now(), "invalid_rate_threshold", "is not a number in (0, 100000]",
+                                    "maxratecount", value)
+                return None
+            with self._lock:
+                self._rate.account_threshold(threshold)
+                walls = tier_walls(self._rate.tier_name)
+            return None if walls.rate_threshold == threshold else walls.name
+        except Exception as exc:  # never into the caller
+            self._errors.internal_error(exc)
+            return None
 
     def observe_rate_counter(self, value: Any, fetched_at: Any = None) -> None:
         """Kraken's own order rate counter for this pair (a bot that knows it hands it over): preferred to our
