@@ -220,6 +220,21 @@ def test_the_accounts_maxratecount_is_preferred_to_the_tiers_threshold_with_that
     assert t.observe_rate_threshold(125.0) == "pro" and started(clock, "intermediate").observe_rate_threshold(125) is None
 
 
+@pytest.mark.parametrize(("bad", "kind"), [(1_700_000_000_000, "placed_at_in_future"), ("1700000000", "invalid_placed_at"),
+                                         (float("nan"), "invalid_placed_at"), (-5.0, "invalid_placed_at")])
+def test_a_bad_placed_at_on_the_open_and_cancel_paths_is_counted_as_on_the_closed_path_and_charges_nothing(
+        clock, bad, kind):
+    t = started(clock)
+    t.observe_order_status("A", "open", "13", "0", placed_at=bad)  # the open row is refused whole
+    assert rate(t).counter == 0.0 and t.snapshot().partial_fill_open_events_1d == 0
+    t.observe_order_status("B", "open", "13", "0")
+    clock.advance(1000.0)  # an old order: its cancel adds nothing, whatever a bad placed_at says
+    t.observe_order_status("B", "canceled", "13", "4", placed_at=bad)
+    assert rate(t).counter == 0.0
+    assert t.snapshot().partial_fill_cancel_events_1d == 1  # the safety-relevant partial cancel is kept
+    assert t.hook_errors == {kind: 2}
+
+
 def test_krakens_own_value_and_rejections_through_the_library_hooks(clock):
     t = started(clock, "pro")
     t.observe_order_status("A", "open", "13", "0")

@@ -234,6 +234,19 @@ class CapacityTelemetry:
                 if isinstance(checked_status, Rejected):
                     return self._errors.reject(now, *checked_status, "status", status)
                 kind = checked_status
+            if placed_at is not None and kind != "closed" and not (  # (the closed path checks it against closed_at)
+                    type(placed_at) is float and 0.0 < placed_at <= now + MAX_CLOCK_AHEAD_SECONDS):
+                if type(placed_at) in (int, float) and placed_at == 0:  # 0: not known, as on the closed path
+                    placed_at = None
+                else:
+                    checked_placed = check_timestamp(placed_at, now + MAX_CLOCK_AHEAD_SECONDS, "invalid_placed_at")
+                    if isinstance(checked_placed, Rejected):
+                        self._errors.reject(now, *checked_placed, "placed_at", placed_at)
+                        if kind == "open":
+                            return  # the whole row: nothing changes
+                        placed_at = None  # an end keeps what is safety-relevant (a partial cancel), not the age
+                    else:
+                        placed_at = checked_placed
             if kind != "open":
                 if kind == "closed":
                     self._closed(now, txid, placed_at, closed_at)
