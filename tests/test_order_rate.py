@@ -235,6 +235,22 @@ def test_a_bad_placed_at_on_the_open_and_cancel_paths_is_counted_as_on_the_close
     assert t.hook_errors == {kind: 2}
 
 
+def test_the_seen_open_generations_stay_bounded_without_a_reader_as_the_txid_tables_do(clock, monkeypatch):
+    import exporter.core.telemetry as telemetry_module
+    from exporter.core.txids import MAX_BACKLOG
+
+    monkeypatch.setattr(telemetry_module, "MAX_SEEN_OPEN", 20)  # generations of 10
+    monkeypatch.setattr(telemetry_module, "_SEEN_ROTATE_AT", 9)
+    t = started(clock, "pro")
+    most = 0
+    for n in range(1000):  # 100 generations, never read
+        t.observe_order_status(f"O{n}", "open", "13", "0")
+        most = max(most, len(t._seen_dropped))
+    assert 0 < most <= MAX_BACKLOG + 1
+    rate(t)
+    assert t._seen_dropped == []  # a read frees the rest, as before
+
+
 def test_krakens_own_value_and_rejections_through_the_library_hooks(clock):
     t = started(clock, "pro")
     t.observe_order_status("A", "open", "13", "0")

@@ -67,6 +67,7 @@ from .thresholds import (
     HOOK_STALE_AFTER_SECONDS,
     KRAKEN_STALE_AFTER_SECONDS,
 )
+from .txids import MAX_BACKLOG
 from .windows import DAY_SECONDS
 
 log = logging.getLogger("kraken_capacity_exporter")
@@ -628,7 +629,10 @@ class CapacityTelemetry:
                 self._rate.add(1.0, placed)
         if len(seen) * 2 >= MAX_SEEN_OPEN:
             if self._seen_old:
-                self._seen_dropped.append(self._seen_old)
+                dropped = self._seen_dropped
+                dropped.append(self._seen_old)
+                if len(dropped) > MAX_BACKLOG:  # nobody has read for a long flood: free them here, as the txid table
+                    dropped.clear()
             self._seen_old, self._seen = seen, {}
 
     def _ended(self, now: float, txid: str, status: str, vol: Any, vol_exec: Any, context: dict[str, Any],
