@@ -251,6 +251,21 @@ def test_the_seen_open_generations_stay_bounded_without_a_reader_as_the_txid_tab
     assert t._seen_dropped == []  # a read frees the rest, as before
 
 
+def test_a_polled_cancel_is_charged_by_its_age_at_closed_at_and_then(clock):
+    t = started(clock, "pro")
+    t0 = clock.now()
+    t.observe_order_status("A", "open", "13", "0", placed_at=t0)  # +1 at t0
+    clock.advance(20.0)  # the next poll finds it cancelled 2 s after it was placed: Kraken charged +8 then
+    t.observe_order_status("A", "canceled", "13", "0", placed_at=t0, closed_at=t0 + 2.0)
+    reading = rate(t)
+    assert reading.peak_1d == pytest.approx(max(0.0, 1.0 - 3.75 * 2.0) + 8.0)
+    assert reading.counter == pytest.approx(max(0.0, 8.0 - 3.75 * 18.0))
+    t.observe_order_status("B", "open", "13", "0")
+    t.observe_order_status("B", "canceled", "13", "0", closed_at="later")  # counted, ignored: charged at the poll
+    assert t.hook_errors == {"invalid_closed_at": 1}
+    assert rate(t).counter == pytest.approx(1.0 + 8.0)
+
+
 def test_krakens_own_value_and_rejections_through_the_library_hooks(clock):
     t = started(clock, "pro")
     t.observe_order_status("A", "open", "13", "0")

@@ -255,7 +255,7 @@ class CapacityTelemetry:
                     with self._lock:
                         self._events.accept(now)
                 else:
-                    self._ended(now, txid, kind, vol, vol_exec, context, placed_at)
+                    self._ended(now, txid, kind, vol, vol_exec, context, placed_at, closed_at)
                 return
             # `open`, the common poll: inlined, the cheapest path (`EventRecord.accept` is written out here on
             # purpose: calling it costs the common poll about 7% of issue 11's 3x hook-cost target)
@@ -636,7 +636,17 @@ class CapacityTelemetry:
             self._seen_old, self._seen = seen, {}
 
     def _ended(self, now: float, txid: str, status: str, vol: Any, vol_exec: Any, context: dict[str, Any],
-               placed_at: Any = None) -> None:
+               placed_at: Any = None, closed_at: Any = None) -> None:
+        ended_at: float | None = None  # when it ended (Kraken's `closetm`): a polled cancel is charged then
+        if closed_at is not None and status == "canceled":
+            if type(closed_at) is float and 0.0 < closed_at <= now + MAX_CLOCK_AHEAD_SECONDS:
+                ended_at = closed_at
+            else:
+                checked_close = check_timestamp(closed_at, now + MAX_CLOCK_AHEAD_SECONDS, "invalid_closed_at")
+                if isinstance(checked_close, Rejected):  # counted and ignored: the cancel itself still counts
+                    self._errors.reject(now, *checked_close, "closed_at", closed_at)
+                else:
+                    ended_at = checked_close
         executed = check_volume(vol_exec)
         if isinstance(executed, Rejected):
             return self._errors.reject(now, *executed, "vol_exec", vol_exec)
@@ -664,7 +674,8 @@ class CapacityTelemetry:
                     # nothing past 300 s, and we cannot vouch for a young one), so not charged -- and counted
                     self._errors.note("order_rate_unknown_age")
                 elif placed is not None:  # (None: never seen open nor told its placing; docs/order-rate.md)
-                    self._rate.cancelled(events.hw, events.hw - placed)
+                    at = events.hw if ended_at is None or ended_at < placed else ended_at
+                    self._rate.cancelled(at, at - placed)
             if not first or not executed > 0.0:
                 return
             if events.add_partial_cancel():
