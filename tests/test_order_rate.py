@@ -382,6 +382,27 @@ def test_without_the_stream_serve_exports_no_rate_counter():
 
 
 @pytest.mark.integration
+def test_while_the_stream_is_down_the_rate_counter_is_absent_not_a_confident_zero(kraken_secret):
+    from exporter.web.status import status_payload
+    from tests.conftest import wait_for
+    from tests.stream_rig import StreamRig
+
+    rig = StreamRig(kraken_secret, max_backoff=0.3)
+    try:
+        rig.start()
+        assert rig.value("krakenbot_order_rate_level", pair="XDGUSD") is not None
+        rig.server.refuse_tokens(10_000)  # the stream cannot come back
+        rig.server.disconnect()
+        assert wait_for(lambda: not rig.stream.live, timeout=10)
+        assert rig.value("krakenbot_order_rate_level", pair="XDGUSD") is None
+        assert rig.value("krakenbot_order_rate_utilization_ratio", pair="XDGUSD") is None
+        block = status_payload(rig.exporter)["capacity_fill_health_by_pair"]["XDGUSD"]
+        assert "order_rate_counter" not in block
+    finally:
+        rig.stop()
+
+
+@pytest.mark.integration
 def test_krakens_own_counter_in_the_stream_is_preferred_and_the_difference_exported(kraken_secret):
     import time
 

@@ -241,6 +241,12 @@ class KrakenStream:
         """True once a snapshot has come and the stream is not off: partial fills and fill times are known."""
         return self.snapshots > 0 and self.state != "off"
 
+    @property
+    def rate_known(self) -> bool:
+        """True while the stream is live: the order rate counter's events arrive. While it is down they are lost
+        (no snapshot carries them), so the counter is unknown and its series are absent."""
+        return self.live and self.state != "off"
+
     # ---- lifecycle ---------------------------------------------------------------------------------------
 
     def start(self) -> None:
