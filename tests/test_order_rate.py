@@ -504,3 +504,18 @@ def test_the_24h_peak_and_rejections_equal_a_naive_scan_of_every_event(steps):
         reading = counter.reading(now, prune=kind == "read")
         assert reading.peak_1d == pytest.approx(max([counter.value_at(now)] + [v for _, v, _ in in_day]), abs=1e-9)
         assert reading.limited_1d == sum(r for _, _, r in in_day)
+
+
+@pytest.mark.parametrize("bad", ["12.5", -1, float("nan"), True, None])
+def test_a_ratecounter_that_is_not_a_number_is_a_bad_row_and_the_row_still_places_the_order(bad):
+    from exporter.core.executions import ExecutionBook
+
+    book = ExecutionBook(lambda symbol: "XDGUSD" if symbol == "DOGE/USD" else None)
+    book.apply_snapshot([])
+    row = {"order_id": "OX1", "symbol": "DOGE/USD", "side": "buy", "order_type": "limit", "order_qty": 13.0,
+           "cum_qty": 0.0, "exec_type": "pending_new", "order_status": "pending_new",
+           "timestamp": "2026-12-02T10:00:01.000000Z", "ratecounter": bad}
+    applied = book.apply_update([row])
+    events = book.take_rate_events()["XDGUSD"]
+    assert [kind for kind, _, _ in events] == ["placed"]  # no "reported": Kraken's value is not read
+    assert applied.skipped == ({} if bad is None else {"bad_field": 1})  # (None: no ratecounter sent, nothing bad)
