@@ -30,11 +30,13 @@ class StreamRig:
     def __init__(self, secret: str, *, permissions: frozenset[str] = READ_ONLY_PERMISSIONS, silence: float = 5.0,
                  max_backoff: float = 0.3, poll_interval: float = 0.2, heartbeat: float = 0.1,
                  clock: Clock | None = None, stale_after: float = 30.0,
-                 rest_counter: tuple[float, float] | None = None, rest_pace: float = 0.05) -> None:
+                 rest_counter: tuple[float, float] | None = None, rest_pace: float = 0.05,
+                 fake_tier: str = "pro") -> None:
         self.account = FakeAccount()
         self.fake = FakeKraken(KEY, secret, account=self.account, permissions=permissions, rest_counter=rest_counter)
         url = self.fake.start()
-        self.server = FakeKrakenStream(self.account, self.fake.tokens, heartbeat_seconds=heartbeat)
+        self.server = FakeKrakenStream(self.account, self.fake.tokens, heartbeat_seconds=heartbeat,
+                                       tier=fake_tier)
         ws_url = self.server.start()
         self.registry = CollectorRegistry()
         self.exporter = CapacityExporter(registry=self.registry, clock=clock, mode="serve")

@@ -29,7 +29,7 @@ def stack(tmp_path, kraken_secret):
     account = FakeAccount()
     rest = FakeKraken(KEY, kraken_secret, account=account)
     rest.start()
-    stream = FakeKrakenStream(account, rest.tokens, heartbeat_seconds=0.5)
+    stream = FakeKrakenStream(account, rest.tokens, heartbeat_seconds=0.5, tier="starter")
     stream.start()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KRAKEN_", "EXPORTER_"))}

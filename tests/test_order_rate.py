@@ -3,6 +3,8 @@ tiers, peaks and rejections by hand-worked examples."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -183,6 +185,87 @@ def test_orders_already_open_when_the_telemetry_started_add_nothing(clock):
     assert rate(t).counter == 1.0
 
 
+def test_cancelling_orders_already_open_at_start_charges_nothing_and_counts_their_unknown_age(clock):
+    from exporter.core.telemetry import CapacityTelemetry
+
+    t = CapacityTelemetry("XDGUSD", clock=clock, tier="starter")
+    for i in range(40):  # a grid open for hours before the restart, no placed_at: its age is unknown
+        t.observe_order_status(f"S{i}", "open", "13", "0")
+    t.observe_order_status("P", "open", "13", "0")
+    clock.advance(10.0)
+    for i in range(40):  # the bot re-places its grid 10 s after the restart
+        t.observe_order_status(f"S{i}", "canceled", "13", "0")
+    t.observe_order_status("P", "canceled", "13", "0", placed_at=clock.now() - 100.0)  # 100 s old: +1
+    reading = rate(t)
+    assert reading.counter == 1.0 and reading.peak_1d == 1.0
+    assert t.hook_errors == {"order_rate_unknown_age": 40}
+
+
+@pytest.mark.parametrize("bad", [0, -5, float("nan"), float("inf"), "125", None, True, 10**9])
+def test_a_bad_maxratecount_is_counted_and_leaves_the_tiers_threshold(clock, bad):
+    t = started(clock, "pro")
+    assert t.observe_rate_threshold(bad) is None
+    assert rate(t).threshold == 180.0 and rate(t).threshold_source == "tier"
+    assert t.hook_errors == {"invalid_rate_threshold": 1}
+
+
+def test_the_accounts_maxratecount_is_preferred_to_the_tiers_threshold_with_that_tiers_decay(clock):
+    t = started(clock, "pro")
+    assert t.observe_rate_threshold(125) == "pro"  # disagrees with the configured tier: named for the warning
+    t.observe_order_status("A", "open", "13", "0")
+    clock.advance(0.25)
+    reading = rate(t)
+    assert (reading.threshold, reading.threshold_source) == (125.0, "kraken")
+    assert reading.counter == pytest.approx(1.0 - 2.34 * 0.25)  # Intermediate decays 2.34 a second
+    assert t.observe_rate_threshold(125.0) == "pro" and started(clock, "intermediate").observe_rate_threshold(125) is None
+
+
+@pytest.mark.parametrize(("bad", "kind"), [(1_700_000_000_000, "placed_at_in_future"), ("1700000000", "invalid_placed_at"),
+                                         (float("nan"), "invalid_placed_at"), (-5.0, "invalid_placed_at")])
+def test_a_bad_placed_at_on_the_open_and_cancel_paths_is_counted_as_on_the_closed_path_and_charges_nothing(
+        clock, bad, kind):
+    t = started(clock)
+    t.observe_order_status("A", "open", "13", "0", placed_at=bad)  # the open row is refused whole
+    assert rate(t).counter == 0.0 and t.snapshot().partial_fill_open_events_1d == 0
+    t.observe_order_status("B", "open", "13", "0")
+    clock.advance(1000.0)  # an old order: its cancel adds nothing, whatever a bad placed_at says
+    t.observe_order_status("B", "canceled", "13", "4", placed_at=bad)
+    assert rate(t).counter == 0.0
+    assert t.snapshot().partial_fill_cancel_events_1d == 1  # the safety-relevant partial cancel is kept
+    assert t.hook_errors == {kind: 2}
+
+
+def test_the_seen_open_generations_stay_bounded_without_a_reader_as_the_txid_tables_do(clock, monkeypatch):
+    import exporter.core.telemetry as telemetry_module
+    from exporter.core.txids import MAX_BACKLOG
+
+    monkeypatch.setattr(telemetry_module, "MAX_SEEN_OPEN", 20)  # generations of 10
+    monkeypatch.setattr(telemetry_module, "_SEEN_ROTATE_AT", 9)
+    t = started(clock, "pro")
+    most = 0
+    for n in range(1000):  # 100 generations, never read
+        t.observe_order_status(f"O{n}", "open", "13", "0")
+        most = max(most, len(t._seen_dropped))
+    assert 0 < most <= MAX_BACKLOG + 1
+    rate(t)
+    assert t._seen_dropped == []  # a read frees the rest, as before
+
+
+def test_a_polled_cancel_is_charged_by_its_age_at_closed_at_and_then(clock):
+    t = started(clock, "pro")
+    t0 = clock.now()
+    t.observe_order_status("A", "open", "13", "0", placed_at=t0)  # +1 at t0
+    clock.advance(20.0)  # the next poll finds it cancelled 2 s after it was placed: Kraken charged +8 then
+    t.observe_order_status("A", "canceled", "13", "0", placed_at=t0, closed_at=t0 + 2.0)
+    reading = rate(t)
+    assert reading.peak_1d == pytest.approx(max(0.0, 1.0 - 3.75 * 2.0) + 8.0)
+    assert reading.counter == pytest.approx(max(0.0, 8.0 - 3.75 * 18.0))
+    t.observe_order_status("B", "open", "13", "0")
+    t.observe_order_status("B", "canceled", "13", "0", closed_at="later")  # counted, ignored: charged at the poll
+    assert t.hook_errors == {"invalid_closed_at": 1}
+    assert rate(t).counter == pytest.approx(1.0 + 8.0)
+
+
 def test_krakens_own_value_and_rejections_through_the_library_hooks(clock):
     t = started(clock, "pro")
     t.observe_order_status("A", "open", "13", "0")
@@ -252,7 +335,7 @@ def test_the_stream_charges_placements_young_cancels_amends_and_counts_rate_limi
         rig.stop()
 
 
-def test_the_status_block_keeps_the_specs_17_fields_and_adds_the_four_rate_fields_after_them(clock):
+def test_the_status_block_keeps_the_specs_17_fields_and_adds_the_rate_fields_and_pair_tier_after_them(clock):
     from exporter.core.capacity import SPEC_FIELDS
     from exporter.web.status import add_capacity_fill_health
 
@@ -260,10 +343,28 @@ def test_the_status_block_keeps_the_specs_17_fields_and_adds_the_four_rate_field
     t.observe_order_status("A", "open", "13", "0")
     block = add_capacity_fill_health({}, t)["capacity_fill_health"]
     assert len(SPEC_FIELDS) == 17 and list(block)[:17] == list(SPEC_FIELDS)
-    rate_fields = ["order_rate_counter", "order_rate_threshold", "order_rate_peak_1d", "order_rate_limited_1d"]
-    assert [k for k in block if k.startswith("order_rate_")] == rate_fields
+    rate_fields = ["order_rate_counter", "order_rate_threshold", "order_rate_peak_1d", "order_rate_limited_1d",
+                   "order_rate_threshold_source", "kraken_tier"]
+    assert list(block)[-len(rate_fields):] == rate_fields
     assert (block["order_rate_counter"], block["order_rate_threshold"], block["order_rate_peak_1d"],
-            block["order_rate_limited_1d"]) == (1.0, 60.0, 1.0, 0)
+            block["order_rate_limited_1d"], block["order_rate_threshold_source"], block["kraken_tier"]) == (
+        1.0, 60.0, 1.0, 0, "tier", "starter")
+
+
+def test_a_pair_added_with_another_tier_says_its_own_tier_in_its_status_block():
+    from prometheus_client import CollectorRegistry
+
+    from exporter.core.clock import ManualClock
+    from exporter.service import CapacityExporter
+    from exporter.web.status import status_payload
+
+    exporter = CapacityExporter(CollectorRegistry(), clock=ManualClock(1_700_000_000.0))  # the default tier: pro
+    exporter.add_pair("XDGUSD", tier="starter").observe_order_status("A", "open", "1", "0")
+    payload = status_payload(exporter)
+    block = payload["capacity_fill_health"]
+    assert payload["kraken_tier"] == "pro"  # the exporter's default
+    assert (block["kraken_tier"], block["order_rate_threshold"], block["open_order_limit_configured"]) == (
+        "starter", 60.0, 60)
 
 
 def test_without_the_stream_serve_exports_no_rate_counter():
@@ -278,6 +379,27 @@ def test_without_the_stream_serve_exports_no_rate_counter():
     t.observe_kraken_count(3)
     assert StandaloneSource(t, events=Off()).reading().order_rate is None
     assert StandaloneSource(t, events=None).reading().order_rate is None
+
+
+@pytest.mark.integration
+def test_while_the_stream_is_down_the_rate_counter_is_absent_not_a_confident_zero(kraken_secret):
+    from exporter.web.status import status_payload
+    from tests.conftest import wait_for
+    from tests.stream_rig import StreamRig
+
+    rig = StreamRig(kraken_secret, max_backoff=0.3)
+    try:
+        rig.start()
+        assert rig.value("krakenbot_order_rate_level", pair="XDGUSD") is not None
+        rig.server.refuse_tokens(10_000)  # the stream cannot come back
+        rig.server.disconnect()
+        assert wait_for(lambda: not rig.stream.live, timeout=10)
+        assert rig.value("krakenbot_order_rate_level", pair="XDGUSD") is None
+        assert rig.value("krakenbot_order_rate_utilization_ratio", pair="XDGUSD") is None
+        block = status_payload(rig.exporter)["capacity_fill_health_by_pair"]["XDGUSD"]
+        assert "order_rate_counter" not in block
+    finally:
+        rig.stop()
 
 
 @pytest.mark.integration
@@ -305,6 +427,25 @@ def test_krakens_own_counter_in_the_stream_is_preferred_and_the_difference_expor
         rig.account.cancel(txid, at=t0 + 1.0)  # our arithmetic goes on from Kraken's value: 30 - 3.75 + 8
         assert wait_for(lambda: telemetry.reading(now=t0 + 1.0).order_rate.counter > 31.0, timeout=10)
         assert telemetry.reading(now=t0 + 1.0).order_rate.counter == pytest.approx(30.0 - 3.75 + 8)
+    finally:
+        rig.stop()
+
+
+@pytest.mark.integration
+def test_the_streams_ack_threshold_is_in_force_and_a_tier_mismatch_is_warned_once(kraken_secret, caplog):
+    from tests.stream_rig import StreamRig
+
+    caplog.set_level(logging.WARNING)
+    rig = StreamRig(kraken_secret, fake_tier="intermediate")  # the exporter is left at the default tier, pro
+    try:
+        rig.start()
+        reading = rig.telemetries["XDGUSD"].reading().order_rate
+        assert (reading.threshold, reading.threshold_source) == (125.0, "kraken")
+        assert rig.value("krakenbot_order_rate_threshold", pair="XBTUSD") == 125.0
+        assert rig.value("krakenbot_order_rate_threshold_from_kraken", pair="XDGUSD") == 1.0
+        warnings = [r.getMessage() for r in caplog.records if "maxratecount" in r.getMessage()
+                    or "order rate threshold" in r.getMessage()]
+        assert len(warnings) == 1 and "125" in warnings[0] and "pro" in warnings[0] and "180" in warnings[0]
     finally:
         rig.stop()
 
@@ -363,3 +504,18 @@ def test_the_24h_peak_and_rejections_equal_a_naive_scan_of_every_event(steps):
         reading = counter.reading(now, prune=kind == "read")
         assert reading.peak_1d == pytest.approx(max([counter.value_at(now)] + [v for _, v, _ in in_day]), abs=1e-9)
         assert reading.limited_1d == sum(r for _, _, r in in_day)
+
+
+@pytest.mark.parametrize("bad", ["12.5", -1, float("nan"), True, None])
+def test_a_ratecounter_that_is_not_a_number_is_a_bad_row_and_the_row_still_places_the_order(bad):
+    from exporter.core.executions import ExecutionBook
+
+    book = ExecutionBook(lambda symbol: "XDGUSD" if symbol == "DOGE/USD" else None)
+    book.apply_snapshot([])
+    row = {"order_id": "OX1", "symbol": "DOGE/USD", "side": "buy", "order_type": "limit", "order_qty": 13.0,
+           "cum_qty": 0.0, "exec_type": "pending_new", "order_status": "pending_new",
+           "timestamp": "2026-12-02T10:00:01.000000Z", "ratecounter": bad}
+    applied = book.apply_update([row])
+    events = book.take_rate_events()["XDGUSD"]
+    assert [kind for kind, _, _ in events] == ["placed"]  # no "reported": Kraken's value is not read
+    assert applied.skipped == ({} if bad is None else {"bad_field": 1})  # (None: no ratecounter sent, nothing bad)

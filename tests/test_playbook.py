@@ -136,11 +136,14 @@ def test_the_playbook_rules_before_it_keep_their_answer():
     assert advise("XDGUSD", stopped).decision == "stop"
 
 
-def test_without_rate_series_advise_is_as_before():
+def test_without_rate_series_advise_decides_as_before_and_says_the_rate_counter_was_not_checked():
     at = 100 * H
     band = band_run([(0.0, at, 0)])
     advice = advise("XDGUSD", AdviceInputs(at=at, band=band))
     assert advice.decision == "add_slot" and advice.order_rate_peak_1d is None
+    assert any("order rate counter is unknown here" in r and "not checked" in r for r in advice.reasons)
+    known = advise("XDGUSD", rate_inputs(at, peak=20.0))
+    assert not any("order rate counter is unknown" in r for r in known.reasons)
 
 
 def test_a_baseline_day_reports_the_rate_counters_peak_at_its_end_and_its_rejections():

@@ -358,8 +358,7 @@ class ExecutionBook:
             if cum is None:
                 return "bad_field"
         state.qty, state.cum, state.status = qty, cum, status
-        if exec_type in _RATED or "ratecounter" in row:
-            self._rate(state, exec_type, row)
+        bad_rate = (exec_type in _RATED or "ratecounter" in row) and self._rate(state, exec_type, row)
         if exec_type in _TIMED:
             text = get("timestamp")
             if type(text) is str:
@@ -373,7 +372,7 @@ class ExecutionBook:
                 else:
                     bad = stamp is None
                 self._end(state, exec_type, stamp, get("reason"), out)
-                return "bad_timestamp" if bad else None
+                return "bad_timestamp" if bad else "bad_field" if bad_rate else None
             if exec_type == "new":
                 if state._placed is None:
                     state._placed = text
@@ -388,14 +387,15 @@ class ExecutionBook:
             state.partial_reported = True
             if state.pair is not None:
                 out.append(_observation(Observation, (state.pair, order_id, "open", qty, cum, None, None, None)))
-        return None
+        return "bad_field" if bad_rate else None  # (a `ratecounter` that is not a number: the row applied)
 
-    def _rate(self, state: OrderState, exec_type: str, row: dict[str, Any]) -> None:
+    def _rate(self, state: OrderState, exec_type: str, row: dict[str, Any]) -> bool:
         """The rate counter's events in one row (before the row's times are recorded in `state`): the time is read
-        only for a row that makes one (a `new` after its `pending_new` makes none)."""
+        only for a row that makes one (a `new` after its `pending_new` makes none). True when the row's `ratecounter`
+        is there but not a number in [0, 1e9) (ignored; the row counted as a bad row)."""
         pair = state.pair
         if pair is None:
-            return
+            return False
         reason = row.get("reason")
         refused = type(reason) is str and RATE_LIMIT_REASON in reason
         counter = row.get("ratecounter")
@@ -409,11 +409,13 @@ class ExecutionBook:
             kind = exec_type
         else:
             kind = None
+        bad = counter is not None and not (
+            isinstance(counter, (int, float)) and not isinstance(counter, bool) and 0.0 <= counter < 1e9)
         if kind is None and not refused and counter is None:
-            return
+            return False
         at = self._time(row.get("timestamp"))
         if at is None:
-            return
+            return bad
         events = self.rate_events.get(pair)
         if events is None:
             events = self.rate_events[pair] = []
@@ -431,8 +433,9 @@ class ExecutionBook:
                 self._time(submitted) if submitted is not None else state.placed_at)
             age = _INF if start is None else max(0.0, at - start)  # unknown: as an old order (no penalty)
             events.append((kind, at, age))
-        if isinstance(counter, (int, float)) and not isinstance(counter, bool) and 0.0 <= counter < 1e9:
+        if counter is not None and not bad:
             events.append(("reported", at, float(counter)))
+        return bad
 
     def _time(self, text: Any) -> float | None:
         """`parse_time`, fast for Kraken's own form (`2024-05-18T12:58:40.165132Z`): each minute's start is cached."""

@@ -64,6 +64,17 @@ def tier(name: object) -> Tier:
     return TIER_WALLS[key]
 
 
+MAX_RATE_THRESHOLD = 100_000.0  # a `maxratecount` above this is no threshold of Kraken's
+
+
+def check_max_rate_count(value: object) -> float | None:
+    """Kraken's `maxratecount` as a threshold: a finite number in (0, MAX_RATE_THRESHOLD], else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if 0.0 < number <= MAX_RATE_THRESHOLD else None
+
+
 def _penalty(table: tuple[tuple[float, float], ...], age: float) -> float:
     for below, amount in table:
         if age < below:
@@ -91,6 +102,7 @@ class RateReading(NamedTuple):
     limited_total: int
     estimate_error: float | None  # Kraken's last reported value minus our estimate then (None: never reported)
     tier: str
+    threshold_source: str = "tier"  # "kraken": the account's own `maxratecount` (the stream's ack); "tier": the tier's
 
     @property
     def utilization(self) -> float:
@@ -101,12 +113,13 @@ class RateCounter:
     """One pair's order rate counter. Not locked: the owner (a telemetry) holds its lock around every call."""
 
     __slots__ = ("_bucket_end", "_buckets", "_closed_rejections", "_current", "_peaks", "at", "decay",
-                 "estimate_error", "limited_total", "pending", "threshold", "tier_name", "value")
+                 "estimate_error", "limited_total", "pending", "threshold", "threshold_source", "tier_name", "value")
 
     def __init__(self, walls: Tier) -> None:
         self.threshold = walls.rate_threshold
         self.decay = walls.rate_decay
         self.tier_name = walls.name
+        self.threshold_source = "tier"
         self.value = 0.0
         self.at = -math.inf  # the time of `value` (the latest event applied)
         self.limited_total = 0
@@ -165,6 +178,16 @@ class RateCounter:
         self.limited_total += 1
         self._bucket(max(at, self.at))[2] += 1
 
+    def account_threshold(self, value: float) -> None:
+        """The account's own threshold (Kraken's `maxratecount`): preferred to the tier's from here on. When it is
+        another tier's threshold, that tier's decay comes with it (Kraken's thresholds name the tiers)."""
+        self.fold()
+        self.threshold = value
+        self.threshold_source = "kraken"
+        for walls in TIER_WALLS.values():
+            if walls.rate_threshold == value:
+                self.decay = walls.rate_decay
+
     def report(self, value: float, at: float) -> None:
         """Kraken's own counter `value` at `at` (not before the last event): preferred from here on."""
         self.fold()
@@ -205,7 +228,7 @@ class RateCounter:
             peak = max(peak, current[1])
             limited += int(current[2])
         return RateReading(value, self.threshold, peak, limited, self.limited_total, self.estimate_error,
-                           self.tier_name)
+                           self.tier_name, self.threshold_source)
 
     def _bucket(self, at: float) -> list[float]:
         """The bucket of `at` (not before the newest): a new one when `at` is past the newest's end, the newest

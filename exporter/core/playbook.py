@@ -129,6 +129,9 @@ def advise(pair: str, inputs: AdviceInputs) -> Advice:
     peak, threshold, limited = _rate(inputs, at)
     if decision == ADD_SLOT:
         decision, wait, reasons = _rate_decision(pair, at, decision, wait, reasons, peak, threshold, limited)
+    if peak is None and not inputs.rate_limited_total:
+        notes.append("Kraken's order rate counter is unknown here (no rate series: no executions stream, or scrape "
+                     "mode): its wall was not checked.")
     return Advice(
         pair=pair, at=at, decision=decision, exit_code=EXIT_CODES[decision], band=band,
         reasons=reasons + notes + _coverage_note(inputs.band, at),

@@ -47,7 +47,16 @@ from .inputs import (
     check_volume,
 )
 from .kraken_count import KrakenCount, count_rows
-from .order_rate import PENDING_MAX, PLACE_COST, RATE_LIMIT_REASON, RateCounter, RateReading, amend_cost, cancel_cost
+from .order_rate import (
+    PENDING_MAX,
+    PLACE_COST,
+    RATE_LIMIT_REASON,
+    RateCounter,
+    RateReading,
+    amend_cost,
+    cancel_cost,
+    check_max_rate_count,
+)
 from .order_rate import tier as tier_walls
 from .pairs import PairNames
 from .reading import PairReading
@@ -58,6 +67,7 @@ from .thresholds import (
     HOOK_STALE_AFTER_SECONDS,
     KRAKEN_STALE_AFTER_SECONDS,
 )
+from .txids import MAX_BACKLOG
 from .windows import DAY_SECONDS
 
 log = logging.getLogger("kraken_capacity_exporter")
@@ -73,6 +83,7 @@ MAX_RATE_COUNTER = 1e9  # Kraken's counter is below its threshold plus one burst
 _BUCKETS = tuple(float(edge) for edge in FILL_DURATION_BUCKETS)  # floats: a float key bisects them twice as fast
 _bucket = bisect_left
 _INF = math.inf
+UNKNOWN_PLACED = -math.inf  # in the seen-open table: an order already open when the telemetry started (age unknown)
 _STATUSES = {status: status for status in ORDER_STATUSES}  # the exact spellings, found without lowering
 _BAD_CLOCK = "is not a positive finite time"
 
@@ -224,6 +235,19 @@ class CapacityTelemetry:
                 if isinstance(checked_status, Rejected):
                     return self._errors.reject(now, *checked_status, "status", status)
                 kind = checked_status
+            if placed_at is not None and kind != "closed" and not (  # (the closed path checks it against closed_at)
+                    type(placed_at) is float and 0.0 < placed_at <= now + MAX_CLOCK_AHEAD_SECONDS):
+                if type(placed_at) in (int, float) and placed_at == 0:  # 0: not known, as on the closed path
+                    placed_at = None
+                else:
+                    checked_placed = check_timestamp(placed_at, now + MAX_CLOCK_AHEAD_SECONDS, "invalid_placed_at")
+                    if isinstance(checked_placed, Rejected):
+                        self._errors.reject(now, *checked_placed, "placed_at", placed_at)
+                        if kind == "open":
+                            return  # the whole row: nothing changes
+                        placed_at = None  # an end keeps what is safety-relevant (a partial cancel), not the age
+                    else:
+                        placed_at = checked_placed
             if kind != "open":
                 if kind == "closed":
                     self._closed(now, txid, placed_at, closed_at)
@@ -231,7 +255,7 @@ class CapacityTelemetry:
                     with self._lock:
                         self._events.accept(now)
                 else:
-                    self._ended(now, txid, kind, vol, vol_exec, context, placed_at)
+                    self._ended(now, txid, kind, vol, vol_exec, context, placed_at, closed_at)
                 return
             # `open`, the common poll: inlined, the cheapest path (`EventRecord.accept` is written out here on
             # purpose: calling it costs the common poll about 7% of issue 11's 3x hook-cost target)
@@ -274,12 +298,14 @@ class CapacityTelemetry:
                     seen = self._seen
                     if txid not in seen:
                         if placed_at is None and not self._seen_old and len(seen) < _SEEN_ROTATE_AT:
-                            seen[txid] = hw  # the usual case, written out
-                            if hw >= self._rate_after:
+                            if hw >= self._rate_after:  # the usual case, written out
+                                seen[txid] = hw
                                 placements = self._placements
                                 placements.append(hw)
                                 if len(placements) >= PENDING_MAX:
                                     self._rate.fold()
+                            else:  # already open when the telemetry started: its age is unknown
+                                seen[txid] = UNKNOWN_PLACED
                         else:
                             self._first_seen(txid, hw, placed_at, True)
                 if not events.txids.see_open(txid, hw, mark, partial):
@@ -391,6 +417,24 @@ class CapacityTelemetry:
                 self._kraken.clear()
         except Exception as exc:
             self._errors.internal_error(exc)
+
+    def observe_rate_threshold(self, value: Any) -> str | None:
+        """The account's own order rate threshold (Kraken's `maxratecount`, from the executions stream's ack):
+        preferred to the tier's. Returns the tier's name when the two disagree (for the caller's one warning), else
+        None; a bad value is counted (`invalid_rate_threshold`) and changes nothing."""
+        try:
+            threshold = check_max_rate_count(value)
+            if threshold is None:
+                self._errors.reject(self._now(), "invalid_rate_threshold", "is not a number in (0, 100000]",
+                                    "maxratecount", value)
+                return None
+            with self._lock:
+                self._rate.account_threshold(threshold)
+                walls = tier_walls(self._rate.tier_name)
+            return None if walls.rate_threshold == threshold else walls.name
+        except Exception as exc:  # never into the caller
+            self._errors.internal_error(exc)
+            return None
 
     def observe_rate_counter(self, value: Any, fetched_at: Any = None) -> None:
         """Kraken's own order rate counter for this pair (a bot that knows it hands it over): preferred to our
@@ -571,9 +615,11 @@ class CapacityTelemetry:
         if not remember:
             seen = {}  # (written to and forgotten)
         if placed_at is None:
-            seen[txid] = hw
             if hw >= self._rate_after:
+                seen[txid] = hw
                 self._rate.add(1.0, hw)
+            else:  # already open when the telemetry started: its age is unknown
+                seen[txid] = UNKNOWN_PLACED
         else:
             given = _valid_time(placed_at) and placed_at <= hw + MAX_CLOCK_AHEAD_SECONDS
             placed = float(placed_at) if given else hw
@@ -583,11 +629,24 @@ class CapacityTelemetry:
                 self._rate.add(1.0, placed)
         if len(seen) * 2 >= MAX_SEEN_OPEN:
             if self._seen_old:
-                self._seen_dropped.append(self._seen_old)
+                dropped = self._seen_dropped
+                dropped.append(self._seen_old)
+                if len(dropped) > MAX_BACKLOG:  # nobody has read for a long flood: free them here, as the txid table
+                    dropped.clear()
             self._seen_old, self._seen = seen, {}
 
     def _ended(self, now: float, txid: str, status: str, vol: Any, vol_exec: Any, context: dict[str, Any],
-               placed_at: Any = None) -> None:
+               placed_at: Any = None, closed_at: Any = None) -> None:
+        ended_at: float | None = None  # when it ended (Kraken's `closetm`): a polled cancel is charged then
+        if closed_at is not None and status == "canceled":
+            if type(closed_at) is float and 0.0 < closed_at <= now + MAX_CLOCK_AHEAD_SECONDS:
+                ended_at = closed_at
+            else:
+                checked_close = check_timestamp(closed_at, now + MAX_CLOCK_AHEAD_SECONDS, "invalid_closed_at")
+                if isinstance(checked_close, Rejected):  # counted and ignored: the cancel itself still counts
+                    self._errors.reject(now, *checked_close, "closed_at", closed_at)
+                else:
+                    ended_at = checked_close
         executed = check_volume(vol_exec)
         if isinstance(executed, Rejected):
             return self._errors.reject(now, *executed, "vol_exec", vol_exec)
@@ -610,8 +669,13 @@ class CapacityTelemetry:
             first = events.txids.end(txid, events.hw, events.mark)
             if first and status == "canceled" and self._from_hooks:
                 placed = placed_at if _valid_time(placed_at) else seen
-                if placed is not None:  # an order whose placing we never saw nor were told: its age is unknown
-                    self._rate.cancelled(events.hw, events.hw - placed)
+                if placed == UNKNOWN_PLACED:
+                    # already open when the telemetry started, no placed_at: its true age is unknown (Kraken charges
+                    # nothing past 300 s, and we cannot vouch for a young one), so not charged -- and counted
+                    self._errors.note("order_rate_unknown_age")
+                elif placed is not None:  # (None: never seen open nor told its placing; docs/order-rate.md)
+                    at = events.hw if ended_at is None or ended_at < placed else ended_at
+                    self._rate.cancelled(at, at - placed)
             if not first or not executed > 0.0:
                 return
             if events.add_partial_cancel():

@@ -33,6 +33,8 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from ..core import defaults
+from ..core.order_rate import tier as tier_walls
 from .fake_account import FakeAccount, Rows
 from .fake_kraken import WsTokens
 
@@ -75,8 +77,10 @@ class _Connection:
 class FakeKrakenStream:
     """`FakeKrakenStream(account, tokens)`; `start()` returns the `ws://` URL, `stop()` ends it."""
 
-    def __init__(self, account: FakeAccount, tokens: WsTokens, heartbeat_seconds: float = 1.0) -> None:
+    def __init__(self, account: FakeAccount, tokens: WsTokens, heartbeat_seconds: float = 1.0,
+                 tier: str = defaults.KRAKEN_TIER) -> None:
         self.account = account
+        self.max_rate_count = int(tier_walls(tier).rate_threshold)  # the ack's `maxratecount`: the account's tier
         self.tokens = tokens
         self.heartbeat_seconds = heartbeat_seconds
         self.connections = 0
@@ -250,6 +254,7 @@ class FakeKrakenStream:
             "channel": "executions", "snapshot": True, "snap_orders": params.get("snap_orders", True),
             "snap_trades": params.get("snap_trades", False), "order_status": params.get("order_status", True),
             "ratecounter": params.get("ratecounter", False),
+            **({"maxratecount": self.max_rate_count} if params.get("ratecounter") else {}),
             "warnings": ["cancel_reason is deprecated, use reason"]},
             "success": True, "time_in": _now_text(), "time_out": _now_text()}))
 

@@ -153,7 +153,8 @@ class Demo:
         rest_book = None if self.account is not None else (lambda: self.exchange.open_orders_result()["open"])
         self.fake = FakeKraken(key, secret, open_orders=rest_book, account=self.account)
         client = ReadOnlyKraken(KrakenCredentials(key, secret), self.fake.start(), timeout=2.0)
-        self.fake_stream = FakeKrakenStream(self.account, self.fake.tokens) if self.account is not None else None
+        self.fake_stream = (FakeKrakenStream(self.account, self.fake.tokens, tier=settings.tier)
+                            if self.account is not None else None)
         try:
             names = resolve_pairs(client, settings.pairs)
             telemetries = [self._add_pair(pair, names) for pair in settings.pairs]

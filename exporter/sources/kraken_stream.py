@@ -45,6 +45,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from ..core import defaults
 from ..core.executions import SKIP_REASONS, ExecutionBook, Observation, PairMatcher, parse_time
 from ..core.naming import PREFIX
+from ..core.order_rate import tier as tier_walls
 from ..core.stream_frames import FRAME_KINDS, NOT_JSON, Frame, SequenceCheck, frame_of
 from ..core.stream_frames import loads as _loads
 from ..core.telemetry import CapacityTelemetry
@@ -212,6 +213,7 @@ class KrakenStream:
         self._contradicted: set[str] = set()
         self._gap_began: float | None = None  # our clock (the telemetries'): the last message before a gap
         self._kraken_ahead: float | None = None  # Kraken's clock less ours, from the last subscribe ack's `time_out`
+        self._threshold_warned: tuple[Any, str] | None = None  # the last (maxratecount, tier) warned about
         self._failed_attempts = 0  # attempts since the stream was last live
         self._age, self._message_counts = metrics.age, metrics.messages.counts  # touched by every message
         self._counts_seen = -1  # the book's `changes` when the counts were last told
@@ -238,6 +240,12 @@ class KrakenStream:
     def events_known(self) -> bool:
         """True once a snapshot has come and the stream is not off: partial fills and fill times are known."""
         return self.snapshots > 0 and self.state != "off"
+
+    @property
+    def rate_known(self) -> bool:
+        """True while the stream is live: the order rate counter's events arrive. While it is down they are lost
+        (no snapshot carries them), so the counter is unknown and its series are absent."""
+        return self.live and self.state != "off"
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
 
@@ -416,6 +424,7 @@ class KrakenStream:
                 return "snapshot_contradiction"
         elif kind == "subscribed":
             self._measure_clock(text)
+            self._read_threshold(text)
         elif frame.kind == "rejected":
             self._detail = f": {frame.error}; a fresh token comes with the retry"
             return "subscribe_rejected"
@@ -481,6 +490,28 @@ class KrakenStream:
             kraken = parse_time(json.loads(text).get("time_out"))
             if kraken is not None:
                 self._kraken_ahead = kraken - self._clock_now()
+
+    def _read_threshold(self, text: str | bytes) -> None:
+        """The account's own rate counter threshold, `maxratecount` in the subscribe ack (Kraken's executions page):
+        handed to every pair's counter, preferred to the tier's; one warning when it is not the configured tier's."""
+        ack: Any = None
+        with contextlib.suppress(ValueError, TypeError):
+            ack = json.loads(text)
+        if not isinstance(ack, dict):
+            return
+        result = ack.get("result")
+        value = result.get("maxratecount") if isinstance(result, dict) else None
+        if value is None:
+            value = ack.get("maxratecount")
+        if value is None:
+            return  # not sent: the tier's threshold stays
+        for telemetry in self.telemetries.values():
+            configured = telemetry.observe_rate_threshold(value)
+            if configured is not None and (value, configured) != self._threshold_warned:
+                self._threshold_warned = (value, configured)
+                log.warning("Kraken says this account's order rate threshold is %s, but the configured tier %s has "
+                            "%g: Kraken's %s is in force (set --kraken-tier to the account's tier)", value, configured,
+                            tier_walls(configured).rate_threshold, value)
 
     def _note_gap(self) -> None:
         """A connection ended: its last message, on our clock, is where the gap began (unless an earlier gap is

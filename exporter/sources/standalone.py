@@ -41,6 +41,9 @@ class EventsSource(Protocol):
     @property
     def events_known(self) -> bool: ...
 
+    @property
+    def rate_known(self) -> bool: ...
+
 
 class StandaloneSource:
     """A `PairSource` over a Kraken-fed telemetry, hiding what only the bot could know (and, without the stream,
@@ -60,7 +63,9 @@ class StandaloneSource:
         streamed = self.events is not None and self.events.events_known
         unknown = INTERNAL_FIELDS if streamed else BOT_SIDE_FIELDS
         source = EVENTS_FROM_STREAM if streamed else None
-        if not streamed:  # the order rate counter comes from the stream's order events: unknown without them
+        if not (streamed and self.events is not None and self.events.rate_known):
+            # the order rate counter comes from the stream's order events: unknown without them, and while the stream
+            # is down (the events of the gap are not in any snapshot: the counter would decay to a confident 0)
             reading = dataclasses.replace(reading, order_rate=None)
         if health is None or health.open_orders_kraken is None:
             return dataclasses.replace(
@@ -93,4 +98,6 @@ class StreamEventsSource:
 
     def reading(self) -> PairReading:
         reading = self.telemetry.reading()
+        if reading.order_rate is not None and not self.events.rate_known:  # as in StandaloneSource
+            reading = dataclasses.replace(reading, order_rate=None)
         return dataclasses.replace(reading, events_source=EVENTS_FROM_STREAM) if self.events.events_known else reading

@@ -80,6 +80,9 @@ _RATE_GAUGES: tuple[tuple[str, str, Callable[[RateReading], float | None]], ...]
      "events with Kraken's arithmetic, or Kraken's own value when it reports one.", lambda r: r.counter),
     ("order_rate_threshold", "The counter's threshold for the tier: over it, orders fail with "
      "EOrder:Rate limit exceeded.", lambda r: r.threshold),
+    ("order_rate_threshold_from_kraken", "1 when the threshold in force is the account's own (maxratecount in "
+     "Kraken's executions subscribe ack), 0 when it is the configured tier's.",
+     lambda r: 1.0 if r.threshold_source == "kraken" else 0.0),
     ("order_rate_utilization_ratio", "The counter / its threshold (0-1).", lambda r: r.utilization),
     ("order_rate_peak_1d", "The counter's highest value in the last 24h.", lambda r: r.peak_1d),
     ("order_rate_estimate_error", "Kraken's last reported counter minus our estimate at that moment; absent "

@@ -49,6 +49,8 @@ def health_dict(reading: PairReading, now: float | None = None) -> dict[str, Any
         block["order_rate_threshold"] = rate.threshold
         block["order_rate_peak_1d"] = rate.peak_1d
         block["order_rate_limited_1d"] = rate.limited_1d
+        block["order_rate_threshold_source"] = rate.threshold_source  # "kraken" (the account's maxratecount) or "tier"
+        block["kraken_tier"] = rate.tier  # this pair's tier (add_pair(tier=) may differ from the exporter's default)
     if reading.unknown_fields:
         block["unknown_fields"] = list(reading.unknown_fields)
     if reading.invalid_fields:
@@ -89,7 +91,7 @@ def status_payload(exporter: ExporterView, pair: str | None = None) -> dict[str,
     if problems:
         payload["problems"] = problems
     payload["mode"] = exporter.mode  # demo|serve|scrape|embedded: simulated data never passes for production
-    payload["kraken_tier"] = exporter.tier  # the verification tier whose walls are in force
+    payload["kraken_tier"] = exporter.tier  # the exporter's default tier (each pair's block says its own)
     return payload
 
 
