@@ -45,9 +45,8 @@ class EventsSource(Protocol):
     def rate_known(self) -> bool: ...
 
 
-class StandaloneSource:
-    """A `PairSource` over a Kraken-fed telemetry, hiding what only the bot could know (and, without the stream,
-    the partial fills and fill times)."""
+class _TelemetrySource:
+    """A `PairSource` over one telemetry, with what the stream knows of its events (if anything)."""
 
     def __init__(self, telemetry: CapacityTelemetry, events: EventsSource | None = None) -> None:
         self.telemetry = telemetry
@@ -56,6 +55,11 @@ class StandaloneSource:
     @property
     def pair(self) -> str:
         return self.telemetry.pair
+
+
+class StandaloneSource(_TelemetrySource):
+    """A `PairSource` over a Kraken-fed telemetry, hiding what only the bot could know (and, without the stream,
+    the partial fills and fill times)."""
 
     def reading(self) -> PairReading:
         reading = self.telemetry.reading()
@@ -83,18 +87,15 @@ class StandaloneSource:
                                    blind=False, problem=None)  # a fresh Kraken count is all serve needs
 
 
-class StreamEventsSource:
+class StreamEventsSource(_TelemetrySource):
     """A `PairSource` over a bot-fed telemetry whose partial fills and fill times come from Kraken's stream (the
     demo: the simulated bot tells its own counts, the stream its orders): the reading as it is, with `events_source`
     once the stream knows them."""
 
-    def __init__(self, telemetry: CapacityTelemetry, events: EventsSource) -> None:
-        self.telemetry = telemetry
-        self.events = events
+    events: EventsSource
 
-    @property
-    def pair(self) -> str:
-        return self.telemetry.pair
+    def __init__(self, telemetry: CapacityTelemetry, events: EventsSource) -> None:
+        super().__init__(telemetry, events)
 
     def reading(self) -> PairReading:
         reading = self.telemetry.reading()
