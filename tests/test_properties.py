@@ -117,6 +117,9 @@ op = st.one_of(
 )
 
 
+CLOCK_AHEAD_ALLOWED = 60.0  # seconds a placed_at or closed_at may be ahead of our clock
+
+
 def stamp_value(spec, now):
     """(value passed, verdict): verdict is a float, None (not known), or the kind for placed_at/fetched_at."""
     tag, arg = spec
@@ -232,6 +235,12 @@ def apply_status(operation, telemetry, model, now):
         return model.reject(tx_v)
     if st_v in ("invalid_status", "unknown_status"):
         return model.reject(st_v)
+    # placed_at is checked on every path: here against our clock with the minute's allowance for Kraken's clock
+    # running ahead (as closed_at, docs/embedding.md), on the closed path below against the close it cannot follow
+    if st_v != "closed" and (placed_v == "bad" or (placed_v == "future" and spec[1] > CLOCK_AHEAD_ALLOWED)):
+        model.reject("placed_at_in_future" if placed_v == "future" else "invalid_placed_at")
+        if st_v == "open":
+            return None  # the whole row: nothing changes
     if st_v == "open":
         if isinstance(vol_v, str):
             return model.reject(vol_v)
