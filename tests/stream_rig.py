@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from statistics import median
 
 from prometheus_client import CollectorRegistry
@@ -24,6 +26,22 @@ from tests.conftest import wait_for
 
 KEY = "test-key-0001"
 PAIRS = ("XDGUSD", "XBTUSD")
+
+
+@contextmanager
+def fake_kraken(secret: str, heartbeat: float, *, slow_seconds: float = 0.0,
+                **stream_options: object) -> Iterator[tuple[FakeAccount, FakeKraken, FakeKrakenStream]]:
+    """The fake Kraken's REST side and its WebSocket v2 stream over one account, started; stopped on the way out."""
+    account = FakeAccount()
+    rest = FakeKraken(KEY, secret, account=account, slow_seconds=slow_seconds)
+    rest.start()
+    stream = FakeKrakenStream(account, rest.tokens, heartbeat_seconds=heartbeat, **stream_options)  # type: ignore[arg-type]
+    stream.start()
+    try:
+        yield account, rest, stream
+    finally:
+        stream.stop()
+        rest.stop()
 
 
 class StreamRig:

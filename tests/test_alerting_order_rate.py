@@ -14,11 +14,9 @@ import time
 import pytest
 import requests
 
-from exporter.demo.fake_account import FakeAccount
-from exporter.demo.fake_kraken import FakeKraken
-from exporter.demo.fake_kraken_stream import FakeKrakenStream
 from tests.conftest import free_port, wait_for
 from tests.harness import WebhookReceiver, fast_rules, start_alertmanager, start_prometheus
+from tests.stream_rig import fake_kraken
 
 pytestmark = pytest.mark.integration
 KEY = "test-key-0001"
@@ -26,33 +24,27 @@ KEY = "test-key-0001"
 
 @pytest.fixture
 def stack(tmp_path, kraken_secret):
-    account = FakeAccount()
-    rest = FakeKraken(KEY, kraken_secret, account=account)
-    rest.start()
-    stream = FakeKrakenStream(account, rest.tokens, heartbeat_seconds=0.5, tier="starter")
-    stream.start()
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KRAKEN_", "EXPORTER_"))}
-    env.update({"KRAKEN_API_URL": rest.url, "KRAKEN_WS_URL": stream.url, "KRAKEN_API_KEY": KEY,
-                "KRAKEN_API_SECRET": kraken_secret, "KRAKEN_TIER": "starter"})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "serve", "--pair", "XDGUSD", "--port", str(port),
-         "--kraken-poll-interval", "0.5", "--kraken-timeout", "0.5"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    assert "listening on" in proc.stdout.readline()
-    receiver = WebhookReceiver()
-    am = start_alertmanager(tmp_path, receiver.url)
-    prom = start_prometheus(tmp_path, {"kraken-capacity-exporter": [f"127.0.0.1:{port}"]},
-                            alertmanager=am.url.removeprefix("http://"), rules=fast_rules(tmp_path / "rules.yml"))
-    yield account, prom, receiver, port
-    prom.stop()
-    am.stop()
-    receiver.stop()
-    proc.terminate()
-    _, err = proc.communicate(timeout=20)
-    assert "Traceback" not in err, err
-    stream.stop()
-    rest.stop()
+    with fake_kraken(kraken_secret, 0.5, tier="starter") as (account, rest, stream):
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KRAKEN_", "EXPORTER_"))}
+        env.update({"KRAKEN_API_URL": rest.url, "KRAKEN_WS_URL": stream.url, "KRAKEN_API_KEY": KEY,
+                    "KRAKEN_API_SECRET": kraken_secret, "KRAKEN_TIER": "starter"})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "serve", "--pair", "XDGUSD", "--port", str(port),
+             "--kraken-poll-interval", "0.5", "--kraken-timeout", "0.5"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        assert "listening on" in proc.stdout.readline()
+        receiver = WebhookReceiver()
+        am = start_alertmanager(tmp_path, receiver.url)
+        prom = start_prometheus(tmp_path, {"kraken-capacity-exporter": [f"127.0.0.1:{port}"]},
+                                alertmanager=am.url.removeprefix("http://"), rules=fast_rules(tmp_path / "rules.yml"))
+        yield account, prom, receiver, port
+        prom.stop()
+        am.stop()
+        receiver.stop()
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+        assert "Traceback" not in err, err
 
 
 def notified(receiver, path, alertname, status):

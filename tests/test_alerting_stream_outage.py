@@ -14,11 +14,9 @@ import sys
 
 import pytest
 
-from exporter.demo.fake_account import FakeAccount
-from exporter.demo.fake_kraken import FakeKraken
-from exporter.demo.fake_kraken_stream import FakeKrakenStream
 from tests.conftest import free_port, wait_for
 from tests.harness import WebhookReceiver, fast_rules, start_alertmanager, start_prometheus
+from tests.stream_rig import fake_kraken
 
 pytestmark = pytest.mark.integration
 KEY = "test-key-0001"
@@ -26,16 +24,10 @@ KEY = "test-key-0001"
 
 @pytest.fixture
 def kraken(kraken_secret):
-    account = FakeAccount()
-    rest = FakeKraken(KEY, kraken_secret, account=account, slow_seconds=2.0)
-    rest.start()
-    stream = FakeKrakenStream(account, rest.tokens, heartbeat_seconds=0.5)
-    stream.start()
-    for _ in range(40):
-        account.place("XDGUSD", 13)
-    yield account, rest, stream
-    stream.stop()
-    rest.stop()
+    with fake_kraken(kraken_secret, 0.5, slow_seconds=2.0) as (account, rest, stream):
+        for _ in range(40):
+            account.place("XDGUSD", 13)
+        yield account, rest, stream
 
 
 @pytest.fixture

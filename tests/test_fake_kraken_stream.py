@@ -10,9 +10,8 @@ import pytest
 from websockets.sync.client import connect
 
 from exporter.core.executions import parse_time
-from exporter.demo.fake_account import FakeAccount
 from exporter.demo.fake_kraken import FakeKraken
-from exporter.demo.fake_kraken_stream import FakeKrakenStream
+from tests.stream_rig import fake_kraken
 
 pytestmark = pytest.mark.integration
 KEY = "test-key-0001"
@@ -20,14 +19,8 @@ KEY = "test-key-0001"
 
 @pytest.fixture
 def fake(kraken_secret):
-    account = FakeAccount()
-    rest = FakeKraken(KEY, kraken_secret, account=account)
-    rest.start()
-    stream = FakeKrakenStream(account, rest.tokens, heartbeat_seconds=0.1)
-    stream.start()
-    yield account, rest, stream
-    stream.stop()
-    rest.stop()
+    with fake_kraken(kraken_secret, 0.1) as (account, rest, stream):
+        yield account, rest, stream
 
 
 def token(rest: FakeKraken, secret: str, key: str = KEY) -> dict:

@@ -11,12 +11,10 @@ import pytest
 import requests
 
 from exporter.config import SETTINGS
-from exporter.demo.fake_account import FakeAccount
-from exporter.demo.fake_kraken import FakeKraken
-from exporter.demo.fake_kraken_stream import FakeKrakenStream
 from exporter.sources.kraken_api import READ_ONLY_PRIVATE, READ_ONLY_PUBLIC
 from exporter.sources.kraken_stream import KrakenStream
 from tests.conftest import free_port, wait_for
+from tests.stream_rig import fake_kraken
 from tests.test_config import default_of
 
 KEY = "test-key-0001"
@@ -24,14 +22,8 @@ KEY = "test-key-0001"
 
 @pytest.fixture
 def kraken(kraken_secret):
-    account = FakeAccount()
-    rest = FakeKraken(KEY, kraken_secret, account=account)
-    rest.start()
-    stream = FakeKrakenStream(account, rest.tokens, heartbeat_seconds=0.2)
-    stream.start()
-    yield account, rest, stream
-    stream.stop()
-    rest.stop()
+    with fake_kraken(kraken_secret, 0.2) as (account, rest, stream):
+        yield account, rest, stream
 
 
 def serve(kraken_secret, rest, stream, *extra):
